@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The few kernel types recorder.bpf.c reads. Every field is relocated against the
+ * running kernel's BTF (CO-RE), so this one header serves amd64 and arm64 and no
+ * full vmlinux.h has to be pinned per architecture. A field that a kernel renames
+ * makes the load fail with a clear relocation error, never a silent misread.
+ */
+#ifndef __SYSCAGE_CORE_H
+#define __SYSCAGE_CORE_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef int pid_t;
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct cgroup {
+	int level;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
+struct seccomp {
+	int mode;
+};
+
+struct thread_info {
+	unsigned long flags;
+	__u32 status;
+};
+
+struct task_struct {
+	struct thread_info thread_info;
+	struct css_set *cgroups;
+	struct seccomp seccomp;
+};
+
+struct pt_regs {
+#if defined(__TARGET_ARCH_arm64)
+	__u64 pstate;
+#endif
+	long unused;
+};
+
+struct linux_binprm;
+
+#pragma clang attribute pop
+
+/* Map types newer than the uapi headers of older build hosts. */
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_CGRP_STORAGE 32
+#define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
+#define BPF_ANY 0
+
+#endif

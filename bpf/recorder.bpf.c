@@ -1,0 +1,246 @@
+//go:build ignore
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+
+/*
+ * The syscall recorder: one bitmap of syscall numbers per tracked cgroup, set in the
+ * kernel at sys_enter. Nothing is sent to user space per syscall, so nothing can be
+ * lost; user space reads the bitmaps when it wants them.
+ *
+ * Cost model. Attaching anything to sys_enter puts every task on the host on the
+ * traced syscall path (~90 ns); that is the floor. On top of it, every syscall on the
+ * host pays one cgroup local storage lookup (a pointer chase, no hashing) to learn
+ * whether its cgroup is tracked. The answer -- tracked slot or "not tracked" -- is
+ * cached on the cgroup itself and stamped with a generation that user space bumps
+ * whenever the tracked set changes, so a cgroup created inside a tracked one (nested
+ * containers) is found on its first syscall and never again costs an ancestor walk.
+ */
+
+#include "core.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#define MAX_SLOTS 1024
+/* Syscall numbers per ABI; larger ones are counted in out_of_range. */
+#define NR_BITS 1024
+#define NR_WORDS (NR_BITS / 64)
+/* Deepest cgroup2 nesting searched for a tracked ancestor (the kernel allows more,
+ * but no runtime nests that deep; a deeper cgroup is counted in too_deep). */
+#define MAX_LEVELS 32
+
+enum abi {
+	ABI_NATIVE = 0,
+	ABI_COMPAT = 1, /* 32-bit syscalls of a 64-bit kernel: i386 on x86_64, arm on arm64 */
+	ABI_X32 = 2,
+	ABI_COUNT = 3,
+};
+
+enum start {
+	START_NOW = 0,     /* record from the moment the cgroup is tracked */
+	START_EXEC = 1,    /* record from the first successful execve in the cgroup */
+	START_SECCOMP = 2, /* record only tasks that run under a seccomp filter */
+};
+
+/* One tracked cgroup: what was recorded, and when recording starts. */
+struct record {
+	__u32 start;   /* enum start, written by user space before tracking */
+	__u32 armed;   /* START_EXEC: set by the first exec in the cgroup */
+	__u32 pending; /* START_EXEC: execve variants entered before arming, bit abi*2+i */
+	__u32 _pad;
+	__u64 bits[ABI_COUNT][NR_WORDS];
+};
+
+/* Per-CPU counters of a slot, so loss is measured rather than assumed. */
+struct counters {
+	__u64 events;         /* syscalls recorded */
+	__u64 before_start;   /* syscalls in the cgroup before recording started */
+	__u64 out_of_range;   /* numbers >= NR_BITS (or negative): not in the bitmap */
+	__s64 last_out_of_range;
+};
+
+/* Value cached on every cgroup that made a syscall while the recorder was attached. */
+struct cached {
+	__u32 generation;
+	__s32 slot; /* -1: neither this cgroup nor an ancestor is tracked */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, __u64);   /* cgroup2 id (inode of its directory) */
+	__type(value, __u32); /* slot in records and counters */
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct record);
+} records SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct counters);
+} slot_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cached);
+} cgroup_cache SEC(".maps");
+
+/* Bumped by user space after every change to tracked. */
+__u32 generation;
+/* Host-wide: cgroups deeper than MAX_LEVELS, and failed cache allocations. */
+__u64 too_deep;
+__u64 no_cache;
+
+/* execve and execveat per ABI (-1 where absent), set by user space from its tables. */
+volatile const __s32 exec_nr[ABI_COUNT][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+
+/* Kernel ABI constants, cited from the kernel headers named. */
+#define X32_SYSCALL_BIT 0x40000000 /* arch/x86/include/uapi/asm/unistd.h */
+#define TS_COMPAT 0x0002           /* arch/x86/include/asm/thread_info.h */
+#define PSR_MODE32_BIT 0x10        /* arch/arm64/include/uapi/asm/ptrace.h */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* slot_of returns the slot of the current task's cgroup or of its nearest tracked
+ * ancestor, or -1. */
+static __always_inline int slot_of(struct cgroup *cgrp)
+{
+	__u32 gen = generation;
+	struct cached *c = bpf_cgrp_storage_get(&cgroup_cache, cgrp, 0, 0);
+	if (c && c->generation == gen)
+		return c->slot;
+
+	/* Slow path: once per cgroup and generation. gen was read before the walk, so a
+	 * concurrent change to tracked leaves this entry stale, never wrong. */
+	int slot = -1;
+	int level = cgrp->level;
+	if (level >= MAX_LEVELS) {
+		__sync_fetch_and_add(&too_deep, 1);
+		level = MAX_LEVELS - 1;
+	}
+	for (int i = MAX_LEVELS - 1; i >= 0; i--) {
+		if (i > level)
+			continue;
+		__u64 id = bpf_get_current_ancestor_cgroup_id(i);
+		__u32 *s = bpf_map_lookup_elem(&tracked, &id);
+		if (s) {
+			slot = *s;
+			break;
+		}
+	}
+
+	c = bpf_cgrp_storage_get(&cgroup_cache, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (c) {
+		c->slot = slot;
+		c->generation = gen;
+	} else {
+		__sync_fetch_and_add(&no_cache, 1);
+	}
+	return slot;
+}
+
+static __always_inline int abi_of(struct task_struct *task, struct pt_regs *regs, long *nr)
+{
+#if defined(__TARGET_ARCH_x86)
+	/* Set on entry through int 0x80 / sysenter / 32-bit syscall, whatever the
+	 * binary's bitness: the kernel uses the ia32 table for exactly these calls. */
+	if (task->thread_info.status & TS_COMPAT)
+		return ABI_COMPAT;
+	if (*nr >= 0 && (*nr & X32_SYSCALL_BIT)) {
+		*nr &= ~(long)X32_SYSCALL_BIT;
+		return ABI_X32;
+	}
+#elif defined(__TARGET_ARCH_arm64)
+	/* AArch32 state in the saved PSTATE: what compat_user_mode() tests. */
+	if (regs->pstate & PSR_MODE32_BIT)
+		return ABI_COMPAT;
+#endif
+	return ABI_NATIVE;
+}
+
+static __always_inline void set_bit(struct record *rec, int abi, long nr)
+{
+	if (abi < 0 || abi >= ABI_COUNT)
+		return;
+	__u64 *word = &rec->bits[abi][(nr >> 6) & (NR_WORDS - 1)];
+	__u64 bit = 1ULL << (nr & 63);
+	/* Test first: once a syscall is known, its word stays shared in every CPU's
+	 * cache instead of bouncing between them on each call. */
+	if (!(*word & bit))
+		__sync_fetch_and_or(word, bit);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	int slot = slot_of(task->cgroups->dfl_cgrp);
+	if (slot < 0)
+		return 0;
+
+	__u32 key = slot;
+	struct record *rec = bpf_map_lookup_elem(&records, &key);
+	struct counters *cnt = bpf_map_lookup_elem(&slot_counters, &key);
+	if (!rec || !cnt)
+		return 0;
+
+	int abi = abi_of(task, regs, &nr);
+	if (rec->start == START_EXEC && !rec->armed) {
+		/* The execve that starts the workload is part of what it needs; remember it
+		 * here and keep it only when the exec succeeds (sched_process_exec). */
+		for (int i = 0; i < 2; i++)
+			if (nr == exec_nr[abi][i])
+				__sync_fetch_and_or(&rec->pending, 1U << (abi * 2 + i));
+		cnt->before_start++;
+		return 0;
+	}
+	if (rec->start == START_SECCOMP && task->seccomp.mode == 0) {
+		cnt->before_start++;
+		return 0;
+	}
+	if (nr < 0 || nr >= NR_BITS) {
+		cnt->out_of_range++;
+		cnt->last_out_of_range = nr;
+		return 0;
+	}
+	set_bit(rec, abi, nr);
+	cnt->events++;
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	int slot = slot_of(task->cgroups->dfl_cgrp);
+	if (slot < 0)
+		return 0;
+	__u32 key = slot;
+	struct record *rec = bpf_map_lookup_elem(&records, &key);
+	if (!rec || rec->start != START_EXEC || rec->armed)
+		return 0;
+
+	__u32 pending = rec->pending;
+	for (int abi = 0; abi < ABI_COUNT; abi++)
+		for (int i = 0; i < 2; i++) {
+			__s32 nr = exec_nr[abi][i];
+			if ((pending & (1U << (abi * 2 + i))) && nr >= 0 && nr < NR_BITS)
+				set_bit(rec, abi, nr);
+		}
+	rec->armed = 1;
+	return 0;
+}
+
+/* The floor of this design, for benchmarks only: the cost of any program at all on
+ * sys_enter. Never attached by the recorder. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(empty, struct pt_regs *regs, long nr)
+{
+	return 0;
+}

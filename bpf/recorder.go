@@ -1,0 +1,404 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// ABI is the syscall table a call was made through.
+type ABI int
+
+const (
+	// Native is the kernel's own table (x86_64, aarch64, …).
+	Native ABI = iota
+	// Compat is the 32-bit table of a 64-bit kernel: i386 on x86_64, arm on arm64.
+	Compat
+	// X32 is x86_64's ILP32 table (numbers recorded without the x32 bit).
+	X32
+	// NumABIs is the number of ABIs a recording keeps apart.
+	NumABIs
+)
+
+func (a ABI) String() string {
+	switch a {
+	case Native:
+		return "native"
+	case Compat:
+		return "compat"
+	case X32:
+		return "x32"
+	}
+	return "abi(" + strconv.Itoa(int(a)) + ")"
+}
+
+// StartAt says from which moment the syscalls of a tracked cgroup count.
+type StartAt uint32
+
+const (
+	// StartNow records from the moment the cgroup is tracked.
+	StartNow StartAt = iota
+	// StartExec records from the first successful execve in the cgroup, keeping that
+	// execve: what a command started with `syscage record -- CMD` needs.
+	StartExec
+	// StartSeccomp records only tasks already running under a seccomp filter: in a
+	// container, exactly the calls its profile will have to allow, without the
+	// runtime's own setup.
+	StartSeccomp
+)
+
+// ErrNotSupported is returned when the kernel lacks something the recorder needs.
+var ErrNotSupported = errors.New("not supported by this kernel")
+
+// ErrPermission is returned when the process may not load BPF programs.
+var ErrPermission = errors.New("permission denied")
+
+const btfPath = "/sys/kernel/btf/vmlinux"
+
+// Options configure a Recorder.
+type Options struct {
+	// ExecSyscalls holds the numbers of execve and execveat in each ABI (-1 where an
+	// ABI lacks one). StartExec keeps the execve that started the workload with them.
+	ExecSyscalls [NumABIs][2]int32
+}
+
+// Recording is what a tracked cgroup made so far.
+type Recording struct {
+	// Syscalls holds, per ABI, the sorted numbers seen.
+	Syscalls [NumABIs][]int
+	Stats    Stats
+}
+
+// Stats are the counters kept beside a recording, so that loss is measured.
+type Stats struct {
+	Events         uint64 // syscalls recorded
+	BeforeStart    uint64 // syscalls made in the cgroup before recording started
+	OutOfRange     uint64 // syscalls whose number does not fit the bitmap
+	LastOutOfRange int64  // the last such number
+	TooDeep        uint64 // host-wide: cgroups nested deeper than the ancestor search
+	NoCache        uint64 // host-wide: cgroups whose lookup could not be cached
+}
+
+// Recorder is one loaded set of programs and maps serving any number of cgroups.
+// Programs are attached only while at least one cgroup is tracked.
+type Recorder struct {
+	mu    sync.Mutex
+	objs  objects
+	enter link.Link
+	exec  link.Link
+	slots map[uint64]uint32 // cgroup id → slot
+	free  []uint32
+	gen   uint32
+}
+
+// objects is the part of the collection the recorder uses; the benchmark-only
+// program stays unloaded.
+type objects struct {
+	SysEnter         *ebpf.Program  `ebpf:"sys_enter"`
+	SchedProcessExec *ebpf.Program  `ebpf:"sched_process_exec"`
+	Tracked          *ebpf.Map      `ebpf:"tracked"`
+	Records          *ebpf.Map      `ebpf:"records"`
+	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
+	CgroupCache      *ebpf.Map      `ebpf:"cgroup_cache"`
+	Generation       *ebpf.Variable `ebpf:"generation"`
+	TooDeep          *ebpf.Variable `ebpf:"too_deep"`
+	NoCache          *ebpf.Variable `ebpf:"no_cache"`
+}
+
+func (o *objects) close() error {
+	var errs []error
+	for _, p := range []*ebpf.Program{o.SysEnter, o.SchedProcessExec} {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache} {
+		if m != nil {
+			errs = append(errs, m.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Check reports, without loading anything, why this host cannot record: missing
+// privileges or missing kernel BTF.
+func Check() error {
+	if err := checkCaps(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(btfPath); err != nil {
+		return fmt.Errorf("kernel lacks BTF (%s): rebuild it with CONFIG_DEBUG_INFO_BTF=y: %w", btfPath, ErrNotSupported)
+	}
+	return nil
+}
+
+// Open loads the recorder into the kernel. Nothing is attached until Track.
+func Open(opts Options) (*Recorder, error) {
+	if err := Check(); err != nil {
+		return nil, err
+	}
+	// Kernels ≥ 5.11 account BPF memory to the cgroup instead of RLIMIT_MEMLOCK, and
+	// some sandboxes may not raise the limit at all: a failure here is not fatal.
+	_ = rlimit.RemoveMemlock()
+
+	spec, err := loadRecorder()
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["exec_nr"].Set(opts.ExecSyscalls); err != nil {
+		return nil, fmt.Errorf("setting exec_nr: %w", err)
+	}
+	r := &Recorder{slots: make(map[uint64]uint32)}
+	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
+		r.objs.close()
+		return nil, explainLoad(err)
+	}
+	for i := int(r.objs.Records.MaxEntries()) - 1; i >= 0; i-- {
+		r.free = append(r.free, uint32(i))
+	}
+	return r, nil
+}
+
+// explainLoad turns a load failure into the cause a user can act on.
+func explainLoad(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("loading the recorder: %w (run as root, or with CAP_BPF and CAP_PERFMON): %w", ErrPermission, err)
+	}
+	if e := features.HaveMapType(ebpf.CgroupStorage); e != nil {
+		return fmt.Errorf("kernel lacks cgroup local storage (Linux 6.2 or later is needed): %w", ErrNotSupported)
+	}
+	return fmt.Errorf("loading the recorder: %w", err)
+}
+
+// MaxCgroups is how many cgroups one recorder can track at once.
+func (r *Recorder) MaxCgroups() int { return int(r.objs.Records.MaxEntries()) }
+
+// Track starts recording the cgroup2 with the given id, and every cgroup below it.
+func (r *Recorder) Track(cgroupID uint64, start StartAt) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.objs.Tracked == nil {
+		return errors.New("recorder is closed")
+	}
+	if _, ok := r.slots[cgroupID]; ok {
+		return fmt.Errorf("cgroup %d is already tracked", cgroupID)
+	}
+	if len(r.free) == 0 {
+		return fmt.Errorf("tracking cgroup %d: all %d slots in use", cgroupID, r.MaxCgroups())
+	}
+	slot := r.free[len(r.free)-1]
+
+	// A fresh record and zeroed counters before the cgroup becomes visible to BPF.
+	if err := r.objs.Records.Put(slot, recorderRecord{Start: uint32(start)}); err != nil {
+		return fmt.Errorf("resetting record %d: %w", slot, err)
+	}
+	zero := make([]recorderCounters, possibleCPUs())
+	if err := r.objs.SlotCounters.Put(slot, zero); err != nil {
+		return fmt.Errorf("resetting counters %d: %w", slot, err)
+	}
+	if err := r.objs.Tracked.Update(cgroupID, slot, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("tracking cgroup %d: %w", cgroupID, err)
+	}
+	r.free = r.free[:len(r.free)-1]
+	r.slots[cgroupID] = slot
+	if err := r.bump(); err != nil {
+		r.untrackLocked(cgroupID)
+		return err
+	}
+	if err := r.attach(); err != nil {
+		r.untrackLocked(cgroupID)
+		return err
+	}
+	return nil
+}
+
+func possibleCPUs() int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
+// bump invalidates every cgroup's cached answer after tracked changed.
+func (r *Recorder) bump() error {
+	r.gen++
+	if err := r.objs.Generation.Set(r.gen); err != nil {
+		return fmt.Errorf("setting generation: %w", err)
+	}
+	return nil
+}
+
+func (r *Recorder) attach() error {
+	if r.enter != nil {
+		return nil
+	}
+	// exec first: were sys_enter first, a cgroup in StartExec could see its execve
+	// entered with nothing yet armed to keep it.
+	exec, err := link.AttachTracing(link.TracingOptions{Program: r.objs.SchedProcessExec})
+	if err != nil {
+		return fmt.Errorf("attaching sched_process_exec: %w", err)
+	}
+	enter, err := link.AttachTracing(link.TracingOptions{Program: r.objs.SysEnter})
+	if err != nil {
+		exec.Close()
+		return fmt.Errorf("attaching sys_enter: %w", err)
+	}
+	r.exec, r.enter = exec, enter
+	return nil
+}
+
+func (r *Recorder) detach() error {
+	var errs []error
+	if r.enter != nil {
+		errs = append(errs, r.enter.Close())
+		r.enter = nil
+	}
+	if r.exec != nil {
+		errs = append(errs, r.exec.Close())
+		r.exec = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Attached reports whether the programs are attached (some cgroup is tracked).
+func (r *Recorder) Attached() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.enter != nil
+}
+
+// Read returns what the cgroup made so far; recording goes on.
+func (r *Recorder) Read(cgroupID uint64) (*Recording, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	slot, ok := r.slots[cgroupID]
+	if !ok {
+		return nil, fmt.Errorf("cgroup %d is not tracked", cgroupID)
+	}
+	var rec recorderRecord
+	if err := r.objs.Records.Lookup(slot, &rec); err != nil {
+		return nil, fmt.Errorf("reading record %d: %w", slot, err)
+	}
+	var perCPU []recorderCounters
+	if err := r.objs.SlotCounters.Lookup(slot, &perCPU); err != nil {
+		return nil, fmt.Errorf("reading counters %d: %w", slot, err)
+	}
+	out := &Recording{}
+	for abi := range rec.Bits {
+		for w, word := range rec.Bits[abi] {
+			for b := 0; word != 0; b++ {
+				if word&1 != 0 {
+					out.Syscalls[abi] = append(out.Syscalls[abi], w*64+b)
+				}
+				word >>= 1
+			}
+		}
+	}
+	for _, c := range perCPU {
+		out.Stats.Events += c.Events
+		out.Stats.BeforeStart += c.BeforeStart
+		out.Stats.OutOfRange += c.OutOfRange
+		if c.OutOfRange > 0 {
+			out.Stats.LastOutOfRange = c.LastOutOfRange
+		}
+	}
+	if err := r.objs.TooDeep.Get(&out.Stats.TooDeep); err != nil {
+		return nil, fmt.Errorf("reading too_deep: %w", err)
+	}
+	if err := r.objs.NoCache.Get(&out.Stats.NoCache); err != nil {
+		return nil, fmt.Errorf("reading no_cache: %w", err)
+	}
+	return out, nil
+}
+
+// Untrack stops recording the cgroup and frees its slot; the programs are detached
+// when no cgroup is left. Read first: the recording is gone afterwards.
+func (r *Recorder) Untrack(cgroupID uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.slots[cgroupID]; !ok {
+		return fmt.Errorf("cgroup %d is not tracked", cgroupID)
+	}
+	return r.untrackLocked(cgroupID)
+}
+
+func (r *Recorder) untrackLocked(cgroupID uint64) error {
+	slot := r.slots[cgroupID]
+	delete(r.slots, cgroupID)
+	r.free = append(r.free, slot)
+	errs := []error{r.objs.Tracked.Delete(cgroupID)}
+	if errors.Is(errs[0], ebpf.ErrKeyNotExist) {
+		errs[0] = nil
+	}
+	errs = append(errs, r.bump())
+	if len(r.slots) == 0 {
+		errs = append(errs, r.detach())
+	}
+	return errors.Join(errs...)
+}
+
+// Close detaches and unloads everything. It is safe to call more than once.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := errors.Join(r.detach(), r.objs.close())
+	r.objs = objects{}
+	r.slots = map[uint64]uint32{}
+	return err
+}
+
+// ProgramIDs returns the kernel ids of the loaded programs, so that tests can prove
+// they are gone after Close.
+func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{r.objs.SysEnter, r.objs.SchedProcessExec} {
+		if p == nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// checkCaps reads the effective capabilities: loading needs CAP_SYS_ADMIN, or
+// CAP_BPF with CAP_PERFMON for tracing programs.
+func checkCaps() error {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil // let the load itself say what is wrong
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		hex, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return nil
+		}
+		const sysAdmin, perfmon, bpf = 21, 38, 39
+		has := func(c uint) bool { return caps&(1<<c) != 0 }
+		if has(sysAdmin) || (has(bpf) && has(perfmon)) {
+			return nil
+		}
+		return fmt.Errorf("recording syscalls needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run syscage with sudo: %w", ErrPermission)
+	}
+	return nil
+}
