@@ -146,7 +146,7 @@ func wantAll(t *testing.T, what string, got []string) {
 func TestRecordsEveryThreadAndDescendant(t *testing.T) {
 	r, tables := openRecorder(t)
 	dir := t.TempDir()
-	wl := workload.Build(t, dir, false)
+	wl := workload.Build(t, dir, workload.Dynamic)
 
 	// Noise outside the cgroup, running all along.
 	busy := exec.Command(wl, "busy")
@@ -209,7 +209,7 @@ func TestStartExecLeavesOutTheLauncher(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	wl := workload.Build(t, dir, false)
+	wl := workload.Build(t, dir, workload.Dynamic)
 	runIn(t, g, wl, "print")
 	rec, err := r.Read(g.ID)
 	if err != nil {
@@ -239,7 +239,7 @@ func TestNestedCgroupCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	wl := workload.Build(t, dir, false)
+	wl := workload.Build(t, dir, workload.Dynamic)
 	runIn(t, inner, wl, "calls")
 	rec, err := r.Read(g.ID)
 	if err != nil {
@@ -254,7 +254,7 @@ func TestCompatCallsNamedFromTheirOwnTable(t *testing.T) {
 	}
 	r, tables := openRecorder(t)
 	dir := t.TempDir()
-	wl32 := workload.Build(t, dir, true)
+	wl32 := workload.Build(t, dir, workload.Static32)
 	g := newCgroup(t)
 	if err := r.Track(g.ID, bpf.StartExec); err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func TestCompatCallsNamedFromTheirOwnTable(t *testing.T) {
 func TestManyCgroupsKeptApart(t *testing.T) {
 	r, tables := openRecorder(t)
 	dir := t.TempDir()
-	wl := workload.Build(t, dir, false)
+	wl := workload.Build(t, dir, workload.Dynamic)
 	a, b := newCgroup(t), newCgroup(t)
 	for _, g := range []*cgroups.Group{a, b} {
 		if err := r.Track(g.ID, bpf.StartExec); err != nil {

@@ -26,21 +26,31 @@ var Calls = map[string][]string{
 // BusyCall is what `workload busy` loops on.
 const BusyCall = "sysinfo"
 
-// Build compiles the workload into dir: natively, or as a static i386 binary when
-// m32 is set. A missing compiler skips the test, or fails it in CI.
-func Build(t testing.TB, dir string, m32 bool) string {
+// Kind is how the workload is built.
+type Kind int
+
+const (
+	Dynamic  Kind = iota // for the host
+	Static               // for a container's root filesystem
+	Static32             // i386, static: compat syscalls on x86_64
+)
+
+// Build compiles the workload into dir and returns its path. A missing compiler or
+// 32-bit libc skips the test, or fails it in CI.
+func Build(t testing.TB, dir string, kind Kind) string {
 	t.Helper()
 	cc := testenv.RequireCommand(t, "gcc")
 	src := filepath.Join(dir, "workload.c")
 	if err := os.WriteFile(src, source, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "workload")
+	out := filepath.Join(dir, []string{"workload", "workload-static", "workload32"}[kind])
 	args := []string{"-O2", "-pthread", "-o", out, src}
-	if m32 {
-		out += "32"
-		args = append([]string{"-m32", "-static"}, args...)
-		args[len(args)-2] = out
+	switch kind {
+	case Static:
+		args = append(args, "-static")
+	case Static32:
+		args = append(args, "-static", "-m32")
 	}
 	if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		testenv.Unavailable(t, "compiling the workload (gcc %v): %v\n%s\n(install gcc and gcc-multilib)", args, err, b)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise it is
+// read from the module build info.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+type rootOptions struct {
+	debug bool
+}
+
+func newRootCmd() *cobra.Command {
+	opts := &rootOptions{}
+	cmd := &cobra.Command{
+		Use:           "syscage",
+		Short:         "Record the system calls of commands and containers, and turn them into seccomp profiles",
+		Version:       versionString(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			level := slog.LevelWarn
+			if opts.debug {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+		},
+	}
+	cmd.PersistentFlags().BoolVar(&opts.debug, "debug", false, "log what syscage does to stderr")
+	cmd.AddCommand(newRecordCmd())
+	return cmd
+}
+

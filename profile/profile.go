@@ -1,0 +1,173 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Recorded holds the syscall numbers a recorder saw, per seccomp architecture.
+type Recorded map[specs.Arch][]int
+
+// Unnamed is a recorded number that its architecture's table has no name for.
+type Unnamed struct {
+	Arch specs.Arch
+	Nr   int
+}
+
+func (u Unnamed) String() string { return fmt.Sprintf("%s:%d", u.Arch, u.Nr) }
+
+// Options shape a profile built from a recording.
+type Options struct {
+	// DefaultAction applies to every syscall not recorded; SCMP_ACT_ERRNO if empty.
+	DefaultAction specs.LinuxSeccompAction
+	// DefaultErrnoRet is the errno of an ERRNO default action (1, EPERM, if 0).
+	DefaultErrnoRet uint
+	// NoBaseline leaves out Baseline.
+	NoBaseline bool
+}
+
+// Baseline are the calls every profile built from a recording allows, recorded or
+// not, on the architectures that have them. Whether a run makes them depends on
+// timing alone -- a signal handler returns with rt_sigreturn only if a signal came,
+// an interrupted call resumes with restart_syscall only if it was interrupted --
+// and they give a process nothing it did not have, while denying them kills it
+// at random. The exits are here so that no profile can forbid ending.
+var Baseline = []string{"exit", "exit_group", "restart_syscall", "rt_sigreturn", "sigreturn"}
+
+// FromRecorded builds the profile that allows exactly what was recorded. Numbers of
+// each architecture are named from that architecture's own table: compat call 5 is
+// i386 "open", not x86_64 "fstat". Numbers without a name are returned, not dropped
+// silently. The OCI format cannot tie a rule to an architecture, so the allowed names
+// are the union over all recorded architectures, each of which is listed.
+func FromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, error) {
+	p := &specs.LinuxSeccomp{DefaultAction: opts.DefaultAction}
+	if p.DefaultAction == "" {
+		p.DefaultAction = specs.ActErrno
+	}
+	if p.DefaultAction == specs.ActErrno || p.DefaultAction == specs.ActTrace {
+		errno := opts.DefaultErrnoRet
+		if errno == 0 {
+			errno = 1
+		}
+		p.DefaultErrnoRet = &errno
+	}
+	var unnamed []Unnamed
+	var names []string
+	for _, arch := range sortArches(mapsKeys(rec)) {
+		nrs := rec[arch]
+		if len(nrs) == 0 {
+			continue
+		}
+		tab, err := TableFor(arch)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.Architectures = append(p.Architectures, arch)
+		for _, nr := range nrs {
+			name, ok := tab.Name(nr)
+			if !ok {
+				unnamed = append(unnamed, Unnamed{Arch: arch, Nr: nr})
+				continue
+			}
+			names = append(names, name)
+		}
+	}
+	if !opts.NoBaseline {
+		for _, arch := range p.Architectures {
+			tab, _ := TableFor(arch)
+			for _, name := range Baseline {
+				if _, ok := tab.Number(name); ok {
+					names = append(names, name)
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) > 0 {
+		p.Syscalls = []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}}
+	}
+	return p, unnamed, nil
+}
+
+func mapsKeys(rec Recorded) []specs.Arch {
+	out := make([]specs.Arch, 0, len(rec))
+	for a := range rec {
+		out = append(out, a)
+	}
+	return out
+}
+
+// sortArches orders architectures as Arches() does; unknown ones go last, sorted.
+func sortArches(arches []specs.Arch) []specs.Arch {
+	order := map[specs.Arch]int{}
+	for i, a := range Arches() {
+		order[a] = i
+	}
+	rank := func(a specs.Arch) int {
+		if i, ok := order[a]; ok {
+			return i
+		}
+		return len(order)
+	}
+	slices.SortFunc(arches, func(a, b specs.Arch) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	return slices.Compact(arches)
+}
+
+// Marshal encodes a profile byte-stably: fields in runtime-spec order, names as
+// given (FromRecorded and Merge sort them), 2-space indent, trailing newline.
+func Marshal(p *specs.LinuxSeccomp) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, fmt.Errorf("encoding profile: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse decodes an OCI seccomp profile (runtime-spec LinuxSeccomp). name is used in
+// errors. Fields the format does not have are refused, since a profile in another
+// format read as OCI would silently lose its rules.
+func Parse(name string, data []byte) (*specs.LinuxSeccomp, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p specs.LinuxSeccomp
+	if err := dec.Decode(&p); err != nil {
+		var syn *json.SyntaxError
+		switch {
+		case errors.As(err, &syn):
+			return nil, fmt.Errorf("%s: invalid JSON at byte %d: %w", name, syn.Offset, err)
+		case strings.Contains(err.Error(), "unknown field"):
+			return nil, fmt.Errorf("%s: not an OCI seccomp profile (%w); a Docker profile (archMap, includes) must be converted first", name, err)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: trailing data after the profile", name)
+	}
+	if p.DefaultAction == "" {
+		return nil, fmt.Errorf("%s: defaultAction is missing: set it, e.g. \"SCMP_ACT_ERRNO\"", name)
+	}
+	for i, sc := range p.Syscalls {
+		if len(sc.Names) == 0 {
+			return nil, fmt.Errorf("%s: syscalls[%d].names is empty: list at least one syscall or remove the rule", name, i)
+		}
+		if sc.Action == "" {
+			return nil, fmt.Errorf("%s: syscalls[%d].action is missing: set it, e.g. \"SCMP_ACT_ALLOW\"", name, i)
+		}
+	}
+	return &p, nil
+}
