@@ -20,6 +20,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Readable by all: one test runs the binary as an unprivileged user.
+	os.Chmod(dir, 0o755)
 	binary = filepath.Join(dir, "syscage")
 	build := exec.Command("go", "build", "-o", binary, "../cmd/syscage")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

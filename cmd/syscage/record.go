@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
@@ -143,11 +144,13 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 		return err
 	}
 
+	loadStart := time.Now()
 	r, err := record.Open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	slog.Debug("recorder loaded", "programs", r.ProgramIDs(), "took", time.Since(loadStart))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)

@@ -117,7 +117,10 @@ type Group struct {
 }
 
 // Create makes a new, uniquely named cgroup below parent (an absolute directory).
+// Empty cgroups of the same prefix whose syscage process is gone (killed before it
+// could clean up) are removed on the way.
 func Create(parent, prefix string) (*Group, error) {
+	sweep(parent, prefix)
 	for i := 0; ; i++ {
 		dir := filepath.Join(parent, fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), i))
 		err := os.Mkdir(dir, 0o755)
@@ -133,6 +136,27 @@ func Create(parent, prefix string) (*Group, error) {
 			return nil, err
 		}
 		return &Group{Path: dir, ID: id}, nil
+	}
+}
+
+// sweep removes prefix-PID-N cgroups under parent whose PID is no longer running.
+// rmdir refuses a cgroup that still has processes, so nothing alive is touched.
+func sweep(parent, prefix string) {
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix+"-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			// One try, no waiting: a cgroup still holding processes stays.
+			os.Remove(filepath.Join(parent, e.Name()))
+		}
 	}
 }
 

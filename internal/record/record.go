@@ -125,8 +125,8 @@ func Run(r *bpf.Recorder, c Command) (res *Result, err error) {
 	}
 	res = &Result{}
 	defer func() {
-		n, kerr := g.Kill(5 * time.Second)
-		res.Leftover = n
+		// Normally empty by now; this covers the error paths.
+		_, kerr := g.Kill(5 * time.Second)
 		err = errors.Join(err, kerr, g.Remove())
 		if err != nil {
 			res = nil
