@@ -160,7 +160,9 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 	c.Args[0] = args[0]
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	tty := !opts.quiet && isTerminal(stderr)
-	progress := func(n int) { fmt.Fprintf(stderr, "\r\033[Ksyscage: recording %s: %d distinct syscalls", filepath.Base(args[0]), n) }
+	progress := func(n int) {
+		fmt.Fprintf(stderr, "\r\033[Ksyscage: recording %s: %d distinct syscalls", filepath.Base(args[0]), n)
+	}
 	rc := record.Command{Cmd: c, Start: start, Signals: sigs, Forward: notFromTerminal}
 	if tty {
 		rc.Progress = progress

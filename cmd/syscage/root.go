@@ -45,4 +45,3 @@ func newRootCmd() *cobra.Command {
 	cmd.AddCommand(newRecordCmd())
 	return cmd
 }
-
