@@ -21,8 +21,14 @@ func CheckWritable(path string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("%s: %s is not a directory", path, dir)
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("%s is a directory: name a file", path)
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("%s is a directory: name a file", path)
+		}
+		if !st.Mode().IsRegular() {
+			// The atomic rename would replace the device, pipe or socket itself.
+			return fmt.Errorf("%s is not a regular file: name a file (profiles are written by replacing it)", path)
+		}
 	}
 	f, err := os.CreateTemp(dir, ".syscage-check-*")
 	if err != nil {
@@ -37,6 +43,12 @@ func CheckWritable(path string) error {
 // new one, never a half-written one, and a crash leaves at most a stray temporary
 // file beside it. The new file is 0644.
 func WriteFile(path string, data []byte) (err error) {
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		if st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("writing %s: it is a symbolic link, which would be replaced, not followed: name its target", path)
+		}
+		return fmt.Errorf("writing %s: not a regular file, refusing to replace it", path)
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -41,6 +41,7 @@ func TestRecordRefusesBadInputBeforeRunning(t *testing.T) {
 		{"unknown start", append([]string{"record", "--start", "later"}, touch...), `--start "later": use exec or now`},
 		{"missing output directory", append([]string{"record", "-o", filepath.Join(dir, "nope", "app.json")}, touch...), "nope does not exist: create it first"},
 		{"output is a directory", append([]string{"record", "-o", dir}, touch...), "is a directory: name a file"},
+		{"output is a device", append([]string{"record", "-o", "/dev/null"}, touch...), "/dev/null is not a regular file"},
 		{"append to a foreign format", append([]string{"record", "--append", bad}, touch...), "not an OCI seccomp profile"},
 		{"command not found", []string{"record", "--", "syscage-no-such-command"}, `command "syscage-no-such-command" not found`},
 	}

@@ -1,0 +1,294 @@
+package tests
+
+// Benchmarks for the recorder. These machines are shared and noisy, so each
+// benchmark runs its configurations side by side, interleaved in rounds, and
+// reports medians and ratios against the baseline of the same run; no test asserts
+// a time. Run with `make bench` (-benchtime 1x: each benchmark sizes itself).
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/internal/testenv"
+)
+
+const trackedCgroups = 100
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// benchSetup is a loaded recorder and trackedCgroups empty cgroups to track, so
+// that every measurement of the recorder is made with many cgroups tracked.
+type benchSetup struct {
+	r      *bpf.Recorder
+	groups []*cgroups.Group
+	home   string // this process's own cgroup
+}
+
+func newBenchSetup(b *testing.B) *benchSetup {
+	testenv.RequireRoot(b)
+	r, err := record.Open()
+	if err != nil {
+		testenv.Unavailable(b, "%v", err)
+	}
+	mnt, err := cgroups.Mount()
+	if err != nil {
+		b.Fatal(err)
+	}
+	self, err := cgroups.PathOf(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &benchSetup{r: r, home: filepath.Join(mnt, self)}
+	b.Cleanup(func() {
+		r.Close()
+		for _, g := range s.groups {
+			g.Kill(time.Second)
+			g.Remove()
+		}
+	})
+	for range trackedCgroups {
+		g, err := cgroups.Create(s.home, "syscage-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.groups = append(s.groups, g)
+	}
+	return s
+}
+
+func (s *benchSetup) trackAll(b *testing.B) {
+	for _, g := range s.groups {
+		if err := s.r.Track(g.ID, bpf.StartNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func (s *benchSetup) untrackAll(b *testing.B) {
+	for _, g := range s.groups {
+		if err := s.r.Untrack(g.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// config is one side of a side-by-side measurement.
+type config struct {
+	name         string
+	enter, leave func()
+}
+
+// configs are: nothing attached; the empty program (the floor of any design on
+// sys_enter); the recorder attached with many cgroups tracked, measured from
+// outside them; and from inside one of them.
+func (s *benchSetup) configs(b *testing.B, moveSelf bool, child *childCgroup) []config {
+	var floor *bpf.Floor
+	return []config{
+		{"none", func() {}, func() {}},
+		{"floor", func() {
+			var err error
+			if floor, err = bpf.AttachFloor(); err != nil {
+				b.Fatal(err)
+			}
+		}, func() { floor.Close() }},
+		{"untracked", func() { s.trackAll(b) }, func() { s.untrackAll(b) }},
+		{"tracked", func() {
+			s.trackAll(b)
+			if moveSelf {
+				moveTo(b, s.groups[0].Path)
+			}
+			child.dir = s.groups[0]
+		}, func() {
+			if moveSelf {
+				moveTo(b, s.home)
+			}
+			child.dir = nil
+			s.untrackAll(b)
+		}},
+	}
+}
+
+// childCgroup is where a workload child starts: a tracked cgroup, or (nil) ours.
+type childCgroup struct{ dir *cgroups.Group }
+
+func moveTo(b *testing.B, dir string) {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		b.Fatalf("moving into %s: %v", dir, err)
+	}
+}
+
+// interleave runs every config once per round, rotating the order, and returns
+// the median of measure's results per config.
+func interleave(rounds int, cfgs []config, measure func(name string) float64) map[string]float64 {
+	samples := map[string][]float64{}
+	for round := range rounds {
+		for i := range cfgs {
+			c := cfgs[(i+round)%len(cfgs)]
+			c.enter()
+			samples[c.name] = append(samples[c.name], measure(c.name))
+			c.leave()
+		}
+	}
+	out := map[string]float64{}
+	for k, v := range samples {
+		out[k] = median(v)
+	}
+	return out
+}
+
+func report(b *testing.B, unit string, med map[string]float64) {
+	for _, k := range []string{"none", "floor", "untracked", "tracked"} {
+		b.ReportMetric(med[k], unit+"-"+k)
+	}
+	b.ReportMetric(med["floor"]/med["none"], "x-floor/none")
+	b.ReportMetric(med["untracked"]/med["none"], "x-untracked/none")
+	b.ReportMetric(med["tracked"]/med["none"], "x-tracked/none")
+	b.ReportMetric(med["untracked"]/med["floor"], "x-untracked/floor")
+	b.ReportMetric(med["tracked"]/med["floor"], "x-tracked/floor")
+}
+
+// BenchmarkSyscallCost: the cost of one getppid, the cheapest syscall, in each
+// configuration, and the recorder's cost above the floor in ns.
+func BenchmarkSyscallCost(b *testing.B) {
+	s := newBenchSetup(b)
+	const calls = 300_000
+	med := interleave(15, s.configs(b, true, &childCgroup{}), func(string) float64 {
+		start := time.Now()
+		for range calls {
+			unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+		}
+		return float64(time.Since(start).Nanoseconds()) / calls
+	})
+	report(b, "ns/call", med)
+	b.ReportMetric(med["untracked"]-med["floor"], "ns-above-floor-untracked")
+	b.ReportMetric(med["tracked"]-med["floor"], "ns-above-floor-tracked")
+}
+
+// BenchmarkWorkload: real work dominated by syscalls, in each configuration.
+func BenchmarkWorkload(b *testing.B) {
+	for _, w := range []struct {
+		name string
+		args []string
+	}{
+		{"tar", []string{"tar", "-cf", "-", "-C", "/usr/include", "."}},
+		{"find", []string{"find", "/usr", "-xdev"}},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			s := newBenchSetup(b)
+			child := &childCgroup{}
+			med := interleave(7, s.configs(b, false, child), func(string) float64 {
+				cmd := exec.Command(w.args[0], w.args[1:]...)
+				cmd.Stdout = io.Discard
+				if child.dir != nil {
+					f, err := child.dir.Open()
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer f.Close()
+					cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+				}
+				start := time.Now()
+				if err := cmd.Run(); err != nil {
+					b.Fatalf("%v: %v", w.args, err)
+				}
+				return float64(time.Since(start).Microseconds()) / 1000
+			})
+			report(b, "ms", med)
+		})
+	}
+}
+
+var tookRe = regexp.MustCompile(`took=([0-9.]+[µm]?s).*\n.*armed=([0-9.]+[µm]?s)`)
+
+// BenchmarkStart: from loading the recorder to armed, in a fresh syscage process
+// each time (kernel BTF is parsed anew), and adding one more cgroup to a recorder
+// that already tracks many.
+func BenchmarkStart(b *testing.B) {
+	s := newBenchSetup(b)
+	var fresh []float64
+	for range 15 {
+		cmd := exec.Command(binary, "--debug", "record", "-o", filepath.Join(b.TempDir(), "p.json"), "--", "true")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		m := tookRe.FindSubmatch(out)
+		if m == nil {
+			b.Fatalf("no timings in:\n%s", out)
+		}
+		took, _ := time.ParseDuration(string(m[1]))
+		armed, _ := time.ParseDuration(string(m[2]))
+		fresh = append(fresh, float64((took+armed).Microseconds())/1000)
+	}
+	s.trackAll(b)
+	defer s.untrackAll(b)
+	extra, err := cgroups.Create(s.home, "syscage-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer extra.Remove()
+	var add []float64
+	for range 200 {
+		start := time.Now()
+		if err := s.r.Track(extra.ID, bpf.StartNow); err != nil {
+			b.Fatal(err)
+		}
+		add = append(add, float64(time.Since(start).Microseconds())/1000)
+		s.r.Untrack(extra.ID)
+	}
+	b.ReportMetric(median(fresh), "ms-load-to-armed")
+	b.ReportMetric(median(add), "ms-add-cgroup")
+}
+
+// BenchmarkRSS: peak resident memory (VmHWM) of the syscage process while it
+// records, read from /proc during the recording: ru_maxrss would also count the
+// forking test process.
+func BenchmarkRSS(b *testing.B) {
+	testenv.RequireRoot(b)
+	var peaks, now []float64
+	for range 5 {
+		cmd := exec.Command(binary, "record", "-o", filepath.Join(b.TempDir(), "p.json"), "--", "sleep", "0.5")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		peaks = append(peaks, statusKB(b, status, "VmHWM")/1024)
+		now = append(now, statusKB(b, status, "VmRSS")/1024)
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(median(peaks), "MB-peak")
+	b.ReportMetric(median(now), "MB-recording")
+}
+
+func statusKB(b *testing.B, status []byte, field string) float64 {
+	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		b.Fatalf("no %s in /proc status", field)
+	}
+	kb, _ := strconv.ParseFloat(string(m[1]), 64)
+	return kb
+}
