@@ -1,8 +1,10 @@
 package profile
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,7 +20,10 @@ type Named struct {
 // (an action with no argument conditions) are unioned name by name per action;
 // rules with conditions are kept as they are, once. Profiles with different default
 // actions, or a syscall given two different plain actions, are a conflict: the error
-// names both inputs.
+// names both inputs. A listener (listenerPath, listenerMetadata) set in some inputs
+// is kept; two different ones are a conflict. The output does not depend on the order
+// of the inputs: plain
+// rules come first, sorted by action, then the conditional ones sorted by content.
 func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("merge: no profiles")
@@ -30,45 +35,60 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 		ListenerPath:     first.Profile.ListenerPath,
 		ListenerMetadata: first.Profile.ListenerMetadata,
 	}
+	// Rules are keyed by what they do: an ERRNO rule without errnoRet and one with
+	// errnoRet 1 are the same rule. explicit records whether any input spelled the
+	// errno out, so the output says it too, whatever the input order.
 	type plainKey struct {
 		action specs.LinuxSeccompAction
 		errno  uint
-		hasErr bool
 	}
 	plain := map[plainKey][]string{}
+	explicit := map[plainKey]bool{}
+	defaultExplicit := false
 	var order []plainKey
 	owner := map[string]struct {
 		key  plainKey
 		from string
 	}{}
-	var conditional []specs.LinuxSyscall
-	seen := map[string]bool{}
+	conditional := map[string]specs.LinuxSyscall{} // by JSON encoding
+	listenerFrom := first.Name
 
 	for _, n := range in {
 		p := n.Profile
-		if p.DefaultAction != out.DefaultAction || derefUint(p.DefaultErrnoRet) != derefUint(out.DefaultErrnoRet) {
+		defaultExplicit = defaultExplicit || p.DefaultErrnoRet != nil
+		if p.DefaultAction != out.DefaultAction || effectiveErrno(p.DefaultAction, p.DefaultErrnoRet) != effectiveErrno(out.DefaultAction, out.DefaultErrnoRet) {
 			return nil, fmt.Errorf("%s and %s differ in default action (%s vs %s): merge profiles with the same default",
 				first.Name, n.Name, describeAction(out.DefaultAction, out.DefaultErrnoRet), describeAction(p.DefaultAction, p.DefaultErrnoRet))
+		}
+		if p.ListenerPath != "" || p.ListenerMetadata != "" {
+			// A listener set in one input only is kept, whichever input that is.
+			if out.ListenerPath == "" && out.ListenerMetadata == "" {
+				out.ListenerPath, out.ListenerMetadata = p.ListenerPath, p.ListenerMetadata
+				listenerFrom = n.Name
+			} else if p.ListenerPath != out.ListenerPath || p.ListenerMetadata != out.ListenerMetadata {
+				return nil, fmt.Errorf("%s and %s differ in seccomp listener (%q %q vs %q %q): merge profiles with the same listenerPath and listenerMetadata",
+					listenerFrom, n.Name, out.ListenerPath, out.ListenerMetadata, p.ListenerPath, p.ListenerMetadata)
+			}
 		}
 		out.Architectures = append(out.Architectures, p.Architectures...)
 		out.Flags = append(out.Flags, p.Flags...)
 		for _, sc := range p.Syscalls {
 			if len(sc.Args) > 0 {
 				b, _ := json.Marshal(sc)
-				if !seen[string(b)] {
-					seen[string(b)] = true
-					conditional = append(conditional, sc)
+				if _, ok := conditional[string(b)]; !ok {
+					conditional[string(b)] = sc
 				}
 				continue
 			}
-			k := plainKey{action: sc.Action, errno: derefUint(sc.ErrnoRet), hasErr: sc.ErrnoRet != nil}
+			k := plainKey{action: sc.Action, errno: effectiveErrno(sc.Action, sc.ErrnoRet)}
 			if _, ok := plain[k]; !ok {
 				order = append(order, k)
 			}
+			explicit[k] = explicit[k] || sc.ErrnoRet != nil
 			for _, name := range sc.Names {
 				if o, ok := owner[name]; ok && o.key != k {
 					return nil, fmt.Errorf("%s and %s give %q different actions (%s vs %s): decide which one it gets in one of them",
-						o.from, n.Name, name, describeAction(o.key.action, ptrIf(o.key.hasErr, o.key.errno)), describeAction(k.action, sc.ErrnoRet))
+						o.from, n.Name, name, describeAction(o.key.action, ptrIf(hasErrno(o.key.action), o.key.errno)), describeAction(k.action, sc.ErrnoRet))
 				}
 				owner[name] = struct {
 					key  plainKey
@@ -78,20 +98,51 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 			}
 		}
 	}
+	e := effectiveErrno(out.DefaultAction, out.DefaultErrnoRet)
+	out.DefaultErrnoRet = ptrIf(defaultExplicit || hasErrno(out.DefaultAction) && e != eperm, e)
 	out.Architectures = sortArches(out.Architectures)
 	slices.Sort(out.Flags)
 	out.Flags = slices.Compact(out.Flags)
+	slices.SortFunc(order, func(a, b plainKey) int {
+		return cmp.Or(cmp.Compare(a.action, b.action), cmp.Compare(a.errno, b.errno))
+	})
 	for _, k := range order {
 		names := plain[k]
 		slices.Sort(names)
 		out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{
 			Names:    slices.Compact(names),
 			Action:   k.action,
-			ErrnoRet: ptrIf(k.hasErr, k.errno),
+			ErrnoRet: ptrIf(explicit[k] || hasErrno(k.action) && k.errno != eperm, k.errno),
 		})
 	}
-	out.Syscalls = append(out.Syscalls, conditional...)
+	for _, k := range slices.Sorted(maps.Keys(conditional)) {
+		out.Syscalls = append(out.Syscalls, conditional[k])
+	}
 	return out, nil
+}
+
+// eperm is the errno of an ERRNO or TRACE action that names none (runtime-spec).
+const eperm = 1
+
+func hasErrno(a specs.LinuxSeccompAction) bool {
+	return a == specs.ActErrno || a == specs.ActTrace
+}
+
+// effectiveErrno is the errno an action returns: errnoRet, EPERM when it is absent
+// on an ERRNO or TRACE action, and 0 (none) for any other action.
+func effectiveErrno(a specs.LinuxSeccompAction, errnoRet *uint) uint {
+	switch {
+	case errnoRet != nil:
+		return *errnoRet
+	case hasErrno(a):
+		return eperm
+	}
+	return 0
+}
+
+// sameUint compares optional numbers: absent is not 0 (an absent errnoRet is EPERM).
+func sameUint(a, b *uint) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func derefUint(p *uint) uint {

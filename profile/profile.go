@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -142,6 +143,9 @@ func Marshal(p *specs.LinuxSeccomp) ([]byte, error) {
 // errors. Fields the format does not have are refused, since a profile in another
 // format read as OCI would silently lose its rules.
 func Parse(name string, data []byte) (*specs.LinuxSeccomp, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%s: empty file: not a seccomp profile", name)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var p specs.LinuxSeccomp
@@ -150,12 +154,15 @@ func Parse(name string, data []byte) (*specs.LinuxSeccomp, error) {
 		switch {
 		case errors.As(err, &syn):
 			return nil, fmt.Errorf("%s: invalid JSON at byte %d: %w", name, syn.Offset, err)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("%s: truncated JSON (ends before the profile does)", name)
 		case strings.Contains(err.Error(), "unknown field"):
 			return nil, fmt.Errorf("%s: not an OCI seccomp profile (%w); a Docker profile (archMap, includes) must be converted first", name, err)
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if dec.More() {
+	// Not dec.More: it is false before a stray '}' or ']', which would pass.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%s: trailing data after the profile", name)
 	}
 	if p.DefaultAction == "" {

@@ -34,6 +34,8 @@ func Mount() (string, error) {
 // Its fields: id parent major:minor root mountpoint options [optional…] - fstype source superopts.
 func parseMountinfo(r io.Reader) (string, error) {
 	s := bufio.NewScanner(r)
+	// Overlay mounts can have lines far longer than bufio's 64 KiB default.
+	s.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
 		sep := -1
