@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
@@ -375,6 +376,26 @@ func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
 		}
 	}
 	return ids
+}
+
+// LoadedPrograms returns those of ids still loaded in the kernel after waiting up
+// to timeout: the kernel frees a program an RCU grace period after its last link
+// and file descriptor are gone. Tests use it to prove nothing was left behind.
+func LoadedPrograms(ids []ebpf.ProgramID, timeout time.Duration) []ebpf.ProgramID {
+	deadline := time.Now().Add(timeout)
+	for {
+		var left []ebpf.ProgramID
+		for _, id := range ids {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				left = append(left, id)
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // checkCaps reads the effective capabilities: loading needs CAP_SYS_ADMIN, or

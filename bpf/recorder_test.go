@@ -4,16 +4,13 @@ package bpf_test
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/internal/cgroups"
@@ -59,22 +56,8 @@ func openRecorder(t *testing.T) (*bpf.Recorder, [bpf.NumABIs]*profile.Table) {
 		if err := r.Close(); err != nil {
 			t.Error(err)
 		}
-		// The kernel frees a program after an RCU grace period once its last
-		// link and fd are gone, so give it a moment.
-		for _, id := range ids {
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				p, err := ebpf.NewProgramFromID(id)
-				if err != nil {
-					break
-				}
-				p.Close()
-				if time.Now().After(deadline) {
-					t.Errorf("program %d still loaded 5s after Close", id)
-					break
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+		if left := bpf.LoadedPrograms(ids, 5*time.Second); len(left) > 0 {
+			t.Errorf("programs %v still loaded 5s after Close", left)
 		}
 	})
 	return r, tables
@@ -82,15 +65,11 @@ func openRecorder(t *testing.T) (*bpf.Recorder, [bpf.NumABIs]*profile.Table) {
 
 func newCgroup(t *testing.T) *cgroups.Group {
 	t.Helper()
-	mnt, err := cgroups.Mount()
+	self, err := cgroups.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := cgroups.PathOf(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := cgroups.Create(filepath.Join(mnt, self), "syscage-test")
+	g, err := cgroups.Create(self, "syscage-test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,15 +48,11 @@ func newBenchSetup(b *testing.B) *benchSetup {
 	if err != nil {
 		testenv.Unavailable(b, "%v", err)
 	}
-	mnt, err := cgroups.Mount()
+	self, err := cgroups.Self()
 	if err != nil {
 		b.Fatal(err)
 	}
-	self, err := cgroups.PathOf(os.Getpid())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &benchSetup{r: r, home: filepath.Join(mnt, self)}
+	s := &benchSetup{r: r, home: self}
 	b.Cleanup(func() {
 		r.Close()
 		for _, g := range s.groups {

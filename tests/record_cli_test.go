@@ -15,6 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/internal/cgroups"
 	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/profile"
@@ -34,31 +35,19 @@ func assertCleanedUp(t *testing.T, stderr string) {
 	if len(ids) == 0 {
 		t.Fatal("syscage logged no programs")
 	}
+	var loaded []ebpf.ProgramID
 	for _, s := range ids {
 		id, _ := strconv.Atoi(s)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
-			if err != nil {
-				break
-			}
-			p.Close()
-			if time.Now().After(deadline) {
-				t.Errorf("program %d still loaded after syscage exited", id)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		loaded = append(loaded, ebpf.ProgramID(id))
 	}
-	mnt, err := cgroups.Mount()
+	if left := bpf.LoadedPrograms(loaded, 5*time.Second); len(left) > 0 {
+		t.Errorf("programs %v still loaded after syscage exited", left)
+	}
+	self, err := cgroups.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := cgroups.PathOf(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	left, _ := filepath.Glob(filepath.Join(mnt, self, "syscage-*"))
+	left, _ := filepath.Glob(filepath.Join(self, "syscage-*"))
 	if len(left) > 0 {
 		t.Errorf("cgroups left behind: %v", left)
 	}

@@ -102,6 +102,19 @@ func parseProcCgroup(b []byte) (string, error) {
 	return "", errors.New("no cgroup2 (0::) line: is cgroup2 mounted?")
 }
 
+// Self returns the absolute directory of this process's own cgroup2.
+func Self() (string, error) {
+	mnt, err := Mount()
+	if err != nil {
+		return "", err
+	}
+	p, err := PathOf(os.Getpid())
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(mnt, p), nil
+}
+
 // ID returns the cgroup2 id of a cgroup directory: its inode number, which is what
 // bpf_get_current_cgroup_id() reports for the tasks inside.
 func ID(dir string) (uint64, error) {

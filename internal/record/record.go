@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -111,15 +110,11 @@ type Result struct {
 // cgroup, reads the recording and removes the cgroup.
 func Run(r *bpf.Recorder, c Command) (res *Result, err error) {
 	start := time.Now()
-	mnt, err := cgroups.Mount()
+	self, err := cgroups.Self()
 	if err != nil {
 		return nil, err
 	}
-	self, err := cgroups.PathOf(os.Getpid())
-	if err != nil {
-		return nil, err
-	}
-	g, err := cgroups.Create(filepath.Join(mnt, self), "syscage")
+	g, err := cgroups.Create(self, "syscage")
 	if err != nil {
 		return nil, err
 	}
