@@ -47,7 +47,7 @@ demo: deps build
 	@cat bin/demo.json
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bpf/ ./tests/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/
 
 clean:
 	rm -rf bin

@@ -8,11 +8,17 @@
  *
  * Cost model. Attaching anything to sys_enter puts every task on the host on the
  * traced syscall path (~90 ns); that is the floor. On top of it, every syscall on the
- * host pays one cgroup local storage lookup (a pointer chase, no hashing) to learn
- * whether its cgroup is tracked. The answer -- tracked slot or "not tracked" -- is
- * cached on the cgroup itself and stamped with a generation that user space bumps
- * whenever the tracked set changes, so a cgroup created inside a tracked one (nested
- * containers) is found on its first syscall and never again costs an ancestor walk.
+ * host must learn whether its cgroup (or an ancestor) is tracked. Measured on x86_64
+ * with return-thunk mitigations, each helper call costs ~20 ns while an inlined map
+ * lookup costs ~5 ns, so the answer is looked up in three levels:
+ *   L1  a per-CPU, direct-mapped array keyed by the cgroup's id: one inlined lookup,
+ *       no helper call besides finding the current task;
+ *   L2  cgroup local storage on the cgroup itself (one more helper call), which
+ *       absorbs L1 collisions;
+ *   the walk over the cgroup's ancestors in the tracked hash, once per cgroup.
+ * Cached answers -- tracked slot or "not tracked" -- are stamped with a generation
+ * that user space bumps whenever the tracked set changes, so a cgroup created inside
+ * a tracked one (nested containers) is found on its first syscall.
  */
 
 #include "core.h"
@@ -56,6 +62,22 @@ struct counters {
 	__u64 out_of_range;   /* numbers >= NR_BITS (or negative): not in the bitmap */
 	__s64 last_out_of_range;
 };
+
+/* L1 entries are one u64, so a concurrent writer can never be read half-written:
+ * bits 63-32 the low 32 bits of the cgroup id (the kernfs inode number, unique among
+ * live cgroups), bits 31-16 the low 16 bits of the generation, bits 15-0 slot+1
+ * (0: not tracked). User space clears L1 whenever the low 16 bits of the generation
+ * wrap, so a stale entry can never match. */
+#define L1_BITS 10
+#define L1_ENTRIES (1 << L1_BITS)
+_Static_assert(MAX_SLOTS < 0xffff, "slot+1 must fit 16 bits");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L1_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} l1_cache SEC(".maps");
 
 /* Value cached on every cgroup that made a syscall while the recorder was attached. */
 struct cached {
@@ -129,11 +151,9 @@ static long check_ancestor(__u32 i, void *arg)
 	return 1;
 }
 
-/* slot_of returns the slot of the current task's cgroup or of its nearest tracked
- * ancestor, or -1. */
-static __always_inline int slot_of(struct cgroup *cgrp)
+/* slot_of_l2 answers from cgroup local storage, or by walking the ancestors. */
+static __always_inline int slot_of_l2(struct cgroup *cgrp, __u32 gen)
 {
-	__u32 gen = generation;
 	struct cached *c = bpf_cgrp_storage_get(&cgroup_cache, cgrp, 0, 0);
 	if (c && c->generation == gen)
 		return c->slot;
@@ -155,6 +175,27 @@ static __always_inline int slot_of(struct cgroup *cgrp)
 		__sync_fetch_and_add(&no_cache, 1);
 	}
 	return a.slot;
+}
+
+/* slot_of returns the slot of the current task's cgroup or of its nearest tracked
+ * ancestor, or -1. */
+static __always_inline int slot_of(struct cgroup *cgrp)
+{
+	__u32 gen = generation;
+	__u64 id = cgrp->kn->id;
+	/* Fibonacci hashing: ids are sequential inode numbers. */
+	__u32 key = (__u32)((id * 0x9E3779B97F4A7C15ULL) >> (64 - L1_BITS));
+	__u64 want = (id << 32) | ((__u64)(gen & 0xffff) << 16);
+	__u64 *e = bpf_map_lookup_elem(&l1_cache, &key);
+	if (e) {
+		__u64 v = *e;
+		if ((v & ~0xffffULL) == want)
+			return (int)(v & 0xffff) - 1;
+	}
+	int slot = slot_of_l2(cgrp, gen);
+	if (e)
+		*e = want | (__u64)(slot + 1);
+	return slot;
 }
 
 static __always_inline int abi_of(struct task_struct *task, struct pt_regs *regs, long *nr)

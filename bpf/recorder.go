@@ -111,6 +111,7 @@ type objects struct {
 	Records          *ebpf.Map      `ebpf:"records"`
 	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
 	CgroupCache      *ebpf.Map      `ebpf:"cgroup_cache"`
+	L1Cache          *ebpf.Map      `ebpf:"l1_cache"`
 	Generation       *ebpf.Variable `ebpf:"generation"`
 	TooDeep          *ebpf.Variable `ebpf:"too_deep"`
 	NoCache          *ebpf.Variable `ebpf:"no_cache"`
@@ -123,7 +124,7 @@ func (o *objects) close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache} {
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -231,11 +232,28 @@ func possibleCPUs() int {
 	return n
 }
 
-// bump invalidates every cgroup's cached answer after tracked changed.
+// bump invalidates every cgroup's cached answer after tracked changed. L1 entries
+// keep only the low 16 bits of the generation, so when those wrap L1 is cleared
+// first: an entry from 65536 generations ago must not look current.
 func (r *Recorder) bump() error {
 	r.gen++
+	if r.gen&0xffff == 0 {
+		if err := r.clearL1(); err != nil {
+			return err
+		}
+	}
 	if err := r.objs.Generation.Set(r.gen); err != nil {
 		return fmt.Errorf("setting generation: %w", err)
+	}
+	return nil
+}
+
+func (r *Recorder) clearL1() error {
+	zero := make([]uint64, possibleCPUs())
+	for k := uint32(0); k < r.objs.L1Cache.MaxEntries(); k++ {
+		if err := r.objs.L1Cache.Put(k, zero); err != nil {
+			return fmt.Errorf("clearing l1_cache: %w", err)
+		}
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ type recorderRecord struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	recorderMapCgroupCache       = "cgroup_cache"
+	recorderMapL1Cache           = "l1_cache"
 	recorderMapRecords           = "records"
 	recorderMapSlotCounters      = "slot_counters"
 	recorderMapTracked           = "tracked"
@@ -105,6 +106,7 @@ type recorderProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type recorderMapSpecs struct {
 	CgroupCache  *ebpf.MapSpec `ebpf:"cgroup_cache"`
+	L1Cache      *ebpf.MapSpec `ebpf:"l1_cache"`
 	Records      *ebpf.MapSpec `ebpf:"records"`
 	SlotCounters *ebpf.MapSpec `ebpf:"slot_counters"`
 	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
@@ -141,6 +143,7 @@ func (o *recorderObjects) Close() error {
 // It can be passed to loadRecorderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type recorderMaps struct {
 	CgroupCache  *ebpf.Map `ebpf:"cgroup_cache"`
+	L1Cache      *ebpf.Map `ebpf:"l1_cache"`
 	Records      *ebpf.Map `ebpf:"records"`
 	SlotCounters *ebpf.Map `ebpf:"slot_counters"`
 	Tracked      *ebpf.Map `ebpf:"tracked"`
@@ -149,6 +152,7 @@ type recorderMaps struct {
 func (m *recorderMaps) Close() error {
 	return _RecorderClose(
 		m.CgroupCache,
+		m.L1Cache,
 		m.Records,
 		m.SlotCounters,
 		m.Tracked,

@@ -23,7 +23,12 @@ typedef int pid_t;
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
+struct kernfs_node {
+	__u64 id;
+};
+
 struct cgroup {
+	struct kernfs_node *kn;
 	int level;
 };
 
