@@ -64,7 +64,8 @@ var ErrNotSupported = errors.New("not supported by this kernel")
 // ErrPermission is returned when the process may not load BPF programs.
 var ErrPermission = errors.New("permission denied")
 
-const btfPath = "/sys/kernel/btf/vmlinux"
+// btfPath is where the kernel exposes its BTF; a variable for tests.
+var btfPath = "/sys/kernel/btf/vmlinux"
 
 // Options configure a Recorder.
 type Options struct {

@@ -3,7 +3,9 @@
 package bpf
 
 import (
+	"errors"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -74,5 +76,16 @@ func TestL1ClearedWhenGenerationWraps(t *testing.T) {
 	}
 	if rec.Stats.Events == 0 {
 		t.Fatal("tracked cgroup recorded nothing after the generation wrapped: stale L1 entry")
+	}
+}
+
+func TestCheckNamesMissingBTF(t *testing.T) {
+	testenv.RequireRoot(t) // a non-root run stops at the privilege check first
+	defer func(p string) { btfPath = p }(btfPath)
+	btfPath = "/nonexistent/vmlinux"
+	err := Check()
+	want := "kernel lacks BTF (/nonexistent/vmlinux): rebuild it with CONFIG_DEBUG_INFO_BTF=y"
+	if err == nil || !errors.Is(err, ErrNotSupported) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want %q wrapping ErrNotSupported", err, want)
 	}
 }

@@ -171,3 +171,21 @@ func TestRecordWithoutPrivileges(t *testing.T) {
 		t.Errorf("got %q, want one line starting %q", out, want)
 	}
 }
+
+// On a terminal, record shows a live count, then clears it for the summary.
+func TestRecordShowsProgressOnATerminal(t *testing.T) {
+	testenv.RequireRoot(t)
+	script := testenv.RequireCommand(t, "script") // util-linux: runs a command on a pty
+	out := filepath.Join(t.TempDir(), "p.json")
+	cmd := exec.Command(script, "-qfec", binary+" record -o "+out+" -- sleep 0.7", "/dev/null")
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	if !regexp.MustCompile(`syscage: recording sleep: [1-9][0-9]* distinct syscalls`).Match(got) {
+		t.Errorf("no live count on the terminal:\n%q", got)
+	}
+	if !strings.Contains(string(got), "\r\x1b[Ksyscage: sleep made") {
+		t.Errorf("the live count was not cleared before the summary:\n%q", got)
+	}
+}
