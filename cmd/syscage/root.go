@@ -42,6 +42,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().BoolVar(&opts.debug, "debug", false, "log what syscage does to stderr")
-	cmd.AddCommand(newRecordCmd())
+	cmd.AddCommand(newRecordCmd(), newHookCmd(opts), newDaemonCmd(opts))
 	return cmd
 }

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syscage/syscage/hooks"
+)
+
+type hookOptions struct {
+	config string
+}
+
+func (o *hookOptions) load() (*hooks.Config, error) {
+	path, explicit := o.config, o.config != ""
+	if !explicit {
+		path = hooks.DefaultConfigPath
+	}
+	return hooks.LoadConfig(path, explicit)
+}
+
+// hookLogger logs to the file the hook config names, where a runtime's user will
+// look; the hook's error also goes to stderr, which the runtime shows.
+func hookLogger(cfg *hooks.Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	if cfg.LogFile == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
+	}
+	os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755)
+	f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		fmt.Fprintf(stderr, "syscage: cannot open log file %s: %v\n", cfg.LogFile, err)
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
+}
+
+func newHookCmd(root *rootOptions) *cobra.Command {
+	opts := &hookOptions{}
+	cmd := &cobra.Command{
+		Use:   "hook",
+		Short: "Run as an OCI hook: record containers annotated io.syscage.record=NAME",
+		Long: `Run as an OCI hook (hooks.d, or config.json "hooks") at the prestart and
+poststop stages, with the container's state on stdin. A container annotated
+io.syscage.record=NAME is recorded from the moment its tasks run under their
+seccomp filter (or from its entrypoint's exec without one), and its profile is
+written to <profilesDir>/NAME.json when it stops, merged with earlier runs
+(NAME;replace starts afresh). The annotation of containers/oci-seccomp-bpf-hook,
+io.containers.trace-syscall=of:/abs/out.json[;if:/abs/in.json], is honoured for
+paths inside the config's compatDirs. Containers without either are left alone.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := opts.load()
+			if err != nil {
+				return err
+			}
+			log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
+			defer done()
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			_, err = hooks.RunHook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Executable: exe, Log: log})
+			if err != nil {
+				log.Error("hook", "err", err)
+				return fmt.Errorf("syscage hook: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+", defaults if absent)")
+	return cmd
+}
+
+func newDaemonCmd(root *rootOptions) *cobra.Command {
+	opts := &hookOptions{}
+	cmd := &cobra.Command{
+		Use:    "daemon",
+		Short:  "Run the recorder that serves every hooked container (started by the hook)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := opts.load()
+			if err != nil {
+				return err
+			}
+			log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
+			defer done()
+			if err := hooks.Serve(context.Background(), cfg, log); err != nil {
+				log.Error("recorder", "err", err)
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE`")
+	return cmd
+}

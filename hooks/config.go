@@ -1,0 +1,109 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultConfigPath is read when the hook is given no --config.
+const DefaultConfigPath = "/etc/syscage/hook.json"
+
+// Config is the hook's own configuration: the only place that says where profiles
+// may be written. Annotations, which whoever creates a container controls, can only
+// pick a name inside these directories.
+type Config struct {
+	// ProfilesDir receives io.syscage.record=NAME as NAME.json.
+	ProfilesDir string `json:"profilesDir"`
+	// CompatDirs are the directories io.containers.trace-syscall's of: and if:
+	// paths may lie in (the annotation of containers/oci-seccomp-bpf-hook).
+	CompatDirs []string `json:"compatDirs"`
+	// LogFile is where the hook and the recorder log, besides the hook's stderr.
+	LogFile string `json:"logFile"`
+	// RunDir holds the recorder's socket, lock and pid files.
+	RunDir string `json:"runDir"`
+	// IdleExit is how long the recorder waits with nothing to record before it exits.
+	IdleExit Duration `json:"idleExit"`
+	// Timeout bounds everything the hook waits for.
+	Timeout Duration `json:"timeout"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration such as \"30s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig is what an absent config file means.
+func DefaultConfig() *Config {
+	return &Config{
+		ProfilesDir: "/var/lib/syscage/profiles",
+		CompatDirs:  []string{"/var/lib/syscage/profiles"},
+		LogFile:     "/var/log/syscage/hook.log",
+		RunDir:      "/run/syscage",
+		IdleExit:    Duration(30 * time.Second),
+		Timeout:     Duration(2 * time.Second),
+	}
+}
+
+// LoadConfig reads the config at path over the defaults. A missing file at the
+// default path means the defaults; a missing file that was named explicitly is an
+// error.
+func LoadConfig(path string, explicit bool) (*Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hook config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("hook config %s: %w", path, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("hook config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (c *Config) validate() error {
+	for name, p := range map[string]string{"profilesDir": c.ProfilesDir, "runDir": c.RunDir} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%s %q must be an absolute path", name, p)
+		}
+	}
+	if c.LogFile != "" && !filepath.IsAbs(c.LogFile) {
+		return fmt.Errorf("logFile %q must be an absolute path (or empty for none)", c.LogFile)
+	}
+	for i, d := range c.CompatDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("compatDirs[%d] %q must be an absolute path", i, d)
+		}
+	}
+	if c.Timeout <= 0 {
+		return errors.New("timeout must be positive, e.g. \"2s\"")
+	}
+	return nil
+}
+
+// Socket is where the recorder listens.
+func (c *Config) Socket() string { return filepath.Join(c.RunDir, "recorder.sock") }

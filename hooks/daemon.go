@@ -1,0 +1,425 @@
+package hooks
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/profile"
+)
+
+// request is one line a hook sends the recorder.
+type request struct {
+	Op          string            `json:"op"` // "track" or "flush"
+	Container   string            `json:"container"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	CgroupID    uint64            `json:"cgroupId,omitempty"`
+	CgroupDir   string            `json:"cgroupDir,omitempty"`
+	Start       bpf.StartAt       `json:"start,omitempty"`
+}
+
+// response is the recorder's one-line answer.
+type response struct {
+	Error   string `json:"error,omitempty"`
+	Retry   bool   `json:"retry,omitempty"` // the recorder is exiting: start another
+	Profile string `json:"profile,omitempty"`
+}
+
+// container is one tracked container.
+type container struct {
+	id       string
+	cgroupID uint64
+	dir      string // its cgroup2 directory
+	target   *Target
+	once     sync.Once
+	err      error
+}
+
+// Daemon is the one recorder that serves every traced container on the host.
+type Daemon struct {
+	cfg *Config
+	log *slog.Logger
+	rec *bpf.Recorder
+
+	mu         sync.Mutex
+	containers map[string]*container
+	conns      int
+	closing    bool
+	idleSince  time.Time
+}
+
+// Serve runs the recorder until it has been idle for cfg.IdleExit. If another
+// recorder holds the lock, it returns nil at once: that one serves.
+func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	lock, err := lockFile(filepath.Join(cfg.RunDir, "recorder.lock"), time.Second)
+	if err != nil {
+		log.Debug("another recorder is running", "err", err)
+		return nil
+	}
+	defer lock.Close()
+
+	rec, err := record.Open()
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+
+	sock := cfg.Socket()
+	os.Remove(sock)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", sock, err)
+	}
+	defer os.Remove(sock)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("securing %s: %w", sock, err)
+	}
+	pidFile := filepath.Join(cfg.RunDir, "recorder.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	defer os.Remove(pidFile)
+
+	d := &Daemon{cfg: cfg, log: log, rec: rec, containers: map[string]*container{}, idleSince: time.Now()}
+	log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", rec.ProgramIDs())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go d.watch(ctx, ln)
+
+	var wg sync.WaitGroup
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			break // closed by watch when idle, or by ctx
+		}
+		d.mu.Lock()
+		d.conns++
+		d.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.serveConn(conn)
+			d.mu.Lock()
+			d.conns--
+			d.idleSince = time.Now()
+			d.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// Whatever is still tracked (the daemon was stopped) is written as it stands.
+	d.mu.Lock()
+	left := make([]*container, 0, len(d.containers))
+	for _, c := range d.containers {
+		left = append(left, c)
+	}
+	d.mu.Unlock()
+	for _, c := range left {
+		d.finish(c)
+	}
+	log.Info("recorder exiting", "pid", os.Getpid())
+	leaveCgroup()
+	return nil
+}
+
+// leaveCgroup moves the recorder to the cgroup2 root and removes its own cgroup,
+// so that nothing of it is left once it exits. Another recorder already started
+// in it keeps it busy, and then it stays.
+func leaveCgroup() {
+	self, err := cgroups.Self()
+	if err != nil || filepath.Base(self) != RecorderCgroup {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err == nil {
+		os.Remove(self)
+	}
+}
+
+// watch writes the profile of each container whose cgroup has emptied, and closes
+// the listener once the recorder has been idle long enough.
+func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			ln.Close()
+			return
+		case <-tick.C:
+		}
+		d.mu.Lock()
+		var done []*container
+		for _, c := range d.containers {
+			if !populated(c.dir) {
+				done = append(done, c)
+			}
+		}
+		idle := len(d.containers) == 0 && d.conns == 0 && time.Since(d.idleSince) >= time.Duration(d.cfg.IdleExit)
+		if idle {
+			d.closing = true
+		}
+		d.mu.Unlock()
+		for _, c := range done {
+			d.finish(c)
+		}
+		if idle {
+			ln.Close()
+			return
+		}
+	}
+}
+
+// populated reports whether a cgroup still has processes; a removed cgroup has none.
+func populated(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	return err == nil && bytes.Contains(b, []byte("populated 1"))
+}
+
+func (d *Daemon) serveConn(conn net.Conn) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req request
+	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	var resp response
+	if err != nil {
+		resp.Error = fmt.Sprintf("bad request: %v", err)
+	} else {
+		resp = d.handle(req)
+	}
+	b, _ := json.Marshal(resp)
+	conn.Write(append(b, '\n'))
+}
+
+func (d *Daemon) handle(req request) response {
+	switch req.Op {
+	case "track":
+		return d.track(req)
+	case "flush":
+		d.mu.Lock()
+		c := d.containers[req.Container]
+		d.mu.Unlock()
+		if c == nil {
+			// Written already (its cgroup emptied first), or never tracked.
+			return response{}
+		}
+		d.finish(c)
+		if c.err != nil {
+			return response{Error: c.err.Error()}
+		}
+		return response{Profile: c.target.Path()}
+	}
+	return response{Error: fmt.Sprintf("unknown op %q", req.Op)}
+}
+
+func (d *Daemon) track(req request) response {
+	// The hook checked the annotation already; the recorder, which writes as root,
+	// checks again against its own config.
+	target, err := ParseAnnotations(req.Annotations, d.cfg)
+	if err != nil {
+		return response{Error: err.Error()}
+	}
+	if err := checkTarget(target); err != nil {
+		return response{Error: err.Error()}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return response{Retry: true, Error: "recorder is exiting"}
+	}
+	if _, ok := d.containers[req.Container]; ok {
+		return response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
+	}
+	if err := d.rec.Track(req.CgroupID, req.Start); err != nil {
+		return response{Error: err.Error()}
+	}
+	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target}
+	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
+	return response{Profile: target.Path()}
+}
+
+// finish writes a container's profile and stops tracking it, once.
+func (d *Daemon) finish(c *container) {
+	c.once.Do(func() {
+		c.err = d.write(c)
+		if err := d.rec.Untrack(c.cgroupID); err != nil && c.err == nil {
+			c.err = err
+		}
+		d.mu.Lock()
+		delete(d.containers, c.id)
+		d.idleSince = time.Now()
+		d.mu.Unlock()
+		if c.err != nil {
+			d.log.Error("writing profile", "container", c.id, "profile", c.target.Path(), "err", c.err)
+		}
+	})
+}
+
+func (d *Daemon) write(c *container) error {
+	rec, err := d.rec.Read(c.cgroupID)
+	if err != nil {
+		return err
+	}
+	named, err := record.Named(rec)
+	if err != nil {
+		return err
+	}
+	p, unnamed, err := profile.FromRecorded(named, profile.Options{})
+	if err != nil {
+		return err
+	}
+	if len(unnamed) > 0 || rec.Stats.OutOfRange > 0 {
+		d.log.Warn("syscalls left out of the profile", "container", c.id, "unnamed", unnamed, "outOfRange", rec.Stats.OutOfRange)
+	}
+	t := c.target
+	if err := os.MkdirAll(t.Dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(t.Dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	inputs := []profile.Named{}
+	for _, name := range []string{t.Base, mergeFile(t)} {
+		if name == "" {
+			continue
+		}
+		data, err := root.ReadFile(name)
+		if errors.Is(err, fs.ErrNotExist) && name == mergeFile(t) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", filepath.Join(t.Dir, name), err)
+		}
+		prev, err := profile.Parse(filepath.Join(t.Dir, name), data)
+		if err != nil {
+			return err
+		}
+		inputs = append(inputs, profile.Named{Name: filepath.Join(t.Dir, name), Profile: prev})
+	}
+	inputs = append(inputs, profile.Named{Name: "the recording of " + c.id, Profile: p})
+	merged, err := profile.Merge(inputs...)
+	if err != nil {
+		// Keep the recording rather than lose it to the conflict.
+		data, _ := profile.Marshal(p)
+		if werr := writeIn(root, t.File+".unmerged", data); werr != nil {
+			return errors.Join(err, werr)
+		}
+		return fmt.Errorf("%w: this run was written to %s.unmerged", err, t.Path())
+	}
+	data, err := profile.Marshal(merged)
+	if err != nil {
+		return err
+	}
+	if err := writeIn(root, t.File, data); err != nil {
+		return err
+	}
+	d.log.Info("profile written", "container", c.id, "profile", t.Path(), "syscalls", len(rec.Syscalls[bpf.Native]), "events", rec.Stats.Events)
+	return nil
+}
+
+// checkTarget refuses, before the container starts, a profile path that could not
+// be written: through a symbolic link or onto something other than a file.
+func checkTarget(t *Target) error {
+	if err := os.MkdirAll(t.Dir, 0o755); err != nil {
+		return fmt.Errorf("profiles directory: %w", err)
+	}
+	root, err := os.OpenRoot(t.Dir)
+	if err != nil {
+		return fmt.Errorf("profiles directory: %w", err)
+	}
+	defer root.Close()
+	for _, name := range []string{t.File, t.Base} {
+		if name == "" {
+			continue
+		}
+		fi, err := root.Lstat(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && name == t.File:
+		case err != nil:
+			return fmt.Errorf("%s (from %s): %w", filepath.Join(t.Dir, name), t.From, err)
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s (from %s) is not a regular file (a symbolic link?): refusing to write through it", filepath.Join(t.Dir, name), t.From)
+		}
+	}
+	return nil
+}
+
+func mergeFile(t *Target) string {
+	if t.Merge {
+		return t.File
+	}
+	return ""
+}
+
+// writeIn replaces name below root atomically. os.Root refuses any path, symbolic
+// link included, that leads out of the directory.
+func writeIn(root *os.Root, name string, data []byte) error {
+	if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file, refusing to replace it", filepath.Join(root.Name(), name))
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
+	}
+	return nil
+}
+
+// lockFile takes an exclusive lock on path, waiting up to wait for a recorder that
+// is exiting to let go of it.
+func lockFile(path string, wait time.Duration) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

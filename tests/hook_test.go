@@ -1,0 +1,342 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/tests/internal/rt"
+)
+
+// hookEnv is an installed hook: a hooks.d directory whose hook runs the built
+// binary with a config of the test's own.
+type hookEnv struct {
+	profiles, runDir, log, config, hooksDir string
+}
+
+func newHookEnv(t *testing.T, compatDirs ...string) *hookEnv {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	e := &hookEnv{
+		profiles: filepath.Join(dir, "profiles"),
+		runDir:   filepath.Join(dir, "run"),
+		log:      filepath.Join(dir, "hook.log"),
+		config:   filepath.Join(dir, "hook.json"),
+		hooksDir: filepath.Join(dir, "hooks.d"),
+	}
+	if compatDirs == nil {
+		compatDirs = []string{e.profiles}
+	}
+	cfg := map[string]any{
+		"profilesDir": e.profiles, "compatDirs": compatDirs, "logFile": e.log,
+		"runDir": e.runDir, "idleExit": "1s", "timeout": "5s",
+	}
+	writeJSON(t, e.config, cfg)
+	// The shipped hooks.d file, pointed at this build and config.
+	var hook map[string]any
+	data, err := os.ReadFile("../hooks/syscage.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &hook); err != nil {
+		t.Fatal(err)
+	}
+	hook["hook"] = map[string]any{"path": binary, "args": []string{"syscage", "hook", "--config", e.config}}
+	if err := os.MkdirAll(e.hooksDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeJSON(t, filepath.Join(e.hooksDir, "syscage.json"), hook)
+	t.Cleanup(func() { e.waitRecorderGone(t) })
+	return e
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRecorderGone checks that the recorder exits by itself once idle, and kills it
+// (failing the test) if it does not.
+func (e *hookEnv) waitRecorderGone(t *testing.T) {
+	pid := e.recorderPid()
+	deadline := time.Now().Add(10 * time.Second)
+	for pid > 0 && syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("recorder %d still running 10s after the test", pid)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if mnt, err := cgroups.Mount(); err == nil {
+		if _, err := os.Stat(filepath.Join(mnt, hooks.RecorderCgroup)); err == nil {
+			t.Errorf("the recorder's cgroup is left behind")
+		}
+	}
+	if t.Failed() {
+		if log, err := os.ReadFile(e.log); err == nil {
+			t.Logf("hook log:\n%s", log)
+		}
+	}
+}
+
+func (e *hookEnv) recorderPid() int {
+	b, err := os.ReadFile(filepath.Join(e.runDir, "recorder.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func (e *hookEnv) podman(t *testing.T, image string, extra []string, cmd ...string) (rt.Result, error) {
+	t.Helper()
+	return rt.PodmanTry(t, image, append([]string{"--hooks-dir", e.hooksDir}, extra...), cmd...)
+}
+
+func (e *hookEnv) profile(t *testing.T, name string) []string {
+	t.Helper()
+	return readProfile(t, filepath.Join(e.profiles, name+".json"))
+}
+
+func workloadImage(t *testing.T) (string, string) {
+	t.Helper()
+	wl := workload.Build(t, t.TempDir(), workload.Static)
+	return rt.PodmanImage(t, map[string]string{"/bin/workload": wl}), wl
+}
+
+func TestHookPodmanProfileWorks(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=web"}, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("recording run: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+	// Written by the time podman returns (poststop), not eventually.
+	names := e.profile(t, "web")
+	wantAll(t, "web", names)
+	path := filepath.Join(e.profiles, "web.json")
+	res, err = e.podman(t, image, []string{"--security-opt", "seccomp=" + path}, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 || !strings.Contains(res.Stdout, "ok") {
+		t.Fatalf("workload under its profile: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+	p, _ := readSpecProfile(t, path)
+	strict := writeProfile(t, without(t, p, "getitimer"))
+	res, err = e.podman(t, image, []string{"--security-opt", "seccomp=" + strict}, "/bin/workload", "calls")
+	if err == nil && res.ExitCode == 0 {
+		t.Fatal("workload succeeded under its profile without getitimer")
+	}
+	if !strings.Contains(res.Stdout, "denied: getitimer") {
+		t.Errorf("want getitimer reported denied, got %q %q", res.Stdout, res.Stderr)
+	}
+	// The runtime's own set-up before the filter is not in the profile.
+	for _, setup := range []string{"sched_yield", "pipe2", "setns"} {
+		if slices.Contains(names, setup) {
+			t.Errorf("runtime set-up call %q recorded", setup)
+		}
+	}
+}
+
+func readSpecProfile(t *testing.T, path string) (*specs.LinuxSeccomp, []byte) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal(data, &p); err != nil {
+		t.Fatal(err)
+	}
+	return &p, data
+}
+
+func wantAll(t *testing.T, what string, names []string) {
+	t.Helper()
+	for part, calls := range workload.Calls {
+		for _, c := range calls {
+			if !slices.Contains(names, c) {
+				t.Errorf("%s: %s call %q missing", what, part, c)
+			}
+		}
+	}
+}
+
+// A container that exits at once, run with --rm, still gets its profile; runs of
+// the same name merge, and ";replace" starts afresh.
+func TestHookTrueRmMergeReplace(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	run := func(ann string, cmd ...string) {
+		t.Helper()
+		if res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=" + ann}, cmd...); err != nil || res.ExitCode != 0 {
+			t.Fatalf("%v: exit %d, %v\n%s", cmd, res.ExitCode, err, res.Stderr)
+		}
+	}
+	run("app", "true")
+	first := e.profile(t, "app")
+	if !slices.Contains(first, "execve") {
+		t.Errorf("profile of true lacks execve: %v", first)
+	}
+	run("app", "/bin/workload", "calls")
+	merged := e.profile(t, "app")
+	wantAll(t, "merged", merged)
+	run("app;replace", "true")
+	if replaced := e.profile(t, "app"); slices.Contains(replaced, "membarrier") {
+		t.Errorf(";replace kept the earlier run: %v", replaced)
+	}
+}
+
+// Twenty containers at once: one recorder process, twenty separate profiles.
+func TestHookTwentyConcurrentContainers(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	pids := map[int]bool{}
+	var mu sync.Mutex
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := []string{"true"}
+			if i%2 == 0 {
+				cmd = []string{"/bin/workload", "calls"}
+			}
+			res, err := e.podman(t, image, []string{"--annotation", fmt.Sprintf("io.syscage.record=c%d", i)}, cmd...)
+			if err == nil && res.ExitCode != 0 {
+				err = fmt.Errorf("exit %d: %s", res.ExitCode, res.Stderr)
+			}
+			errs[i] = err
+			mu.Lock()
+			pids[e.recorderPid()] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("container %d: %v", i, err)
+		}
+	}
+	if len(pids) != 1 {
+		t.Errorf("want one recorder process, saw pids %v", pids)
+	}
+	for i := range n {
+		names := e.profile(t, fmt.Sprintf("c%d", i))
+		if i%2 == 0 {
+			wantAll(t, fmt.Sprintf("c%d", i), names)
+			continue
+		}
+		for _, calls := range workload.Calls {
+			for _, c := range calls {
+				if slices.Contains(names, c) {
+					t.Errorf("c%d (true) has the workload's %q: cross-talk", i, c)
+				}
+			}
+		}
+	}
+}
+
+// The annotation of containers/oci-seccomp-bpf-hook: of: and if:.
+func TestHookCompatAnnotation(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	if err := os.MkdirAll(e.profiles, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(e.profiles, "in.json")
+	writeJSON(t, in, map[string]any{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+		"syscalls": []any{map[string]any{"names": []string{"kexec_load"}, "action": "SCMP_ACT_ALLOW"}}})
+	out := filepath.Join(e.profiles, "out.json")
+	res, err := e.podman(t, image, []string{"--annotation", "io.containers.trace-syscall=of:" + out + ";if:" + in}, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	names := readProfile(t, out)
+	wantAll(t, "compat", names)
+	if !slices.Contains(names, "kexec_load") {
+		t.Errorf("if: profile not merged in: %v", names)
+	}
+}
+
+// Every refusal fails the container's start with one line naming the cause, and
+// writes nothing anywhere.
+func TestHookRefusals(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	outside := filepath.Join(t.TempDir(), "outside.json")
+	if err := os.MkdirAll(e.profiles, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(e.profiles, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"traversal", "io.syscage.record", "../evil", "a profile name is 1-128 letters"},
+		{"slash", "io.syscage.record", "a/b", "a profile name is 1-128 letters"},
+		{"unknown option", "io.syscage.record", "web;overwrite", `unknown option "overwrite"`},
+		{"symlink out", "io.syscage.record", "link", "is not a regular file (a symbolic link?)"},
+		{"compat outside", "io.containers.trace-syscall", "of:" + outside, "is outside the directories the hook config allows"},
+		{"compat relative", "io.containers.trace-syscall", "of:out.json", "must be an absolute, clean path"},
+		{"compat dotdot", "io.containers.trace-syscall", "of:" + e.profiles + "/../x.json", "must be an absolute, clean path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := e.podman(t, image, []string{"--annotation", tt.key + "=" + tt.value}, "true")
+			if err == nil {
+				t.Fatalf("container started (exit %d)", res.ExitCode)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("want %q in podman's error, got: %v", tt.want, err)
+			}
+		})
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Error("a file was written outside the allowed directory")
+	}
+}
+
+// The same hook from a runc bundle's config.json.
+func TestHookRuncBundle(t *testing.T) {
+	e := newHookEnv(t)
+	wl := workload.Build(t, t.TempDir(), workload.Static)
+	files := map[string]string{"/bin/workload": wl}
+	dir, spec := rt.Bundle(t, []string{"/bin/workload", "calls"}, files)
+	hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
+	spec.Annotations = map[string]string{"io.syscage.record": "bundle"}
+	spec.Linux.Seccomp = permissive(t)
+	rt.WriteSpec(t, dir, spec)
+	if res := rt.RuncRun(t, dir); res.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	p, _ := readSpecProfile(t, filepath.Join(e.profiles, "bundle.json"))
+	res, err := runcWith(t, p, files, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("workload under its hook-recorded profile: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+}
