@@ -35,7 +35,9 @@ type Config struct {
 // Duration is a time.Duration written as "30s" in JSON.
 type Duration time.Duration
 
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string

@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/internal/cgroups"
 	"github.com/syscage/syscage/internal/record"
 	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/internal/rt"
 )
 
 const trackedCgroups = 100
@@ -280,11 +282,78 @@ func BenchmarkRSS(b *testing.B) {
 	b.ReportMetric(median(now), "MB-recording")
 }
 
-func statusKB(b *testing.B, status []byte, field string) float64 {
+func statusKB(b testing.TB, status []byte, field string) float64 {
 	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(status)
 	if m == nil {
 		b.Fatalf("no %s in /proc status", field)
 	}
 	kb, _ := strconv.ParseFloat(string(m[1]), 64)
 	return kb
+}
+
+// BenchmarkHook: what the hook adds to starting a container, with the recorder
+// already running (warm) and with the hook starting it (cold), side by side with
+// the same runtime without the hook; and the recorder's memory after it served
+// twenty containers.
+func BenchmarkHook(b *testing.B) {
+	testenv.RequireRoot(b)
+	e := newHookEnv(b)
+	image := rt.PodmanImage(b, nil)
+	hookSpec := func(dir string, spec *specs.Spec, hooked bool) {
+		if hooked {
+			h := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+			spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
+			spec.Annotations = map[string]string{"io.syscage.record": "bench"}
+		}
+		rt.WriteSpec(b, dir, spec)
+	}
+	plainDir, plain := rt.Bundle(b, []string{"true"}, nil)
+	hookDir, hooked := rt.Bundle(b, []string{"true"}, nil)
+	hookSpec(plainDir, plain, false)
+	hookSpec(hookDir, hooked, true)
+	timed := func(f func()) float64 {
+		start := time.Now()
+		f()
+		return float64(time.Since(start).Microseconds()) / 1000
+	}
+	runc := map[string][]float64{}
+	podman := map[string][]float64{}
+	for round := range 10 {
+		for i, name := range []string{"none", "hook"} {
+			if (i+round)%2 == 1 {
+				name = []string{"hook", "none"}[i]
+			}
+			dir, ann := plainDir, []string{}
+			if name == "hook" {
+				dir, ann = hookDir, []string{"--annotation", "io.syscage.record=bench"}
+			}
+			runc[name] = append(runc[name], timed(func() { rt.RuncRun(b, dir) }))
+			podman[name] = append(podman[name], timed(func() { e.podman(b, image, ann, "true") }))
+		}
+	}
+	for name, m := range map[string]map[string][]float64{"runc": runc, "podman": podman} {
+		none, hook := median(m["none"]), median(m["hook"])
+		b.ReportMetric(none, "ms-"+name+"-none")
+		b.ReportMetric(hook, "ms-"+name+"-hook")
+		b.ReportMetric(hook-none, "ms-"+name+"-added")
+		b.ReportMetric(hook/none, "x-"+name+"-hook/none")
+	}
+	// The recorder has served 20 containers by now.
+	if pid := e.recorderPid(); pid > 0 {
+		if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			b.ReportMetric(statusKB(b, status, "VmHWM")/1024, "MB-recorder-peak")
+		}
+	}
+	// Cold: each run with a recorder of its own to start.
+	var cold []float64
+	for range 5 {
+		c := newHookEnv(b)
+		dir, spec := rt.Bundle(b, []string{"true"}, nil)
+		h := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", c.config}}
+		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
+		spec.Annotations = map[string]string{"io.syscage.record": "cold"}
+		rt.WriteSpec(b, dir, spec)
+		cold = append(cold, timed(func() { rt.RuncRun(b, dir) }))
+	}
+	b.ReportMetric(median(cold)-median(runc["none"]), "ms-runc-added-cold")
 }

@@ -28,7 +28,7 @@ type hookEnv struct {
 	profiles, runDir, log, config, hooksDir string
 }
 
-func newHookEnv(t *testing.T, compatDirs ...string) *hookEnv {
+func newHookEnv(t testing.TB, compatDirs ...string) *hookEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
@@ -65,7 +65,7 @@ func newHookEnv(t *testing.T, compatDirs ...string) *hookEnv {
 	return e
 }
 
-func writeJSON(t *testing.T, path string, v any) {
+func writeJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -78,7 +78,7 @@ func writeJSON(t *testing.T, path string, v any) {
 
 // waitRecorderGone checks that the recorder exits by itself once idle, and kills it
 // (failing the test) if it does not.
-func (e *hookEnv) waitRecorderGone(t *testing.T) {
+func (e *hookEnv) waitRecorderGone(t testing.TB) {
 	pid := e.recorderPid()
 	deadline := time.Now().Add(10 * time.Second)
 	for pid > 0 && syscall.Kill(pid, 0) == nil {
@@ -110,7 +110,7 @@ func (e *hookEnv) recorderPid() int {
 	return pid
 }
 
-func (e *hookEnv) podman(t *testing.T, image string, extra []string, cmd ...string) (rt.Result, error) {
+func (e *hookEnv) podman(t testing.TB, image string, extra []string, cmd ...string) (rt.Result, error) {
 	t.Helper()
 	return rt.PodmanTry(t, image, append([]string{"--hooks-dir", e.hooksDir}, extra...), cmd...)
 }
