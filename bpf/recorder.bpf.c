@@ -113,6 +113,21 @@ struct {
 	__type(value, struct cached);
 } cgroup_cache SEC(".maps");
 
+/* Calls a seccomp filter refused in a tracked cgroup, counted: they never reach
+ * sys_enter, so they would be missing from the profile without a word. */
+struct denied_key {
+	__u32 slot;
+	__u16 abi;
+	__u16 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct denied_key);
+	__type(value, __u64);
+} denied SEC(".maps");
+
 /* Bumped by user space after every change to tracked. */
 __u32 generation;
 /* Host-wide: cgroups deeper than MAX_LEVELS, and failed cache allocations. */
@@ -287,6 +302,53 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
 				set_bit(rec, abi, nr);
 		}
 	rec->armed = 1;
+	return 0;
+}
+
+/* A call a seccomp filter refused skips sys_enter but reaches sys_exit with an
+ * errno. In a START_SECCOMP cgroup every call that ran under the filter set its
+ * bit at sys_enter, so a failing call whose bit is still unset was refused.
+ * fexit on __secure_computing would see refusals exactly and only in filtered
+ * tasks, but kernels without ftrace trampolines (like these VMs') refuse fentry;
+ * sys_exit costs every syscall on the host a second dispatch (~90 ns), so it is
+ * attached only while such a cgroup is tracked and refusals are asked for. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	if (ret >= 0 || ret < -4095)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	int slot = slot_of(task->cgroups->dfl_cgrp);
+	if (slot < 0)
+		return 0;
+	__u32 key = slot;
+	struct record *rec = bpf_map_lookup_elem(&records, &key);
+	if (!rec || rec->start != START_SECCOMP || task->seccomp.mode == 0)
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	long nr = (long)regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+	long nr = regs->syscallno;
+#else
+	return 0;
+#endif
+	int abi = abi_of(task, regs, &nr);
+	if (nr < 0 || nr >= NR_BITS || abi < 0 || abi >= ABI_COUNT)
+		return 0;
+	if (rec->bits[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63)))
+		return 0;
+	struct denied_key dk = {.slot = slot, .abi = abi, .nr = nr};
+	__u64 *n = bpf_map_lookup_elem(&denied, &dk);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return 0;
+	}
+	__u64 one = 1;
+	if (bpf_map_update_elem(&denied, &dk, &one, BPF_NOEXIST) != 0) {
+		n = bpf_map_lookup_elem(&denied, &dk);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
 	return 0;
 }
 

@@ -27,6 +27,13 @@ type recorderCounters struct {
 	LastOutOfRange int64
 }
 
+type recorderDeniedKey struct {
+	_    structs.HostLayout
+	Slot uint32
+	Abi  uint16
+	Nr   uint16
+}
+
 type recorderRecord struct {
 	_       structs.HostLayout
 	Start   uint32
@@ -41,6 +48,7 @@ type recorderRecord struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	recorderMapCgroupCache       = "cgroup_cache"
+	recorderMapDenied            = "denied"
 	recorderMapL1Cache           = "l1_cache"
 	recorderMapRecords           = "records"
 	recorderMapSlotCounters      = "slot_counters"
@@ -48,6 +56,7 @@ const (
 	recorderProgEmpty            = "empty"
 	recorderProgSchedProcessExec = "sched_process_exec"
 	recorderProgSysEnter         = "sys_enter"
+	recorderProgSysExit          = "sys_exit"
 	recorderVarExecNr            = "exec_nr"
 	recorderVarGeneration        = "generation"
 	recorderVarNoCache           = "no_cache"
@@ -99,6 +108,7 @@ type recorderProgramSpecs struct {
 	Empty            *ebpf.ProgramSpec `ebpf:"empty"`
 	SchedProcessExec *ebpf.ProgramSpec `ebpf:"sched_process_exec"`
 	SysEnter         *ebpf.ProgramSpec `ebpf:"sys_enter"`
+	SysExit          *ebpf.ProgramSpec `ebpf:"sys_exit"`
 }
 
 // recorderMapSpecs contains maps before they are loaded into the kernel.
@@ -106,6 +116,7 @@ type recorderProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type recorderMapSpecs struct {
 	CgroupCache  *ebpf.MapSpec `ebpf:"cgroup_cache"`
+	Denied       *ebpf.MapSpec `ebpf:"denied"`
 	L1Cache      *ebpf.MapSpec `ebpf:"l1_cache"`
 	Records      *ebpf.MapSpec `ebpf:"records"`
 	SlotCounters *ebpf.MapSpec `ebpf:"slot_counters"`
@@ -143,6 +154,7 @@ func (o *recorderObjects) Close() error {
 // It can be passed to loadRecorderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type recorderMaps struct {
 	CgroupCache  *ebpf.Map `ebpf:"cgroup_cache"`
+	Denied       *ebpf.Map `ebpf:"denied"`
 	L1Cache      *ebpf.Map `ebpf:"l1_cache"`
 	Records      *ebpf.Map `ebpf:"records"`
 	SlotCounters *ebpf.Map `ebpf:"slot_counters"`
@@ -152,6 +164,7 @@ type recorderMaps struct {
 func (m *recorderMaps) Close() error {
 	return _RecorderClose(
 		m.CgroupCache,
+		m.Denied,
 		m.L1Cache,
 		m.Records,
 		m.SlotCounters,
@@ -176,6 +189,7 @@ type recorderPrograms struct {
 	Empty            *ebpf.Program `ebpf:"empty"`
 	SchedProcessExec *ebpf.Program `ebpf:"sched_process_exec"`
 	SysEnter         *ebpf.Program `ebpf:"sys_enter"`
+	SysExit          *ebpf.Program `ebpf:"sys_exit"`
 }
 
 func (p *recorderPrograms) Close() error {
@@ -183,6 +197,7 @@ func (p *recorderPrograms) Close() error {
 		p.Empty,
 		p.SchedProcessExec,
 		p.SysEnter,
+		p.SysExit,
 	)
 }
 

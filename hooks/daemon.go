@@ -78,7 +78,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer lock.Close()
 
-	rec, err := record.Open()
+	rec, err := record.OpenWith(bpf.Options{ReportRefused: cfg.Refused()})
 	if err != nil {
 		return err
 	}
@@ -335,6 +335,9 @@ func (d *Daemon) write(c *container) error {
 	if err := writeIn(root, t.File, data); err != nil {
 		return err
 	}
+	if err := d.writeDenials(root, c, rec); err != nil {
+		return err
+	}
 	d.log.Info("profile written", "container", c.id, "profile", t.Path(), "syscalls", len(rec.Syscalls[bpf.Native]), "events", rec.Stats.Events)
 	return nil
 }
@@ -364,6 +367,40 @@ func checkTarget(t *Target) error {
 		}
 	}
 	return nil
+}
+
+// DeniedSuffix names the report, beside a profile, of the calls the filter in force
+// refused while the container was recorded; it is removed when there were none.
+const DeniedSuffix = ".denied"
+
+type deniedReport struct {
+	Container string          `json:"container"`
+	Note      string          `json:"note"`
+	Denied    []record.Denial `json:"denied"`
+}
+
+func (d *Daemon) writeDenials(root *os.Root, c *container, rec *bpf.Recording) error {
+	name := c.target.File + DeniedSuffix
+	denials, err := record.Denials(rec)
+	if err != nil {
+		return err
+	}
+	if len(denials) == 0 {
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	d.log.Warn("the seccomp filter in force refused calls: they are not in the profile", "container", c.id, "denied", denials)
+	data, err := json.MarshalIndent(deniedReport{
+		Container: c.id,
+		Note:      "calls the container's seccomp filter refused while it was recorded: they never ran, so the profile does not allow them; record with a more permissive filter if the workload needs them",
+		Denied:    denials,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeIn(root, name, append(data, '\n'))
 }
 
 func mergeFile(t *Target) string {

@@ -46,7 +46,7 @@ type benchSetup struct {
 
 func newBenchSetup(b *testing.B) *benchSetup {
 	testenv.RequireRoot(b)
-	r, err := record.Open()
+	r, err := record.OpenWith(bpf.Options{ReportRefused: true})
 	if err != nil {
 		testenv.Unavailable(b, "%v", err)
 	}
@@ -72,9 +72,11 @@ func newBenchSetup(b *testing.B) *benchSetup {
 	return s
 }
 
-func (s *benchSetup) trackAll(b *testing.B) {
+func (s *benchSetup) trackAll(b *testing.B) { s.trackAllAs(b, bpf.StartNow) }
+
+func (s *benchSetup) trackAllAs(b *testing.B, start bpf.StartAt) {
 	for _, g := range s.groups {
-		if err := s.r.Track(g.ID, bpf.StartNow); err != nil {
+		if err := s.r.Track(g.ID, start); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -168,7 +170,11 @@ func report(b *testing.B, unit string, med map[string]float64) {
 func BenchmarkSyscallCost(b *testing.B) {
 	s := newBenchSetup(b)
 	const calls = 300_000
-	med := interleave(15, s.configs(b, true, &childCgroup{}), func(string) float64 {
+	// As the hook records by default: StartSeccomp cgroups with refusals counted,
+	// which attaches sys_exit.
+	cfgs := append(s.configs(b, true, &childCgroup{}), config{"untracked-seccomp",
+		func() { s.trackAllAs(b, bpf.StartSeccomp) }, func() { s.untrackAll(b) }})
+	med := interleave(15, cfgs, func(string) float64 {
 		start := time.Now()
 		for range calls {
 			unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
@@ -178,6 +184,7 @@ func BenchmarkSyscallCost(b *testing.B) {
 	report(b, "ns/call", med)
 	b.ReportMetric(med["untracked"]-med["floor"], "ns-above-floor-untracked")
 	b.ReportMetric(med["tracked"]-med["floor"], "ns-above-floor-tracked")
+	b.ReportMetric(med["untracked-seccomp"]-med["floor"], "ns-above-floor-untracked-with-exit")
 }
 
 // BenchmarkWorkload: real work dominated by syscalls, in each configuration.

@@ -224,3 +224,69 @@ func TestContainerProfileFromSeccompStart(t *testing.T) {
 		}
 	}
 }
+
+// Calls the filter in force refuses never reach sys_enter; they are reported with
+// their counts, while calls that failed on their own (syncfs(-1): EBADF) are not.
+func TestRefusedCallsReported(t *testing.T) {
+	testenv.RequireRoot(t)
+	runc := testenv.RequireCommand(t, "runc")
+	wl := workload.Build(t, t.TempDir(), workload.Static)
+	r, err := record.OpenWith(bpf.Options{ReportRefused: true})
+	if err != nil {
+		testenv.Unavailable(t, "%v", err)
+	}
+	defer r.Close()
+	filter := permissive(t)
+	filter.Syscalls = append(filter.Syscalls, specs.LinuxSyscall{Names: []string{"membarrier"}, Action: specs.ActErrno})
+	dir, spec := rt.Bundle(t, []string{"/bin/workload", "calls"}, map[string]string{"/bin/workload": wl})
+	spec.Linux.Seccomp = filter
+	rt.WriteSpec(t, dir, spec)
+	id := "syscage-e2e-denied"
+	exec.Command(runc, "delete", "-f", id).Run()
+	t.Cleanup(func() { exec.Command(runc, "delete", "-f", id).Run() })
+	out, err := os.Create(dir + "/output")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	create := exec.Command(runc, "create", "--bundle", dir, id)
+	create.Stdout, create.Stderr = out, out
+	if err := create.Run(); err != nil {
+		t.Fatalf("runc create: %v", err)
+	}
+	var state specs.State
+	b, _ := exec.Command(runc, "state", id).Output()
+	if err := json.Unmarshal(b, &state); err != nil {
+		t.Fatal(err)
+	}
+	cg := track(t, r, state.Pid)
+	if b, err := exec.Command(runc, "start", id).CombinedOutput(); err != nil {
+		t.Fatalf("runc start: %v\n%s", err, b)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if b, err := exec.Command(runc, "state", id).Output(); err != nil || strings.Contains(string(b), `"stopped"`) {
+			break
+		}
+	}
+	if b, _ := os.ReadFile(out.Name()); !strings.Contains(string(b), "denied: membarrier") {
+		t.Fatalf("the filter did not refuse membarrier: %s", b)
+	}
+	rec, err := r.Read(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	denials, err := record.Denials(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range denials {
+		names = append(names, d.Name)
+		if d.Name == "membarrier" && d.Count != 1 {
+			t.Errorf("membarrier refused %d times, want 1", d.Count)
+		}
+	}
+	if !slices.Equal(names, []string{"membarrier"}) {
+		t.Errorf("refused calls: got %v, want [membarrier]", denials)
+	}
+}

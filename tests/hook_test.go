@@ -28,7 +28,8 @@ type hookEnv struct {
 	profiles, runDir, log, config, hooksDir string
 }
 
-func newHookEnv(t testing.TB, compatDirs ...string) *hookEnv {
+// newHookEnv installs the hook; tweaks change its config.
+func newHookEnv(t testing.TB, tweaks ...func(cfg map[string]any)) *hookEnv {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
@@ -39,12 +40,12 @@ func newHookEnv(t testing.TB, compatDirs ...string) *hookEnv {
 		config:   filepath.Join(dir, "hook.json"),
 		hooksDir: filepath.Join(dir, "hooks.d"),
 	}
-	if compatDirs == nil {
-		compatDirs = []string{e.profiles}
-	}
 	cfg := map[string]any{
-		"profilesDir": e.profiles, "compatDirs": compatDirs, "logFile": e.log,
+		"profilesDir": e.profiles, "compatDirs": []string{e.profiles}, "logFile": e.log,
 		"runDir": e.runDir, "idleExit": "1s", "timeout": "5s",
+	}
+	for _, tweak := range tweaks {
+		tweak(cfg)
 	}
 	writeJSON(t, e.config, cfg)
 	// The shipped hooks.d file, pointed at this build and config.
@@ -338,5 +339,66 @@ func TestHookRuncBundle(t *testing.T) {
 	res, err := runcWith(t, p, files, "/bin/workload", "calls")
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("workload under its hook-recorded profile: exit %d, %v\n%s%s", res.ExitCode, err, res.Stdout, res.Stderr)
+	}
+}
+
+func denyGetitimer(t *testing.T) string {
+	return writeProfile(t, &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: permissive(t).Architectures,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"getitimer"}, Action: specs.ActErrno}},
+	})
+}
+
+// Through the hook, the refusals of the filter in force are written beside the
+// profile, and the report goes away once a run has none.
+func TestHookReportsRefusedCalls(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	deny := denyGetitimer(t)
+	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + deny}, "/bin/workload", "calls")
+	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {
+		t.Fatalf("want the workload refused getitimer: exit %d, %v\n%s", res.ExitCode, err, res.Stdout)
+	}
+	report, err := os.ReadFile(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Denied []struct {
+			Name  string
+			Count uint64
+		}
+	}
+	if err := json.Unmarshal(report, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Denied) != 1 || got.Denied[0].Name != "getitimer" || got.Denied[0].Count != 1 {
+		t.Errorf("report: %s", report)
+	}
+	if slices.Contains(e.profile(t, "r"), "getitimer") {
+		t.Error("a refused call is in the profile")
+	}
+	if res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r"}, "true"); err != nil || res.ExitCode != 0 {
+		t.Fatalf("second run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix)); err == nil {
+		t.Error("the report of an earlier run is left behind")
+	}
+}
+
+// With reportRefused off, nothing is attached to sys_exit and no report is written.
+func TestHookReportRefusedOff(t *testing.T) {
+	e := newHookEnv(t, func(cfg map[string]any) { cfg["reportRefused"] = false })
+	image, _ := workloadImage(t)
+	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + denyGetitimer(t)}, "/bin/workload", "calls")
+	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {
+		t.Fatalf("want the workload refused getitimer: exit %d, %v\n%s", res.ExitCode, err, res.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix)); err == nil {
+		t.Error("a refusal report was written with reportRefused off")
+	}
+	if _, err := os.Stat(filepath.Join(e.profiles, "r.json")); err != nil {
+		t.Errorf("no profile: %v", err)
 	}
 }

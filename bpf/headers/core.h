@@ -54,6 +54,9 @@ struct task_struct {
 struct pt_regs {
 #if defined(__TARGET_ARCH_arm64)
 	__u64 pstate;
+	int syscallno;
+#elif defined(__TARGET_ARCH_x86)
+	unsigned long orig_ax;
 #endif
 	long unused;
 };
@@ -70,5 +73,6 @@ struct linux_binprm;
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
 #define BPF_ANY 0
+#define BPF_NOEXIST 1
 
 #endif

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"syscall"
 	"time"
 
@@ -28,12 +29,14 @@ func Arches() ([bpf.NumABIs]specs.Arch, error) {
 
 // Open loads the recorder, telling it the execve numbers of every ABI so that
 // StartExec keeps the exec that starts a workload.
-func Open() (*bpf.Recorder, error) {
+func Open() (*bpf.Recorder, error) { return OpenWith(bpf.Options{}) }
+
+// OpenWith is Open with options; ExecSyscalls is filled in.
+func OpenWith(opts bpf.Options) (*bpf.Recorder, error) {
 	arches, err := Arches()
 	if err != nil {
 		return nil, err
 	}
-	var opts bpf.Options
 	for abi, arch := range arches {
 		opts.ExecSyscalls[abi] = [2]int32{-1, -1}
 		if arch == "" {
@@ -206,4 +209,45 @@ func exitCode(ps *os.ProcessState, waitErr error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// Denial is a syscall a seccomp filter refused while the cgroup was recorded.
+type Denial struct {
+	Arch  specs.Arch `json:"arch"`
+	Name  string     `json:"name,omitempty"` // "" when the table has none
+	Nr    int        `json:"nr"`
+	Count uint64     `json:"count"`
+}
+
+// Denials names the refused calls of a recording, sorted by arch order and name.
+func Denials(rec *bpf.Recording) ([]Denial, error) {
+	arches, err := Arches()
+	if err != nil {
+		return nil, err
+	}
+	var out []Denial
+	for abi, m := range rec.Denied {
+		if len(m) == 0 || arches[abi] == "" {
+			continue
+		}
+		tab, err := profile.TableFor(arches[abi])
+		if err != nil {
+			return nil, err
+		}
+		for nr, n := range m {
+			name, _ := tab.Name(nr)
+			out = append(out, Denial{Arch: arches[abi], Name: name, Nr: nr, Count: n})
+		}
+	}
+	order := map[specs.Arch]int{}
+	for i, a := range profile.Arches() {
+		order[a] = i
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Arch != out[j].Arch {
+			return order[out[i].Arch] < order[out[j].Arch]
+		}
+		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Nr < out[j].Nr
+	})
+	return out, nil
 }
