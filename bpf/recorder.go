@@ -105,7 +105,7 @@ type Recorder struct {
 	objs  objects
 	enter link.Link
 	exec  link.Link
-	exit  link.Link           // sys_exit: see Options.ReportRefused
+	exit  link.Link // sys_exit: see Options.ReportRefused
 	opts  Options
 	slots map[uint64]uint32 // cgroup id → slot
 	modes map[uint64]StartAt

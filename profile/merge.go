@@ -87,6 +87,10 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 			explicit[k] = explicit[k] || sc.ErrnoRet != nil
 			for _, name := range sc.Names {
 				if o, ok := owner[name]; ok && o.key != k {
+					if o.from == n.Name {
+						return nil, fmt.Errorf("%s gives %q two actions (%s and %s): keep one of the rules",
+							n.Name, name, describeAction(o.key.action, ptrIf(hasErrno(o.key.action), o.key.errno)), describeAction(k.action, sc.ErrnoRet))
+					}
 					return nil, fmt.Errorf("%s and %s give %q different actions (%s vs %s): decide which one it gets in one of them",
 						o.from, n.Name, name, describeAction(o.key.action, ptrIf(hasErrno(o.key.action), o.key.errno)), describeAction(k.action, sc.ErrnoRet))
 				}
@@ -115,8 +119,25 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 			ErrnoRet: ptrIf(explicit[k] || hasErrno(k.action) && k.errno != eperm, k.errno),
 		})
 	}
-	for _, k := range slices.Sorted(maps.Keys(conditional)) {
-		out.Syscalls = append(out.Syscalls, conditional[k])
+	// A conditional rule whose action a syscall already gets unconditionally adds
+	// nothing for it: that name is dropped from the rule, and a rule left with no
+	// names goes.
+	kept := map[string]specs.LinuxSyscall{}
+	for _, sc := range conditional {
+		k := plainKey{action: sc.Action, errno: effectiveErrno(sc.Action, sc.ErrnoRet)}
+		names := slices.DeleteFunc(slices.Clone(sc.Names), func(name string) bool {
+			o, ok := owner[name]
+			return ok && o.key == k
+		})
+		if len(names) == 0 {
+			continue
+		}
+		sc.Names = names
+		b, _ := json.Marshal(sc)
+		kept[string(b)] = sc
+	}
+	for _, k := range slices.Sorted(maps.Keys(kept)) {
+		out.Syscalls = append(out.Syscalls, kept[k])
 	}
 	return out, nil
 }
