@@ -108,10 +108,10 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 			return err
 		}
 		if missing.Empty() {
-			fmt.Fprintf(stdout, "%s allows everything %s allow\n", a.Name, names(in[split:]))
+			fmt.Fprintf(stdout, "%s allows everything %s %s\n", a.Name, names(in[split:]), verb(len(in)-split))
 			return nil
 		}
-		fmt.Fprintf(stdout, "%s does not allow everything %s allow; merging would change it:\n", a.Name, names(in[split:]))
+		fmt.Fprintf(stdout, "%s does not allow everything %s %s; merging would change it:\n", a.Name, names(in[split:]), verb(len(in)-split))
 		printDiff(stdout, missing, color)
 		fmt.Fprintf(stdout, "to accept: syscage merge -o %s %s %s\n", a.Name, a.Name, names(in[split:]))
 		return exitCodeError(1)
@@ -125,6 +125,13 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 		return err
 	}
 	return writeOutput(stdout, opts.output, data)
+}
+
+func verb(n int) string {
+	if n == 1 {
+		return "allows"
+	}
+	return "allow"
 }
 
 func names(in []profile.Named) string {
