@@ -46,13 +46,24 @@ enum start {
 	START_SECCOMP = 2, /* record only tasks that run under a seccomp filter */
 };
 
+enum record_flags {
+	/* Count the calls in watch, with the first process that made them (verify,
+	 * complain mode: the calls the profile under test would refuse). */
+	FLAG_WATCH = 1,
+	/* Tell refused calls exactly, per task, rather than by "never entered in this
+	 * cgroup" (verify, enforce mode: socket(AF_INET) refused by an argument
+	 * condition while socket(AF_UNIX) was allowed). Costs a helper call a syscall. */
+	FLAG_EXACT_REFUSALS = 2,
+};
+
 /* One tracked cgroup: what was recorded, and when recording starts. */
 struct record {
 	__u32 start;   /* enum start, written by user space before tracking */
 	__u32 armed;   /* START_EXEC: set by the first exec in the cgroup */
 	__u32 pending; /* START_EXEC: execve variants entered before arming, bit abi*2+i */
-	__u32 _pad;
+	__u32 flags;   /* enum record_flags, written by user space before tracking */
 	__u64 bits[ABI_COUNT][NR_WORDS];
+	__u64 watch[ABI_COUNT][NR_WORDS];
 };
 
 /* Per-CPU counters of a slot, so loss is measured rather than assumed. */
@@ -113,20 +124,55 @@ struct {
 	__type(value, struct cached);
 } cgroup_cache SEC(".maps");
 
-/* Calls a seccomp filter refused in a tracked cgroup, counted: they never reach
- * sys_enter, so they would be missing from the profile without a word. */
+/* Calls noted per cgroup: refused by the seccomp filter in force (they never reach
+ * sys_enter, so they would be missing from a profile without a word), or made
+ * while on the watch list. */
 struct denied_key {
 	__u32 slot;
 	__u16 abi;
 	__u16 nr;
 };
 
+struct noted {
+	__u64 refused;
+	__u64 watched;
+	__u32 pid; /* the first process that made the call */
+	__u32 _pad;
+	char comm[16];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct denied_key);
-	__type(value, __u64);
+	__type(value, struct noted);
 } denied SEC(".maps");
+
+/* FLAG_EXACT_REFUSALS: the call a task entered and has not yet left, (abi<<16|nr)+1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} entered SEC(".maps");
+
+static __always_inline void note(__u32 slot, int abi, long nr, int refused)
+{
+	struct denied_key dk = {.slot = slot, .abi = abi, .nr = nr};
+	struct noted *n = bpf_map_lookup_elem(&denied, &dk);
+	if (!n) {
+		struct noted fresh = {.pid = bpf_get_current_pid_tgid() >> 32};
+		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+		bpf_map_update_elem(&denied, &dk, &fresh, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&denied, &dk);
+		if (!n)
+			return;
+	}
+	if (refused)
+		__sync_fetch_and_add(&n->refused, 1);
+	else
+		__sync_fetch_and_add(&n->watched, 1);
+}
 
 /* Bumped by user space after every change to tracked. */
 __u32 generation;
@@ -279,6 +325,15 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	}
 	set_bit(rec, abi, nr);
 	cnt->events++;
+	if (rec->flags) {
+		if ((rec->flags & FLAG_WATCH) && (rec->watch[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63))))
+			note(slot, abi, nr, 0);
+		if (rec->flags & FLAG_EXACT_REFUSALS) {
+			__u32 *e = bpf_task_storage_get(&entered, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (e)
+				*e = ((__u32)abi << 16 | (__u32)nr) + 1;
+		}
+	}
 	return 0;
 }
 
@@ -335,20 +390,17 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	int abi = abi_of(task, regs, &nr);
 	if (nr < 0 || nr >= NR_BITS || abi < 0 || abi >= ABI_COUNT)
 		return 0;
-	if (rec->bits[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63)))
-		return 0;
-	struct denied_key dk = {.slot = slot, .abi = abi, .nr = nr};
-	__u64 *n = bpf_map_lookup_elem(&denied, &dk);
-	if (n) {
-		__sync_fetch_and_add(n, 1);
+	if (rec->flags & FLAG_EXACT_REFUSALS) {
+		__u32 *e = bpf_task_storage_get(&entered, task, 0, 0);
+		int ran = e && *e == (((__u32)abi << 16 | (__u32)nr) + 1);
+		if (e)
+			*e = 0;
+		if (ran)
+			return 0;
+	} else if (rec->bits[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63))) {
 		return 0;
 	}
-	__u64 one = 1;
-	if (bpf_map_update_elem(&denied, &dk, &one, BPF_NOEXIST) != 0) {
-		n = bpf_map_lookup_elem(&denied, &dk);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-	}
+	note(slot, abi, nr, 1);
 	return 0;
 }
 

@@ -82,10 +82,31 @@ type Options struct {
 type Recording struct {
 	// Syscalls holds, per ABI, the sorted numbers seen.
 	Syscalls [NumABIs][]int
-	// Denied counts, per ABI and number, the calls a seccomp filter refused
-	// (StartSeccomp only): they never reach sys_enter, so they are not in Syscalls.
-	Denied [NumABIs]map[int]uint64
-	Stats  Stats
+	// Noted holds, per ABI and number, the calls a seccomp filter refused
+	// (StartSeccomp with refusals asked for: they never reach sys_enter, so they
+	// are not in Syscalls) and the calls made from the watch list.
+	Noted [NumABIs]map[int]Noted
+	Stats Stats
+}
+
+// Noted is what was seen of one call beyond its bit.
+type Noted struct {
+	Refused uint64 // times the seccomp filter in force refused it
+	Watched uint64 // times it was made while on the watch list
+	Pid     uint32 // the first process that made it
+	Comm    string // and its name
+}
+
+// TrackOptions say how a cgroup is recorded.
+type TrackOptions struct {
+	Start StartAt
+	// Watch lists, per ABI, numbers whose calls are counted with the first process
+	// that made them.
+	Watch [NumABIs][]int
+	// ExactRefusals tells refused calls per task, exactly, even for a syscall the
+	// filter allows with some arguments and refuses with others. It attaches
+	// sys_exit and costs the cgroup's tasks a helper call per syscall.
+	ExactRefusals bool
 }
 
 // Stats are the counters kept beside a recording, so that loss is measured.
@@ -108,7 +129,7 @@ type Recorder struct {
 	exit  link.Link // sys_exit: see Options.ReportRefused
 	opts  Options
 	slots map[uint64]uint32 // cgroup id → slot
-	modes map[uint64]StartAt
+	modes map[uint64]TrackOptions
 	free  []uint32
 	gen   uint32
 }
@@ -120,6 +141,7 @@ type objects struct {
 	SchedProcessExec *ebpf.Program  `ebpf:"sched_process_exec"`
 	SysExit          *ebpf.Program  `ebpf:"sys_exit"`
 	Denied           *ebpf.Map      `ebpf:"denied"`
+	Entered          *ebpf.Map      `ebpf:"entered"`
 	Tracked          *ebpf.Map      `ebpf:"tracked"`
 	Records          *ebpf.Map      `ebpf:"records"`
 	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
@@ -137,7 +159,7 @@ func (o *objects) close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied} {
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -173,7 +195,7 @@ func Open(opts Options) (*Recorder, error) {
 	if err := spec.Variables["exec_nr"].Set(opts.ExecSyscalls); err != nil {
 		return nil, fmt.Errorf("setting exec_nr: %w", err)
 	}
-	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]StartAt), opts: opts}
+	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts}
 	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
 		r.objs.close()
 		return nil, explainLoad(err)
@@ -200,6 +222,12 @@ func (r *Recorder) MaxCgroups() int { return int(r.objs.Records.MaxEntries()) }
 
 // Track starts recording the cgroup2 with the given id, and every cgroup below it.
 func (r *Recorder) Track(cgroupID uint64, start StartAt) error {
+	return r.TrackWith(cgroupID, TrackOptions{Start: start})
+}
+
+// TrackWith is Track with options.
+func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
+	start := opts.Start
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.objs.Tracked == nil {
@@ -214,7 +242,11 @@ func (r *Recorder) Track(cgroupID uint64, start StartAt) error {
 	slot := r.free[len(r.free)-1]
 
 	// A fresh record and zeroed counters before the cgroup becomes visible to BPF.
-	if err := r.objs.Records.Put(slot, recorderRecord{Start: uint32(start)}); err != nil {
+	rec := recorderRecord{Start: uint32(start)}
+	if err := setWatch(&rec, opts); err != nil {
+		return fmt.Errorf("tracking cgroup %d: %w", cgroupID, err)
+	}
+	if err := r.objs.Records.Put(slot, rec); err != nil {
 		return fmt.Errorf("resetting record %d: %w", slot, err)
 	}
 	zero := make([]recorderCounters, possibleCPUs())
@@ -229,7 +261,7 @@ func (r *Recorder) Track(cgroupID uint64, start StartAt) error {
 	}
 	r.free = r.free[:len(r.free)-1]
 	r.slots[cgroupID] = slot
-	r.modes[cgroupID] = start
+	r.modes[cgroupID] = opts
 	if err := r.bump(); err != nil {
 		r.untrackLocked(cgroupID)
 		return err
@@ -304,10 +336,7 @@ func (r *Recorder) attach() error {
 func (r *Recorder) syncExit() error {
 	want := false
 	for _, m := range r.modes {
-		if !r.opts.ReportRefused {
-			break
-		}
-		want = want || m == StartSeccomp
+		want = want || m.ExactRefusals || r.opts.ReportRefused && m.Start == StartSeccomp
 	}
 	switch {
 	case want && r.exit == nil:
@@ -324,10 +353,32 @@ func (r *Recorder) syncExit() error {
 	return nil
 }
 
-// clearDenied removes a slot's denial counts.
+// Record flags, as in recorder.bpf.c.
+const (
+	flagWatch         = 1
+	flagExactRefusals = 2
+)
+
+func setWatch(rec *recorderRecord, opts TrackOptions) error {
+	if opts.ExactRefusals {
+		rec.Flags |= flagExactRefusals
+	}
+	for abi, nrs := range opts.Watch {
+		for _, nr := range nrs {
+			if nr < 0 || nr >= len(rec.Watch[abi])*64 {
+				return fmt.Errorf("watch: %s syscall %d is out of the recorder's range", ABI(abi), nr)
+			}
+			rec.Watch[abi][nr/64] |= 1 << (nr % 64)
+			rec.Flags |= flagWatch
+		}
+	}
+	return nil
+}
+
+// clearDenied removes a slot's noted calls.
 func (r *Recorder) clearDenied(slot uint32) error {
 	var k recorderDeniedKey
-	var v uint64
+	var v recorderNoted
 	var stale []recorderDeniedKey
 	it := r.objs.Denied.Iterate()
 	for it.Next(&k, &v) {
@@ -403,16 +454,16 @@ func (r *Recorder) Read(cgroupID uint64) (*Recording, error) {
 		}
 	}
 	var dk recorderDeniedKey
-	var n uint64
+	var n recorderNoted
 	it := r.objs.Denied.Iterate()
 	for it.Next(&dk, &n) {
 		if dk.Slot != slot || int(dk.Abi) >= int(NumABIs) {
 			continue
 		}
-		if out.Denied[dk.Abi] == nil {
-			out.Denied[dk.Abi] = map[int]uint64{}
+		if out.Noted[dk.Abi] == nil {
+			out.Noted[dk.Abi] = map[int]Noted{}
 		}
-		out.Denied[dk.Abi][int(dk.Nr)] = n
+		out.Noted[dk.Abi][int(dk.Nr)] = Noted{Refused: n.Refused, Watched: n.Watched, Pid: n.Pid, Comm: cString(n.Comm[:])}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("reading denied: %w", err)
@@ -460,7 +511,7 @@ func (r *Recorder) Close() error {
 	err := errors.Join(r.detach(), r.objs.close())
 	r.objs = objects{}
 	r.slots = map[uint64]uint32{}
-	r.modes = map[uint64]StartAt{}
+	r.modes = map[uint64]TrackOptions{}
 	return err
 }
 
@@ -501,6 +552,17 @@ func LoadedPrograms(ids []ebpf.ProgramID, timeout time.Duration) []ebpf.ProgramI
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
 }
 
 // checkCaps reads the effective capabilities: loading needs CAP_SYS_ADMIN, or

@@ -34,13 +34,23 @@ type recorderDeniedKey struct {
 	Nr   uint16
 }
 
+type recorderNoted struct {
+	_       structs.HostLayout
+	Refused uint64
+	Watched uint64
+	Pid     uint32
+	Pad     uint32
+	Comm    [16]int8
+}
+
 type recorderRecord struct {
 	_       structs.HostLayout
 	Start   uint32
 	Armed   uint32
 	Pending uint32
-	Pad     uint32
+	Flags   uint32
 	Bits    [3][16]uint64
+	Watch   [3][16]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -49,6 +59,7 @@ type recorderRecord struct {
 const (
 	recorderMapCgroupCache       = "cgroup_cache"
 	recorderMapDenied            = "denied"
+	recorderMapEntered           = "entered"
 	recorderMapL1Cache           = "l1_cache"
 	recorderMapRecords           = "records"
 	recorderMapSlotCounters      = "slot_counters"
@@ -117,6 +128,7 @@ type recorderProgramSpecs struct {
 type recorderMapSpecs struct {
 	CgroupCache  *ebpf.MapSpec `ebpf:"cgroup_cache"`
 	Denied       *ebpf.MapSpec `ebpf:"denied"`
+	Entered      *ebpf.MapSpec `ebpf:"entered"`
 	L1Cache      *ebpf.MapSpec `ebpf:"l1_cache"`
 	Records      *ebpf.MapSpec `ebpf:"records"`
 	SlotCounters *ebpf.MapSpec `ebpf:"slot_counters"`
@@ -155,6 +167,7 @@ func (o *recorderObjects) Close() error {
 type recorderMaps struct {
 	CgroupCache  *ebpf.Map `ebpf:"cgroup_cache"`
 	Denied       *ebpf.Map `ebpf:"denied"`
+	Entered      *ebpf.Map `ebpf:"entered"`
 	L1Cache      *ebpf.Map `ebpf:"l1_cache"`
 	Records      *ebpf.Map `ebpf:"records"`
 	SlotCounters *ebpf.Map `ebpf:"slot_counters"`
@@ -165,6 +178,7 @@ func (m *recorderMaps) Close() error {
 	return _RecorderClose(
 		m.CgroupCache,
 		m.Denied,
+		m.Entered,
 		m.L1Cache,
 		m.Records,
 		m.SlotCounters,

@@ -226,7 +226,7 @@ func Denials(rec *bpf.Recording) ([]Denial, error) {
 		return nil, err
 	}
 	var out []Denial
-	for abi, m := range rec.Denied {
+	for abi, m := range rec.Noted {
 		if len(m) == 0 || arches[abi] == "" {
 			continue
 		}
@@ -235,8 +235,11 @@ func Denials(rec *bpf.Recording) ([]Denial, error) {
 			return nil, err
 		}
 		for nr, n := range m {
+			if n.Refused == 0 {
+				continue
+			}
 			name, _ := tab.Name(nr)
-			out = append(out, Denial{Arch: arches[abi], Name: name, Nr: nr, Count: n})
+			out = append(out, Denial{Arch: arches[abi], Name: name, Nr: nr, Count: n.Refused})
 		}
 	}
 	order := map[specs.Arch]int{}
