@@ -54,9 +54,10 @@ type container struct {
 
 // Daemon is the one recorder that serves every traced container on the host.
 type Daemon struct {
-	cfg *Config
-	log *slog.Logger
-	rec *bpf.Recorder
+	cfg  *Config
+	log  *slog.Logger
+	rec  *bpf.Recorder
+	opts ServeOptions
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -65,9 +66,28 @@ type Daemon struct {
 	idleSince  time.Time
 }
 
+// ServeOptions let a caller other than the host-wide recorder (syscage verify)
+// serve hooks with its own recorder and do its own thing with each recording.
+type ServeOptions struct {
+	// Recorder serves the containers; nil opens one, closed on return.
+	Recorder *bpf.Recorder
+	// Track adds to how a container is tracked (the hook decides Start).
+	Track func(opts *bpf.TrackOptions)
+	// Finish receives each container's recording instead of it being written as a
+	// profile. It runs before the container's poststop hook returns.
+	Finish func(container string, rec *bpf.Recording) error
+	// Ready, if set, is closed once the socket accepts connections.
+	Ready chan<- struct{}
+}
+
 // Serve runs the recorder until it has been idle for cfg.IdleExit. If another
 // recorder holds the lock, it returns nil at once: that one serves.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	return ServeWith(ctx, cfg, log, ServeOptions{})
+}
+
+// ServeWith is Serve with options.
+func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOptions) error {
 	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
@@ -78,11 +98,13 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer lock.Close()
 
-	rec, err := record.OpenWith(bpf.Options{ReportRefused: cfg.Refused()})
-	if err != nil {
-		return err
+	rec := opts.Recorder
+	if rec == nil {
+		if rec, err = record.OpenWith(bpf.Options{ReportRefused: cfg.Refused()}); err != nil {
+			return err
+		}
+		defer rec.Close()
 	}
-	defer rec.Close()
 
 	sock := cfg.Socket()
 	os.Remove(sock)
@@ -99,8 +121,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
-	d := &Daemon{cfg: cfg, log: log, rec: rec, containers: map[string]*container{}, idleSince: time.Now()}
+	d := &Daemon{cfg: cfg, log: log, rec: rec, opts: opts, containers: map[string]*container{}, idleSince: time.Now()}
 	log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", rec.ProgramIDs())
+	if opts.Ready != nil {
+		close(opts.Ready)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go d.watch(ctx, ln)
@@ -136,7 +161,9 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		d.finish(c)
 	}
 	log.Info("recorder exiting", "pid", os.Getpid())
-	leaveCgroup()
+	if opts.Recorder == nil {
+		leaveCgroup()
+	}
 	return nil
 }
 
@@ -250,7 +277,11 @@ func (d *Daemon) track(req request) response {
 	if _, ok := d.containers[req.Container]; ok {
 		return response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
 	}
-	if err := d.rec.Track(req.CgroupID, req.Start); err != nil {
+	topts := bpf.TrackOptions{Start: req.Start}
+	if d.opts.Track != nil {
+		d.opts.Track(&topts)
+	}
+	if err := d.rec.TrackWith(req.CgroupID, topts); err != nil {
 		return response{Error: err.Error()}
 	}
 	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target}
@@ -279,6 +310,9 @@ func (d *Daemon) write(c *container) error {
 	rec, err := d.rec.Read(c.cgroupID)
 	if err != nil {
 		return err
+	}
+	if d.opts.Finish != nil {
+		return d.opts.Finish(c.id, rec)
 	}
 	named, err := record.Named(rec)
 	if err != nil {

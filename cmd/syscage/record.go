@@ -163,7 +163,7 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 	progress := func(n int) {
 		fmt.Fprintf(stderr, "\r\033[Ksyscage: recording %s: %d distinct syscalls", filepath.Base(args[0]), n)
 	}
-	rc := record.Command{Cmd: c, Start: start, Signals: sigs, Forward: notFromTerminal}
+	rc := record.Command{Cmd: c, Track: bpf.TrackOptions{Start: start}, Signals: sigs, Forward: notFromTerminal}
 	if tty {
 		rc.Progress = progress
 	}

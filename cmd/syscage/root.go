@@ -42,7 +42,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	cmd.PersistentFlags().BoolVar(&opts.debug, "debug", false, "log what syscage does to stderr")
-	cmd.AddCommand(newRecordCmd(), newHookCmd(opts), newDaemonCmd(opts))
+	cmd.AddCommand(newRecordCmd(), newVerifyCmd(), newHookCmd(opts), newDaemonCmd(opts))
 	cmd.AddCommand(newConvertCmd(), newMergeCmd(), newDiffCmd(), newCheckCmd(), newStatsCmd())
 	return cmd
 }

@@ -86,7 +86,7 @@ func Distinct(rec *bpf.Recording) int {
 // Command is a command to record.
 type Command struct {
 	Cmd   *exec.Cmd // not started; the caller sets Stdin, Stdout, Stderr
-	Start bpf.StartAt
+	Track bpf.TrackOptions
 	// Progress, if set, is called about every ProgressEvery with the distinct
 	// syscalls seen so far.
 	Progress      func(distinct int)
@@ -130,7 +130,7 @@ func Run(r *bpf.Recorder, c Command) (res *Result, err error) {
 			res = nil
 		}
 	}()
-	if err := r.Track(g.ID, c.Start); err != nil {
+	if err := r.TrackWith(g.ID, c.Track); err != nil {
 		return res, err
 	}
 	defer func() {

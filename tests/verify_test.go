@@ -1,0 +1,134 @@
+package tests
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/internal/verify"
+	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/tests/internal/rt"
+)
+
+func verifyJSON(t *testing.T, args ...string) (verify.Report, result) {
+	t.Helper()
+	res := syscage(t, append([]string{"verify", "--format", "json"}, args...)...)
+	var rep verify.Report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("verify %v: exit %d, no JSON report: %v\nstdout: %s\nstderr: %s", args, res.code, err, res.stdout, res.stderr)
+	}
+	return rep, res
+}
+
+func missingNames(rep verify.Report) []string {
+	var names []string
+	for _, f := range rep.Missing {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// withCondition returns p with name allowed only when argument 0 equals v.
+func withCondition(t *testing.T, p *specs.LinuxSeccomp, name string, v uint64) *specs.LinuxSeccomp {
+	t.Helper()
+	q := without(t, p, name)
+	q.Syscalls = append(q.Syscalls, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActAllow,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: v, Op: specs.OpEqualTo}}})
+	return q
+}
+
+// checkVerify runs the three cases every workload kind must pass: a profile that
+// allows everything verifies clean; one call short is caught in complain mode
+// with the workload unharmed, and in enforce mode with the workload refused; a
+// call refused for its arguments is caught in enforce mode.
+func checkVerify(t *testing.T, p *specs.LinuxSeccomp, target ...string) {
+	t.Helper()
+	for _, mode := range []string{"complain", "enforce"} {
+		rep, res := verifyJSON(t, append([]string{"--profile", writeProfile(t, p), "--mode", mode}, target...)...)
+		if res.code != 0 || len(rep.Missing) != 0 || rep.ExitCode != 0 {
+			t.Errorf("%s, full profile: exit %d, missing %v, workload exit %d\n%s", mode, res.code, rep.Missing, rep.ExitCode, res.stderr)
+		}
+	}
+	short := writeProfile(t, without(t, p, "getitimer"))
+	rep, res := verifyJSON(t, append([]string{"--profile", short, "--mode", "complain"}, target...)...)
+	if res.code != 1 || !slices.Equal(missingNames(rep), []string{"getitimer"}) || rep.ExitCode != 0 {
+		t.Errorf("complain, without getitimer: exit %d, missing %v, workload exit %d (want 1, [getitimer], 0)", res.code, missingNames(rep), rep.ExitCode)
+	} else if f := rep.Missing[0]; f.Count != 1 || f.Comm != "workload" || f.Pid == 0 {
+		t.Errorf("complain finding: %+v, want count 1 by workload", f)
+	}
+	rep, res = verifyJSON(t, append([]string{"--profile", short, "--mode", "enforce"}, target...)...)
+	if res.code != 1 || !slices.Equal(missingNames(rep), []string{"getitimer"}) || rep.ExitCode == 0 {
+		t.Errorf("enforce, without getitimer: exit %d, missing %v, workload exit %d (want 1, [getitimer], non-zero)\n%s", res.code, missingNames(rep), rep.ExitCode, res.stderr)
+	}
+	// personality(0xffffffff) under a rule that allows personality(0) only.
+	cond := writeProfile(t, withCondition(t, p, "personality", 0))
+	rep, res = verifyJSON(t, append([]string{"--profile", cond, "--mode", "enforce"}, target...)...)
+	if res.code != 1 || !slices.Equal(missingNames(rep), []string{"personality"}) {
+		t.Errorf("enforce, personality(0) only: exit %d, missing %v (want 1, [personality])\n%s", res.code, missingNames(rep), res.stderr)
+	}
+	rep, res = verifyJSON(t, append([]string{"--profile", cond, "--mode", "complain"}, target...)...)
+	if len(rep.Missing) != 0 || len(rep.Conditional) != 1 || rep.Conditional[0].Name != "personality" {
+		t.Errorf("complain, personality(0) only: missing %v, conditional %v (want none, [personality])", rep.Missing, rep.Conditional)
+	}
+}
+
+func TestVerifyRuncBundle(t *testing.T) {
+	testenv.RequireRoot(t)
+	wl := workload.Build(t, t.TempDir(), workload.Static)
+	files := map[string]string{"/bin/workload": wl}
+	p := recordInRunc(t, files, "/bin/workload", "calls")
+	dir, spec := rt.Bundle(t, []string{"/bin/workload", "calls"}, files)
+	rt.WriteSpec(t, dir, spec)
+	checkVerify(t, p, "--bundle", dir)
+}
+
+func TestVerifyPodman(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=v"}, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("recording: %v", err)
+	}
+	p, _ := readSpecProfile(t, filepath.Join(e.profiles, "v.json"))
+	checkVerify(t, p, append([]string{"--podman", "--"}, append(rt.Ulimits(t), image, "/bin/workload", "calls")...)...)
+}
+
+func TestVerifyHostComplain(t *testing.T) {
+	testenv.RequireRoot(t)
+	wl := workload.Build(t, t.TempDir(), workload.Dynamic)
+	p, _ := recordProfile(t, wl, "calls")
+	rep, res := verifyJSON(t, "--profile", writeProfile(t, p), "--", wl, "calls")
+	if res.code != 0 || len(rep.Missing) != 0 {
+		t.Errorf("full profile: exit %d, missing %v", res.code, rep.Missing)
+	}
+	for part, calls := range workload.Calls {
+		name := calls[0]
+		rep, res := verifyJSON(t, "--profile", writeProfile(t, without(t, p, name)), "--", wl, "calls")
+		if res.code != 1 || !slices.Equal(missingNames(rep), []string{name}) || rep.ExitCode != 0 {
+			t.Errorf("without %s's %s: exit %d, missing %v, workload exit %d", part, name, res.code, missingNames(rep), rep.ExitCode)
+		}
+	}
+	// Calls made only sometimes are caught when they are made: the profile of the
+	// workload's quiet mode verifies that mode clean, and not the other.
+	quiet, _ := recordProfile(t, wl, "print")
+	if rep, res := verifyJSON(t, "--profile", writeProfile(t, quiet), "--", wl, "print"); res.code != 0 || len(rep.Missing) != 0 {
+		t.Errorf("quiet mode under its own profile: exit %d, missing %v", res.code, rep.Missing)
+	}
+	rep, res = verifyJSON(t, "--profile", writeProfile(t, quiet), "--", wl, "calls")
+	for _, calls := range workload.Calls {
+		for _, c := range calls {
+			if !slices.Contains(missingNames(rep), c) {
+				t.Errorf("the sometimes-call %q was not caught: exit %d, missing %v", c, res.code, missingNames(rep))
+			}
+		}
+	}
+	text := syscage(t, "verify", "--profile", writeProfile(t, without(t, p, "syncfs")), "--", wl, "calls")
+	if text.code != 1 || !strings.Contains(text.stdout, "does not allow 1 syscalls") || !strings.Contains(text.stdout, "syncfs") {
+		t.Errorf("text report: exit %d\n%s", text.code, text.stdout)
+	}
+}
