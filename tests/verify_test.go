@@ -128,7 +128,7 @@ func TestVerifyHostComplain(t *testing.T) {
 		}
 	}
 	text := syscage(t, "verify", "--profile", writeProfile(t, without(t, p, "syncfs")), "--", wl, "calls")
-	if text.code != 1 || !strings.Contains(text.stdout, "does not allow 1 syscalls") || !strings.Contains(text.stdout, "syncfs") {
+	if text.code != 1 || !strings.Contains(text.stdout, "does not allow 1 syscall the workload made") || !strings.Contains(text.stdout, "syncfs") {
 		t.Errorf("text report: exit %d\n%s", text.code, text.stdout)
 	}
 }

@@ -156,8 +156,12 @@ func printReport(w io.Writer, rep *verify.Report) {
 		if rep.Mode == verify.Complain {
 			how = "would refuse them; the workload ran unharmed"
 		}
-		fmt.Fprintf(w, "syscage verify: %s does not allow %d syscalls the workload made (%s mode: the profile %s; workload exit %d)\n",
-			name, len(rep.Missing), rep.Mode, how, rep.ExitCode)
+		noun := "syscalls"
+		if len(rep.Missing) == 1 {
+			noun = "syscall"
+		}
+		fmt.Fprintf(w, "syscage verify: %s does not allow %d %s the workload made (%s mode: the profile %s; workload exit %d)\n",
+			name, len(rep.Missing), noun, rep.Mode, how, rep.ExitCode)
 		printFindings(w, rep.Missing)
 	}
 	if len(rep.Conditional) > 0 {
