@@ -26,7 +26,8 @@ type Config struct {
 	LogFile string `json:"logFile"`
 	// RunDir holds the recorder's socket, lock and pid files.
 	RunDir string `json:"runDir"`
-	// IdleExit is how long the recorder waits with nothing to record before it exits.
+	// IdleExit is how long the recorder waits with nothing to record before it
+	// exits; 0 keeps it running (as a service, so no container waits for it to load).
 	IdleExit Duration `json:"idleExit"`
 	// Timeout bounds everything the hook waits for.
 	Timeout Duration `json:"timeout"`

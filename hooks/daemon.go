@@ -199,7 +199,7 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 				done = append(done, c)
 			}
 		}
-		idle := len(d.containers) == 0 && d.conns == 0 && time.Since(d.idleSince) >= time.Duration(d.cfg.IdleExit)
+		idle := d.cfg.IdleExit > 0 && len(d.containers) == 0 && d.conns == 0 && time.Since(d.idleSince) >= time.Duration(d.cfg.IdleExit)
 		if idle {
 			d.closing = true
 		}

@@ -402,3 +402,24 @@ func TestHookReportRefusedOff(t *testing.T) {
 		t.Errorf("no profile: %v", err)
 	}
 }
+
+// Without a seccomp filter, a container is recorded from its entrypoint's exec.
+func TestHookUnconfinedFromExec(t *testing.T) {
+	e := newHookEnv(t)
+	image, _ := workloadImage(t)
+	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=u", "--security-opt", "seccomp=unconfined"}, "/bin/workload", "calls")
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("exit %d, %v\n%s", res.ExitCode, err, res.Stderr)
+	}
+	names := e.profile(t, "u")
+	wantAll(t, "unconfined", names)
+	if !slices.Contains(names, "execve") {
+		t.Errorf("the entrypoint's execve is missing: %v", names)
+	}
+	// runc's own work before the exec (capset, setgroups, pivot_root…) is not in it.
+	for _, setup := range []string{"pivot_root", "capset", "setgroups", "sethostname"} {
+		if slices.Contains(names, setup) {
+			t.Errorf("runtime set-up call %q recorded", setup)
+		}
+	}
+}
