@@ -7,7 +7,7 @@ GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib
 
-.PHONY: all build deps generate check-generated test test-short demo bench clean
+.PHONY: all build deps generate demo-profiles check-generated test test-short demo bench clean
 
 all: build
 
@@ -28,9 +28,20 @@ deps:
 generate:
 	$(GO) generate ./...
 
+# Profiles of the demo workloads, recorded with the real kernel (root), on a fixed
+# tree, in a clean environment: byte-identical run after run on the same system.
+DEMO_TREE := bin/demo-tree
+demo-profiles: build
+	rm -rf $(DEMO_TREE) && mkdir -p $(DEMO_TREE)/sub && echo a > $(DEMO_TREE)/a.txt && \
+		echo b > $(DEMO_TREE)/sub/b.txt && ln -s a.txt $(DEMO_TREE)/link
+	env -i PATH=/usr/bin:/bin LANG=C ./$(BIN) record -q -o profiles/demo-tar.json -- tar -cf /dev/null -C $(DEMO_TREE) .
+	env -i PATH=/usr/bin:/bin LANG=C ./$(BIN) record -q -o profiles/demo-sh.json -- sh -c 'ls -la $(DEMO_TREE) >/dev/null; cat $(DEMO_TREE)/a.txt >/dev/null'
+
 check-generated: generate
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory demo-profiles; \
+		else echo "not root: the demo profiles were not re-recorded"; fi
 	@git diff --exit-code --stat -- bpf profile profiles || \
-		{ echo "generated files are not up to date, run 'make generate'"; exit 1; }
+		{ echo "generated files are not up to date, run 'make generate' (and, as root, 'make demo-profiles')"; exit 1; }
 
 # Privileged tests skip without root; with SYSCAGE_TEST_PRIVILEGED=1 (as in CI) they
 # fail instead.
