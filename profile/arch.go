@@ -20,14 +20,31 @@ const X32SyscallBit = 0x40000000
 // Numbers are the kernel's, including per-ABI offsets (mips o32 starts at 4000, n64 at
 // 5000) since that is what seccomp sees; x32 numbers exclude X32SyscallBit.
 type Table struct {
-	arch  specs.Arch
-	base  int
-	names []string // names[nr-base]; "" is a hole
+	arch    specs.Arch
+	base    int
+	names   []string   // names[nr-base]; "" is a hole
+	private []numbered // numbers far above the dense range, sorted (arm's 0x0f0000+)
 
 	// byName is built on first use rather than generated: it costs one sort of a few
 	// hundred entries, and most programs only ever map numbers to names.
 	once   sync.Once
 	byName []uint16 // indices into names, sorted by name
+}
+
+// numbered is one syscall kept outside a table's dense range.
+type numbered struct {
+	nr   int
+	name string
+}
+
+// at returns the name and number of index entry j: an index into names, or past
+// them into private.
+func (t *Table) at(j uint16) (string, int) {
+	if int(j) < len(t.names) {
+		return t.names[j], t.base + int(j)
+	}
+	p := t.private[int(j)-len(t.names)]
+	return p.name, p.nr
 }
 
 // TableFor returns the table for arch.
@@ -52,6 +69,9 @@ func (t *Table) Arch() specs.Arch { return t.arch }
 func (t *Table) Name(nr int) (string, bool) {
 	i := nr - t.base
 	if i < 0 || i >= len(t.names) || t.names[i] == "" {
+		if k, ok := slices.BinarySearchFunc(t.private, nr, func(p numbered, nr int) int { return p.nr - nr }); ok {
+			return t.private[k].name, true
+		}
 		return "", false
 	}
 	return t.names[i], true
@@ -62,12 +82,14 @@ func (t *Table) Name(nr int) (string, bool) {
 func (t *Table) Number(name string) (int, bool) {
 	idx := t.index()
 	i, ok := slices.BinarySearchFunc(idx, name, func(j uint16, name string) int {
-		return strings.Compare(t.names[j], name)
+		n, _ := t.at(j)
+		return strings.Compare(n, name)
 	})
 	if !ok {
 		return 0, false
 	}
-	return t.base + int(idx[i]), true
+	_, nr := t.at(idx[i])
+	return nr, true
 }
 
 // Names returns every syscall name of the architecture, sorted.
@@ -75,7 +97,7 @@ func (t *Table) Names() []string {
 	idx := t.index()
 	names := make([]string, len(idx))
 	for i, j := range idx {
-		names[i] = t.names[j]
+		names[i], _ = t.at(j)
 	}
 	return names
 }
@@ -85,13 +107,20 @@ func (t *Table) Len() int { return len(t.index()) }
 
 func (t *Table) index() []uint16 {
 	t.once.Do(func() {
-		idx := make([]uint16, 0, len(t.names))
+		idx := make([]uint16, 0, len(t.names)+len(t.private))
 		for i, name := range t.names {
 			if name != "" {
 				idx = append(idx, uint16(i))
 			}
 		}
-		slices.SortFunc(idx, func(a, b uint16) int { return strings.Compare(t.names[a], t.names[b]) })
+		for i := range t.private {
+			idx = append(idx, uint16(len(t.names)+i))
+		}
+		slices.SortFunc(idx, func(a, b uint16) int {
+			na, _ := t.at(a)
+			nb, _ := t.at(b)
+			return strings.Compare(na, nb)
+		})
 		t.byName = idx
 	})
 	return t.byName

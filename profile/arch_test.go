@@ -227,3 +227,28 @@ func TestGenerated(t *testing.T) {
 		t.Errorf("zsyscalls.go is stale; run go generate ./profile\n%s", cmp.Diff(string(want), string(got)))
 	}
 }
+
+// ARM's private calls live at __ARM_NR_BASE (0x0f0000), far above the dense table.
+func TestARMPrivateCalls(t *testing.T) {
+	tab, err := TableFor(specs.ArchARM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, nr := range map[string]int{"breakpoint": 0x0f0001, "cacheflush": 0x0f0002, "set_tls": 0x0f0005, "get_tls": 0x0f0006} {
+		if got, ok := tab.Number(name); !ok || got != nr {
+			t.Errorf("arm %s = %#x, %v; want %#x", name, got, ok, nr)
+		}
+		if got, ok := tab.Name(nr); !ok || got != name {
+			t.Errorf("arm %#x = %q, %v; want %q", nr, got, ok, name)
+		}
+	}
+	if !slices.Contains(tab.Names(), "set_tls") || !slices.IsSorted(tab.Names()) {
+		t.Error("Names() lacks set_tls or is unsorted")
+	}
+	if _, ok := tab.Name(0x0f0007); ok {
+		t.Error("0x0f0007 has a name")
+	}
+	if got := KnownName("cacheflush"); !slices.Contains(got, specs.ArchARM) {
+		t.Errorf("KnownName(cacheflush) = %v, lacks arm", got)
+	}
+}

@@ -270,7 +270,7 @@ func (c *checker) name(path, name string, tables []*Table) {
 	}
 	var missing []string
 	for _, t := range tables {
-		if _, ok := t.Number(name); !ok && !(t.Arch() == specs.ArchARM && slices.Contains(armPrivate, name)) {
+		if _, ok := t.Number(name); !ok {
 			missing = append(missing, string(t.Arch()))
 		}
 	}
@@ -282,9 +282,6 @@ func (c *checker) name(path, name string, tables []*Table) {
 		where = "any architecture"
 	}
 	elsewhere := KnownName(name)
-	if slices.Contains(armPrivate, name) {
-		elsewhere = sortArches(append(elsewhere, specs.ArchARM))
-	}
 	if len(elsewhere) > 0 {
 		// Harmless to a runtime, which skips it, and usual in profiles shared by
 		// architectures; but a profile recorded on one architecture does not
@@ -298,11 +295,6 @@ func (c *checker) name(path, name string, tables []*Table) {
 	}
 	c.add(Error, path, "%s", msg)
 }
-
-// armPrivate are the ARM-specific calls at __ARM_NR_BASE (0x0f0000) and up
-// (arch/arm/include/uapi/asm/unistd.h), which the tables, dense from 0, leave
-// out; libseccomp knows them and the default profiles allow them.
-var armPrivate = []string{"breakpoint", "cacheflush", "usr26", "usr32", "set_tls", "get_tls"}
 
 // suggest returns the name in tables closest to name, if it is close.
 func suggest(name string, tables []*Table) string {
