@@ -17,12 +17,18 @@ type hookOptions struct {
 	config string
 }
 
-func (o *hookOptions) load() (*hooks.Config, error) {
+// setup reads the hook config and opens its log.
+func (o *hookOptions) setup(cmd *cobra.Command, root *rootOptions) (*hooks.Config, *slog.Logger, func(), error) {
 	path, explicit := o.config, o.config != ""
 	if !explicit {
 		path = hooks.DefaultConfigPath
 	}
-	return hooks.LoadConfig(path, explicit)
+	cfg, err := hooks.LoadConfig(path, explicit)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
+	return cfg, log, done, nil
 }
 
 // hookLogger logs to the file the hook config names, where a runtime's user will
@@ -59,11 +65,10 @@ io.containers.trace-syscall=of:/abs/out.json[;if:/abs/in.json], is honoured for
 paths inside the config's compatDirs. Containers without either are left alone.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := opts.load()
+			cfg, log, done, err := opts.setup(cmd, root)
 			if err != nil {
 				return err
 			}
-			log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
 			defer done()
 			exe, err := os.Executable()
 			if err != nil {
@@ -89,11 +94,10 @@ func newDaemonCmd(root *rootOptions) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := opts.load()
+			cfg, log, done, err := opts.setup(cmd, root)
 			if err != nil {
 				return err
 			}
-			log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
 			defer done()
 			if err := hooks.Serve(context.Background(), cfg, log); err != nil {
 				log.Error("recorder", "err", err)

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"maps"
 	"bufio"
 	"bytes"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"go/format"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
