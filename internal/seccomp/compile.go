@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -151,11 +152,6 @@ func Compile(p *specs.LinuxSeccomp, opts Options) (*Filter, error) {
 	}
 
 	// The rules, validated once, independent of the architecture.
-	type cond struct {
-		index     uint
-		op        specs.LinuxSeccompOperator
-		val, val2 uint64
-	}
 	type rule struct {
 		names []string
 		path  string
@@ -225,6 +221,7 @@ func Compile(p *specs.LinuxSeccomp, opts Options) (*Filter, error) {
 			ret  uint32
 			alts [][]cond
 		}
+		seen map[string]seenCond
 	}
 	var body asm
 	enosys := opts.RuncENOSYS && !isAllow(p.DefaultAction) &&
@@ -278,6 +275,18 @@ func Compile(p *specs.LinuxSeccomp, opts Options) (*Filter, error) {
 						pol.uncond = &ret
 					}
 					continue
+				}
+				// libseccomp refuses the same conditions with another action for one
+				// syscall (EEXIST), and runc with it: say so before running anything.
+				for _, alt := range r.conds {
+					key := condKey(alt)
+					if prev, ok := pol.seen[key]; ok && prev.ret != r.ret {
+						return nil, fmt.Errorf("%s: %s has the same conditions as in %s with another action: runc refuses this (libseccomp: file exists); keep one", r.path, name, prev.path)
+					}
+					if pol.seen == nil {
+						pol.seen = map[string]seenCond{}
+					}
+					pol.seen[key] = seenCond{r.ret, r.path}
 				}
 				pol.conds = append(pol.conds, struct {
 					ret  uint32
@@ -441,4 +450,26 @@ func cmpU64(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+type cond struct {
+	index     uint
+	op        specs.LinuxSeccompOperator
+	val, val2 uint64
+}
+
+type seenCond struct {
+	ret  uint32
+	path string
+}
+
+// condKey identifies a conjunction whatever the order of its conditions, as
+// libseccomp's tree, sorted by argument, does.
+func condKey(c []cond) string {
+	keys := make([]string, len(c))
+	for i, x := range c {
+		keys[i] = fmt.Sprintf("%d %s %#x %#x", x.index, x.op, x.val, x.val2)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, "&")
 }
