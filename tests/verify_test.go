@@ -100,10 +100,13 @@ func TestVerifyPodman(t *testing.T) {
 	checkVerify(t, p, append([]string{"--podman", "--"}, append(rt.Ulimits(t), image, "/bin/workload", "calls")...)...)
 }
 
-func TestVerifyHostComplain(t *testing.T) {
+// A host command: the three cases in both modes (enforce runs it through
+// syscage exec), then calls made only sometimes.
+func TestVerifyHost(t *testing.T) {
 	testenv.RequireRoot(t)
 	wl := workload.Build(t, t.TempDir(), workload.Dynamic)
 	p, _ := recordProfile(t, wl, "calls")
+	checkVerify(t, p, "--", wl, "calls")
 	rep, res := verifyJSON(t, "--profile", writeProfile(t, p), "--", wl, "calls")
 	if res.code != 0 || len(rep.Missing) != 0 {
 		t.Errorf("full profile: exit %d, missing %v", res.code, rep.Missing)
