@@ -122,24 +122,25 @@ type Stats struct {
 // Recorder is one loaded set of programs and maps serving any number of cgroups.
 // Programs are attached only while at least one cgroup is tracked.
 type Recorder struct {
-	mu    sync.Mutex
-	objs  objects
-	enter link.Link
-	exec  link.Link
-	exit  link.Link // sys_exit: see Options.ReportRefused
-	opts  Options
-	slots map[uint64]uint32 // cgroup id → slot
-	modes map[uint64]TrackOptions
-	free  []uint32
-	gen   uint32
+	mu      sync.Mutex
+	objs    objects
+	enter   link.Link
+	exec    link.Link
+	exit    link.Link // sys_exit: see Options.ReportRefused
+	opts    Options
+	spec    *ebpf.CollectionSpec // to load sys_exit when first needed
+	sysExit *ebpf.Program
+	slots   map[uint64]uint32 // cgroup id → slot
+	modes   map[uint64]TrackOptions
+	free    []uint32
+	gen     uint32
 }
 
-// objects is the part of the collection the recorder uses; the benchmark-only
-// program stays unloaded.
+// objects is the part of the collection the recorder loads at once; sys_exit is
+// loaded when first needed, and the benchmark-only program never.
 type objects struct {
 	SysEnter         *ebpf.Program  `ebpf:"sys_enter"`
 	SchedProcessExec *ebpf.Program  `ebpf:"sched_process_exec"`
-	SysExit          *ebpf.Program  `ebpf:"sys_exit"`
 	Denied           *ebpf.Map      `ebpf:"denied"`
 	Entered          *ebpf.Map      `ebpf:"entered"`
 	Tracked          *ebpf.Map      `ebpf:"tracked"`
@@ -147,6 +148,8 @@ type objects struct {
 	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
 	CgroupCache      *ebpf.Map      `ebpf:"cgroup_cache"`
 	L1Cache          *ebpf.Map      `ebpf:"l1_cache"`
+	Bss              *ebpf.Map      `ebpf:".bss"`
+	Rodata           *ebpf.Map      `ebpf:".rodata"`
 	Generation       *ebpf.Variable `ebpf:"generation"`
 	TooDeep          *ebpf.Variable `ebpf:"too_deep"`
 	NoCache          *ebpf.Variable `ebpf:"no_cache"`
@@ -154,12 +157,12 @@ type objects struct {
 
 func (o *objects) close() error {
 	var errs []error
-	for _, p := range []*ebpf.Program{o.SysEnter, o.SchedProcessExec, o.SysExit} {
+	for _, p := range []*ebpf.Program{o.SysEnter, o.SchedProcessExec} {
 		if p != nil {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered} {
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.Bss, o.Rodata} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -195,7 +198,7 @@ func Open(opts Options) (*Recorder, error) {
 	if err := spec.Variables["exec_nr"].Set(opts.ExecSyscalls); err != nil {
 		return nil, fmt.Errorf("setting exec_nr: %w", err)
 	}
-	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts}
+	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts, spec: spec}
 	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
 		r.objs.close()
 		return nil, explainLoad(err)
@@ -340,7 +343,10 @@ func (r *Recorder) syncExit() error {
 	}
 	switch {
 	case want && r.exit == nil:
-		l, err := link.AttachTracing(link.TracingOptions{Program: r.objs.SysExit})
+		if err := r.loadExit(); err != nil {
+			return err
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: r.sysExit})
 		if err != nil {
 			return fmt.Errorf("attaching sys_exit: %w", err)
 		}
@@ -372,6 +378,30 @@ func setWatch(rec *recorderRecord, opts TrackOptions) error {
 			rec.Flags |= flagWatch
 		}
 	}
+	return nil
+}
+
+// loadExit loads sys_exit against the maps already in use. Only the hook and
+// verify need it, so recording a command does not pay for its verification.
+func (r *Recorder) loadExit() error {
+	if r.sysExit != nil {
+		return nil
+	}
+	var objs struct {
+		SysExit *ebpf.Program `ebpf:"sys_exit"`
+	}
+	repl := map[string]*ebpf.Map{}
+	for name, m := range map[string]*ebpf.Map{
+		"tracked": r.objs.Tracked, "records": r.objs.Records, "slot_counters": r.objs.SlotCounters,
+		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered,
+	} {
+		repl[name] = m
+	}
+	repl[".bss"], repl[".rodata"] = r.objs.Bss, r.objs.Rodata
+	if err := r.spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+		return fmt.Errorf("loading sys_exit: %w", err)
+	}
+	r.sysExit = objs.SysExit
 	return nil
 }
 
@@ -509,6 +539,10 @@ func (r *Recorder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := errors.Join(r.detach(), r.objs.close())
+	if r.sysExit != nil {
+		err = errors.Join(err, r.sysExit.Close())
+		r.sysExit = nil
+	}
 	r.objs = objects{}
 	r.slots = map[uint64]uint32{}
 	r.modes = map[uint64]TrackOptions{}
@@ -521,7 +555,7 @@ func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{r.objs.SysEnter, r.objs.SchedProcessExec, r.objs.SysExit} {
+	for _, p := range []*ebpf.Program{r.objs.SysEnter, r.objs.SchedProcessExec, r.sysExit} {
 		if p == nil {
 			continue
 		}
