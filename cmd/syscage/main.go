@@ -7,9 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"github.com/syscage/syscage/hooks"
 )
 
 func main() {
+	// Installed as syscage-runc (a link), syscage is a runtime wrapper.
+	if filepath.Base(os.Args[0]) == hooks.RuncName {
+		err := hooks.WrapRunc(os.Args[1:])
+		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
+		os.Exit(1)
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		var ec exitCodeError
 		if !errors.As(err, &ec) {
