@@ -94,6 +94,9 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	lock, err := lockFile(filepath.Join(cfg.RunDir, "recorder.lock"), time.Second)
 	if err != nil {
 		log.Debug("another recorder is running", "err", err)
+		if opts.Recorder == nil {
+			leaveCgroup()
+		}
 		return nil
 	}
 	defer lock.Close()
@@ -168,15 +171,22 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 }
 
 // leaveCgroup moves the recorder to the cgroup2 root and removes its own cgroup,
-// so that nothing of it is left once it exits. Another recorder already started
-// in it keeps it busy, and then it stays.
+// so that nothing of it is left once it exits. A recorder that lost the race for
+// the lock may still be on its way out of it, so removal is retried briefly; one
+// that serves keeps it, and then it stays.
 func leaveCgroup() {
 	self, err := cgroups.Self()
 	if err != nil || filepath.Base(self) != RecorderCgroup {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err == nil {
-		os.Remove(self)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		return
+	}
+	for range 20 {
+		if err := os.Remove(self); err == nil || !errors.Is(err, syscall.EBUSY) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
