@@ -5,9 +5,9 @@ GO       ?= go
 BIN      := bin/syscage
 GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross
+DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static
 
-.PHONY: all build deps generate demo-profiles check-generated test test-short demo bench clean
+.PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean
 
 all: build
 
@@ -51,6 +51,12 @@ test:
 
 test-short:
 	$(GO) test -short ./...
+
+# The architecture-independent packages as real arm64 code, under qemu-user. BPF
+# needs an arm64 kernel, which qemu-user does not give.
+test-arm64:
+	GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./...
+	GOARCH=arm64 $(GO) test -short -count=1 -exec qemu-aarch64-static ./profile/... ./internal/seccomp/... ./hooks/... ./oci/... ./cmd/...
 
 demo: deps build
 	@echo '--- recording: tar -cf /dev/null -C /etc .'
