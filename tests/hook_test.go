@@ -423,3 +423,33 @@ func TestHookUnconfinedFromExec(t *testing.T) {
 		}
 	}
 }
+
+// A recorder stopped with SIGTERM writes what it has recorded before it exits.
+func TestHookRecorderStoppedWritesProfiles(t *testing.T) {
+	e := newHookEnv(t, func(cfg map[string]any) { cfg["idleExit"] = "0s" })
+	image, _ := workloadImage(t)
+	// The container is still running when the recorder is stopped.
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=stopped"}, "sh", "-c", "/bin/workload calls; sleep 3")
+		done <- err
+	}()
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		pid = e.recorderPid()
+	}
+	if pid == 0 {
+		t.Fatal("no recorder started")
+	}
+	time.Sleep(1500 * time.Millisecond) // the workload has made its calls
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("recorder still running 5s after SIGTERM")
+		}
+	}
+	wantAll(t, "stopped", e.profile(t, "stopped"))
+	<-done // the poststop hook finds no recorder, and says nothing: the profile is written
+}

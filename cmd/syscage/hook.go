@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -99,7 +101,10 @@ func newDaemonCmd(root *rootOptions) *cobra.Command {
 				return err
 			}
 			defer done()
-			if err := hooks.Serve(context.Background(), cfg, log); err != nil {
+			// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			if err := hooks.Serve(ctx, cfg, log); err != nil {
 				log.Error("recorder", "err", err)
 				return err
 			}
