@@ -62,6 +62,13 @@ demo: deps build
 	@echo '--- recording: tar -cf /dev/null -C /etc .'
 	./$(BIN) record -o bin/demo.json -- tar -cf /dev/null -C /etc .
 	@cat bin/demo.json
+	@echo '--- enforcing it: the same command under its profile'
+	./$(BIN) exec --profile bin/demo.json -- tar -cf /dev/null -C /etc . && echo 'tar ran under its profile'
+	@echo '--- the same profile without getdents64: tar cannot list directories'
+	grep -v '"getdents64",' bin/demo.json > bin/demo-strict.json
+	./$(BIN) exec --profile bin/demo-strict.json -- tar -cf /dev/null -C /etc . || echo "tar failed under it (exit $$?)"
+	@echo '--- and verify names what is missing, with the workload unharmed'
+	./$(BIN) verify --profile bin/demo-strict.json -- tar -cf /dev/null -C /etc . || true
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/
