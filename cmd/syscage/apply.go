@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/syscage/syscage/oci"
-	"github.com/syscage/syscage/profile"
 )
 
 type applyOptions struct {
@@ -56,19 +54,9 @@ func runApply(_ context.Context, stdout, stderr io.Writer, opts *applyOptions) e
 	if opts.bundle == "" && !opts.printFlag {
 		return errors.New("nothing to do: give --bundle DIR, --print-flag, or both")
 	}
-	data, err := os.ReadFile(opts.profile)
-	if err != nil {
-		return fmt.Errorf("reading the profile: %w", err)
-	}
-	p, err := profile.Parse(opts.profile, data)
+	p, errs, err := loadProfile(opts.profile, opts.profile, "reading the profile")
 	if err != nil {
 		return err
-	}
-	var errs []string
-	for _, fd := range profile.Validate(p) {
-		if fd.Severity == profile.Error {
-			errs = append(errs, opts.profile+": "+fd.String())
-		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("the profile is not applied, a runtime would refuse or misread it:\n  %s", strings.Join(errs, "\n  "))

@@ -82,19 +82,9 @@ func loadFilter(path string, opts seccomp.Options) (*seccomp.Filter, error) {
 	if path == "" {
 		return nil, errors.New("--profile is required")
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the profile: %w", err)
-	}
-	p, err := profile.Parse(path, data)
+	p, errs, err := loadProfile(path, path, "reading the profile")
 	if err != nil {
 		return nil, err
-	}
-	var errs []string
-	for _, fd := range profile.Validate(p) {
-		if fd.Severity == profile.Error {
-			errs = append(errs, path+": "+fd.String())
-		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("the profile cannot be enforced as written:\n  %s", strings.Join(errs, "\n  "))

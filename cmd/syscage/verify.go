@@ -86,20 +86,10 @@ func runVerify(ctx context.Context, stdout, stderr io.Writer, opts *verifyOption
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--profile: %w", err)
-	}
-	p, err := profile.Parse(opts.profile, data)
+	// A profile a runtime would refuse or misread is refused before anything runs.
+	p, bad, err := loadProfile(path, opts.profile, "--profile")
 	if err != nil {
 		return err
-	}
-	// A profile a runtime would refuse or misread is refused before anything runs.
-	var bad []string
-	for _, f := range profile.Validate(p) {
-		if f.Severity == profile.Error {
-			bad = append(bad, opts.profile+": "+f.String())
-		}
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%s\n(run 'syscage check %s' for details)", strings.Join(bad, "\n"), opts.profile)
@@ -178,7 +168,7 @@ func printFindings(w io.Writer, fs []verify.Finding) {
 		if name == "" {
 			name = fmt.Sprintf("#%d", f.Nr)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s (pid %d)\n", strings.ToLower(strings.TrimPrefix(string(f.Arch), "SCMP_ARCH_")), name, f.Count, f.Comm, f.Pid)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s (pid %d)\n", profile.ShortArch(f.Arch), name, f.Count, f.Comm, f.Pid)
 	}
 	tw.Flush()
 }
