@@ -105,24 +105,31 @@ func mapsKeys(rec Recorded) []specs.Arch {
 	return out
 }
 
-// sortArches orders architectures as Arches() does; unknown ones go last, sorted.
-func sortArches(arches []specs.Arch) []specs.Arch {
-	order := map[specs.Arch]int{}
-	for i, a := range Arches() {
-		order[a] = i
-	}
+// CompareArches orders architectures as Arches() does, the order every output of
+// syscage lists them in; architectures without a table go last, by name.
+func CompareArches(a, b specs.Arch) int {
 	rank := func(a specs.Arch) int {
-		if i, ok := order[a]; ok {
-			return i
+		for i := range tables {
+			if tables[i].arch == a {
+				return i
+			}
 		}
-		return len(order)
+		return len(tables)
 	}
-	slices.SortFunc(arches, func(a, b specs.Arch) int {
-		if ra, rb := rank(a), rank(b); ra != rb {
-			return ra - rb
-		}
-		return strings.Compare(string(a), string(b))
-	})
+	if ra, rb := rank(a), rank(b); ra != rb {
+		return ra - rb
+	}
+	return strings.Compare(string(a), string(b))
+}
+
+// ShortArch is an architecture's name for people: "x86_64" for SCMP_ARCH_X86_64.
+func ShortArch(a specs.Arch) string {
+	return strings.ToLower(strings.TrimPrefix(string(a), "SCMP_ARCH_"))
+}
+
+// sortArches sorts architectures with CompareArches and drops repeats.
+func sortArches(arches []specs.Arch) []specs.Arch {
+	slices.SortFunc(arches, CompareArches)
 	return slices.Compact(arches)
 }
 

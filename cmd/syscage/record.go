@@ -240,7 +240,7 @@ func summary(cmdName, target string, res *record.Result, named profile.Recorded,
 	total := 0
 	for _, arch := range profile.Arches() {
 		if nrs := named[arch]; len(nrs) > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", strings.ToLower(strings.TrimPrefix(string(arch), "SCMP_ARCH_")), len(nrs)))
+			parts = append(parts, fmt.Sprintf("%s %d", profile.ShortArch(arch), len(nrs)))
 			total += len(nrs)
 		}
 	}

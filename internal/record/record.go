@@ -4,12 +4,14 @@
 package record
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -242,15 +244,8 @@ func Denials(rec *bpf.Recording) ([]Denial, error) {
 			out = append(out, Denial{Arch: arches[abi], Name: name, Nr: nr, Count: n.Refused})
 		}
 	}
-	order := map[specs.Arch]int{}
-	for i, a := range profile.Arches() {
-		order[a] = i
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Arch != out[j].Arch {
-			return order[out[i].Arch] < order[out[j].Arch]
-		}
-		return out[i].Name < out[j].Name || out[i].Name == out[j].Name && out[i].Nr < out[j].Nr
+	slices.SortFunc(out, func(a, b Denial) int {
+		return cmp.Or(profile.CompareArches(a.Arch, b.Arch), strings.Compare(a.Name, b.Name), a.Nr-b.Nr)
 	})
 	return out, nil
 }

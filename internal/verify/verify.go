@@ -10,6 +10,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,21 +162,8 @@ func (pl *plan) findings(rec *bpf.Recording) (missing, conditional []Finding) {
 }
 
 func sortFindings(fs []Finding) {
-	order := map[specs.Arch]int{}
-	for i, a := range profile.Arches() {
-		order[a] = i
-	}
 	slices.SortFunc(fs, func(a, b Finding) int {
-		if a.Arch != b.Arch {
-			return order[a.Arch] - order[b.Arch]
-		}
-		if a.Name != b.Name {
-			if a.Name < b.Name {
-				return -1
-			}
-			return 1
-		}
-		return a.Nr - b.Nr
+		return cmp.Or(profile.CompareArches(a.Arch, b.Arch), strings.Compare(a.Name, b.Name), a.Nr-b.Nr)
 	})
 }
 
