@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -18,7 +17,22 @@ const (
 	CompatAnnotation = "io.containers.trace-syscall"
 )
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+// validName accepts 1-128 ASCII letters, digits, '.', '_' and '-', starting with a
+// letter or digit. A loop rather than a regexp: compiling the {0,127} repetition
+// cost every start of the binary, hook calls included, ~0.4 ms and 1700 allocations.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Target is where a container's recording goes, within one confined directory.
 type Target struct {
@@ -60,7 +74,7 @@ func parseOurs(v string, cfg *Config) (*Target, error) {
 		}
 		t.Merge = false
 	}
-	if !nameRe.MatchString(name) {
+	if !validName(name) {
 		return nil, fmt.Errorf("%s=%q: a profile name is 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit (no '/' or \"..\"): it becomes %s/NAME.json", Annotation, v, cfg.ProfilesDir)
 	}
 	return t, nil
