@@ -123,8 +123,10 @@ func confine(p string, allowed []string, what string) (dir, rel string, err erro
 		return "", "", fmt.Errorf("%s:%s must be an absolute, clean path", what, p)
 	}
 	for _, d := range allowed {
+		// p is clean, so it lies inside d exactly when no element of the relative
+		// path is "..": a file may well be called "..x".
 		r, err := filepath.Rel(d, p)
-		if err == nil && r != "." && !strings.HasPrefix(r, "..") {
+		if err == nil && r != "." && r != ".." && !strings.HasPrefix(r, "../") {
 			return d, r, nil
 		}
 	}
