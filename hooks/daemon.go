@@ -182,12 +182,7 @@ func leaveCgroup() {
 	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
 		return
 	}
-	for range 20 {
-		if err := os.Remove(self); err == nil || !errors.Is(err, syscall.EBUSY) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	(&cgroups.Group{Path: self}).Remove()
 }
 
 // watch writes the profile of each container whose cgroup has emptied, and closes
