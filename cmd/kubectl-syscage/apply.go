@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+type applyOptions struct {
+	profile string
+	name    string
+	timeout time.Duration
+	noSPO   bool
+	wait    bool
+}
+
+func newApplyCmd(o *rootOptions) *cobra.Command {
+	opts := &applyOptions{}
+	cmd := &cobra.Command{
+		Use:   "apply WORKLOAD --profile FILE",
+		Short: "Install a profile on every node and make a workload's pods use it",
+		Long: `Install an OCI seccomp profile on every node and set the workload's pod template
+securityContext.seccompProfile to it (type Localhost), which rolls its pods.
+
+Where the security-profiles-operator serves its SeccompProfile API, the profile
+becomes a SeccompProfile the operator installs (unless --no-spo). Otherwise it
+becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
+directory of every node, and apply waits until each agent has the current one.`,
+		Example: `  kubectl syscage apply deployment/web --profile web.json
+  kubectl syscage apply sts/db -n prod --profile db.json --name db-v2 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runApply(cmd.Context(), o, opts, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to apply (required)")
+	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name)")
+	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (nodes, rollout)")
+	f.BoolVar(&opts.noSPO, "no-spo", false, "use syscage's agents even where the security-profiles-operator is installed")
+	f.BoolVar(&opts.wait, "wait", false, "wait for the workload's rollout to complete")
+	cmd.MarkFlagRequired("profile")
+	return cmd
+}
+
+func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg string) error {
+	out := o.streams.Out
+	ref, err := parseWorkload(arg)
+	if err != nil {
+		return err
+	}
+	if opts.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", opts.timeout)
+	}
+	name := opts.name
+	if name == "" {
+		name = ref.Name
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Errorf("--name %q: %s", name, strings.Join(errs, "; "))
+	}
+	p, err := readProfile(opts.profile)
+	if err != nil {
+		return err
+	}
+	c, err := o.connect()
+	if err != nil {
+		return err
+	}
+	w, err := c.getWorkload(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if w.ref.Kind == "ReplicaSet" && w.controller != "" {
+		return fmt.Errorf("%s is managed by %s, which would undo a change to its template: apply to %s instead", w.ref, w.controller, w.controller)
+	}
+	spoGV := ""
+	if !opts.noSPO {
+		if spoGV, err = c.spoVersion(); err != nil {
+			return err
+		}
+	}
+	var localhost string
+	if spoGV != "" {
+		localhost, err = c.applySPO(ctx, out, p, name, w.namespace, spoGV, opts.timeout)
+	} else {
+		localhost, err = c.applySyscallProfile(ctx, out, p, name, w.namespace, opts.timeout)
+	}
+	if err != nil {
+		return err
+	}
+
+	want := &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: &localhost}
+	for _, msg := range containerOverrides(w.template.Spec) {
+		fmt.Fprintln(o.streams.ErrOut, "warning:", msg)
+	}
+	if sc := w.template.Spec.SecurityContext; sc != nil && sameSeccomp(sc.SeccompProfile, want) {
+		fmt.Fprintf(out, "%s: its pods already use seccompProfile Localhost %s; pods started before keep the profile they started with (kubectl -n %s rollout restart %s)\n",
+			w.ref, localhost, w.namespace, w.ref)
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+		"securityContext": map[string]any{"seccompProfile": want},
+	}}}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.dyn.Resource(w.ref.gvr()).Namespace(w.namespace).Patch(ctx, w.ref.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+		return fmt.Errorf("setting the seccompProfile of %s: %w", w.ref, err)
+	}
+	fmt.Fprintf(out, "%s: pod template securityContext.seccompProfile set to Localhost %s\n", w.ref, localhost)
+	switch {
+	case w.onDelete:
+		fmt.Fprintf(out, "%s does not replace its pods for a new template: new pods use the profile, running ones keep theirs until they are deleted\n", w.ref)
+	case opts.wait:
+		if err := c.waitRollout(ctx, w, opts.timeout); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s rolled out\n", w.ref)
+	default:
+		fmt.Fprintf(out, "its pods are being replaced: kubectl -n %s rollout status %s\n", w.namespace, w.ref)
+	}
+	return nil
+}
+
+// sameSeccomp reports whether a seccompProfile is already want.
+func sameSeccomp(have, want *corev1.SeccompProfile) bool {
+	return have != nil && have.Type == want.Type && have.LocalhostProfile != nil && *have.LocalhostProfile == *want.LocalhostProfile
+}
+
+// containerOverrides warns about containers that set their own seccompProfile:
+// it takes precedence over the pod's.
+func containerOverrides(spec corev1.PodSpec) []string {
+	var out []string
+	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
+	for _, ctr := range all {
+		if sc := ctr.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+			what := string(sc.SeccompProfile.Type)
+			if lp := sc.SeccompProfile.LocalhostProfile; lp != nil {
+				what += " " + *lp
+			}
+			out = append(out, fmt.Sprintf("container %s sets its own seccompProfile (%s), which overrides the pod's: remove it from the container's securityContext for the profile to apply to that container", ctr.Name, what))
+		}
+	}
+	return out
+}
+
+// applySyscallProfile creates or updates the SyscallProfile and waits until every
+// node with a Ready agent has written it. It returns the localhostProfile.
+func (c *clients) applySyscallProfile(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, timeout time.Duration) (string, error) {
+	agents, err := c.agentNodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	data, err := profile.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	want := kubeapi.Digest(data)
+	obj := kubeapi.SyscallProfile{
+		APIVersion: kubeapi.APIVersion,
+		Kind:       kubeapi.KindProfile,
+		Metadata:   kubeapi.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{managedByLabel: fieldManager}},
+		Spec:       kubeapi.ProfileSpec{Profile: p},
+	}
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return "", err
+	}
+	delete(u.Object, "status")
+	applied, err := c.applyObject(ctx, profilesGVR, true, u)
+	if err != nil {
+		return "", fmt.Errorf("writing SyscallProfile %s/%s: %w", ns, name, notInstalled(err))
+	}
+	// The agents write what the API server stored: make sure it is the profile.
+	var stored kubeapi.SyscallProfile
+	if err := fromUnstructured(applied, &stored); err != nil {
+		return "", err
+	}
+	if stored.Spec.Profile == nil {
+		return "", fmt.Errorf("SyscallProfile %s/%s: the API server stored no profile", ns, name)
+	}
+	if got, err := profile.Marshal(stored.Spec.Profile); err != nil || kubeapi.Digest(got) != want {
+		return "", fmt.Errorf("SyscallProfile %s/%s: the API server stored a profile other than the file's (argument values of 2^63 and more do not survive a custom resource): use values below 2^63", ns, name)
+	}
+	err = c.poll(ctx, timeout, fmt.Sprintf("every agent to write SyscallProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
+		u, err := c.dyn.Resource(profilesGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("reading SyscallProfile %s/%s: %w", ns, name, err)
+		}
+		var sp kubeapi.SyscallProfile
+		if err := fromUnstructured(u, &sp); err != nil {
+			return "", err
+		}
+		waiting, failed := profileProgress(sp.Status, agents, want)
+		if len(failed) > 0 {
+			return "", fmt.Errorf("SyscallProfile %s/%s could not be written on every node: %s", ns, name, strings.Join(failed, "; "))
+		}
+		if len(waiting) > 0 {
+			return "not yet written on " + describeNodes(waiting, agents), nil
+		}
+		return "", nil
+	})
+	if err != nil {
+		return "", err
+	}
+	localhost := kubeapi.LocalhostProfile(ns, name)
+	fmt.Fprintf(out, "syscallprofile %s/%s: written on %s as %s (%s)\n", ns, name, plural(len(agents), "node"), localhost, want)
+	return localhost, nil
+}
+
+// profileProgress compares what each agent reports with the digest wanted: the
+// nodes still to write it, and those that failed to, with why.
+func profileProgress(st kubeapi.ProfileStatus, agents map[string]string, want string) (waiting, failed []string) {
+	for _, node := range sortedKeys(agents) {
+		n, ok := st.Nodes[node]
+		switch {
+		case ok && n.Digest == want:
+		case ok && n.Error != "":
+			failed = append(failed, fmt.Sprintf("node %s: %s", node, n.Error))
+		default:
+			waiting = append(waiting, node)
+		}
+	}
+	return waiting, failed
+}
+
+// spoVersion returns the group/version in which the security-profiles-operator
+// serves SeccompProfiles, preferring the one syscage writes, or "" when it does
+// not.
+func (c *clients) spoVersion() (string, error) {
+	groups, err := c.discovery.ServerGroups()
+	if err != nil {
+		return "", fmt.Errorf("discovering the API groups: %w", err)
+	}
+	for _, g := range groups.Groups {
+		if g.Name != kubeapi.SPOGroup {
+			continue
+		}
+		var versions []string
+		for _, v := range g.Versions {
+			versions = append(versions, v.GroupVersion)
+		}
+		// syscage's SeccompProfile is SPOAPIVersion; then the server's preference.
+		slices.SortStableFunc(versions, func(a, b string) int {
+			return boolRank(a == profile.SPOAPIVersion, b == profile.SPOAPIVersion, a == g.PreferredVersion.GroupVersion, b == g.PreferredVersion.GroupVersion)
+		})
+		for _, gv := range versions {
+			res, err := c.discovery.ServerResourcesForGroupVersion(gv)
+			if err != nil {
+				continue
+			}
+			for _, r := range res.APIResources {
+				if r.Name == "seccompprofiles" {
+					return gv, nil
+				}
+			}
+		}
+	}
+	return "", nil
+}
+
+// boolRank orders by the first pair of conditions that differ, true first.
+func boolRank(pairs ...bool) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i] != pairs[i+1] {
+			if pairs[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// applySPO creates or updates a security-profiles-operator SeccompProfile and
+// waits until the operator reports it installed. It returns the localhostProfile.
+func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns, gv string, timeout time.Duration) (string, error) {
+	s, err := profile.SPOFromOCI(p, name, ns)
+	if err != nil {
+		return "", fmt.Errorf("the security-profiles-operator is installed, but the profile cannot be a SeccompProfile: %w (or use --no-spo to install it with syscage's agents)", err)
+	}
+	s.APIVersion = gv
+	s.Metadata.Labels = map[string]string{managedByLabel: fieldManager}
+	data, err := profile.MarshalSPO(s)
+	if err != nil {
+		return "", err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		return "", err
+	}
+	gvr := schema.FromAPIVersionAndKind(gv, profile.SPOKind).GroupVersion().WithResource("seccompprofiles")
+	if _, err := c.applyObject(ctx, gvr, true, u); err != nil {
+		return "", fmt.Errorf("writing SeccompProfile %s/%s: %w", ns, name, err)
+	}
+	err = c.poll(ctx, timeout, fmt.Sprintf("the security-profiles-operator to install SeccompProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
+		u, err := c.dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("reading SeccompProfile %s/%s: %w", ns, name, err)
+		}
+		state, _, _ := unstructured.NestedString(u.Object, "status", "status")
+		switch state {
+		case "Installed":
+			return "", nil
+		case "Error":
+			return "", errors.New("the security-profiles-operator could not install SeccompProfile " + ns + "/" + name + spoConditions(u))
+		case "":
+			state = "no status yet"
+		}
+		return "status " + state + spoConditions(u), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	ref := profile.SPOLocalhost(s)
+	fmt.Fprintf(out, "seccompprofile %s/%s: installed by the security-profiles-operator as %s\n", ns, name, ref.LocalhostProfile)
+	return ref.LocalhostProfile, nil
+}
+
+// spoConditions are the messages of a SeccompProfile's conditions.
+func spoConditions(u *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var msgs []string
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if msg, _ := m["message"].(string); msg != "" {
+			msgs = append(msgs, msg)
+		} else if reason, _ := m["reason"].(string); reason != "" {
+			msgs = append(msgs, reason)
+		}
+	}
+	if len(msgs) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(msgs, "; ") + ")"
+}

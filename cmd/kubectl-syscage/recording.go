@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+)
+
+// Labels and annotations on the recordings this plugin creates.
+const (
+	managedByLabel     = "app.kubernetes.io/managed-by"
+	workloadAnnotation = "syscage.io/workload"
+)
+
+// recordingRun is one SyscallRecording of a workload, from creation to deletion:
+// what record and verify share.
+type recordingRun struct {
+	c       *clients
+	w       *workload
+	agents  map[string]string // node → agent pod, the nodes that must answer
+	timeout time.Duration
+	log     io.Writer
+	name    string // set once created
+}
+
+// recordingPrefix is the generateName of a workload's recordings.
+func recordingPrefix(ref workloadRef) string {
+	p := strings.ToLower(ref.Short) + "-" + ref.Name
+	// generateName adds 5 characters; a name has at most 253.
+	if max := validation.DNS1123SubdomainMaxLength - 6; len(p) > max {
+		p = strings.TrimRight(p[:max], "-.")
+	}
+	return p + "-"
+}
+
+// create makes the SyscallRecording, named name or generated from the workload.
+func (r *recordingRun) create(ctx context.Context, name string, spec kubeapi.RecordingSpec) error {
+	rec := kubeapi.SyscallRecording{
+		APIVersion: kubeapi.APIVersion,
+		Kind:       kubeapi.KindRecording,
+		Metadata: kubeapi.ObjectMeta{
+			Name:        name,
+			Namespace:   r.w.namespace,
+			Labels:      map[string]string{managedByLabel: fieldManager},
+			Annotations: map[string]string{workloadAnnotation: r.w.ref.String()},
+		},
+		Spec: spec,
+	}
+	u, err := toUnstructured(rec)
+	if err != nil {
+		return err
+	}
+	delete(u.Object, "status")
+	if name == "" {
+		u.SetGenerateName(recordingPrefix(r.w.ref))
+	}
+	out, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: fieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("--name %s: a SyscallRecording of that name exists in namespace %q: choose another name, or delete it (kubectl -n %s delete %s %s)",
+			name, r.w.namespace, r.w.namespace, kubeapi.Recordings, name)
+	}
+	if err != nil {
+		return fmt.Errorf("creating a SyscallRecording: %w", notInstalled(err))
+	}
+	r.name = out.GetName()
+	return nil
+}
+
+// get reads the recording.
+func (r *recordingRun) get(ctx context.Context) (*kubeapi.SyscallRecording, error) {
+	u, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Get(ctx, r.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+	}
+	var rec kubeapi.SyscallRecording
+	if err := fromUnstructured(u, &rec); err != nil {
+		return nil, fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+	}
+	return &rec, nil
+}
+
+// waitArmed waits until every node with a Ready agent has published its entry:
+// from then on it records the selected containers there.
+func (r *recordingRun) waitArmed(ctx context.Context) error {
+	return r.c.poll(ctx, r.timeout, "every agent to take up the recording", func(ctx context.Context) (pending, error) {
+		rec, err := r.get(ctx)
+		if err != nil {
+			return "", err
+		}
+		if missing := unreported(r.agents, rec.Status.Nodes); len(missing) > 0 {
+			return "no answer yet from " + describeNodes(missing, r.agents), nil
+		}
+		return "", nil
+	})
+}
+
+// stop sets spec.stop: the agents publish their final results.
+func (r *recordingRun) stop(ctx context.Context) error {
+	_, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Patch(ctx, r.name, types.MergePatchType,
+		[]byte(`{"spec":{"stop":true}}`), metav1.PatchOptions{FieldManager: fieldManager})
+	if err != nil {
+		return fmt.Errorf("stopping SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+	}
+	return nil
+}
+
+// waitDone waits until every node has published its final results, and returns
+// the recording then.
+func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording, error) {
+	var rec *kubeapi.SyscallRecording
+	err := r.c.poll(ctx, r.timeout, "every agent's final results", func(ctx context.Context) (pending, error) {
+		var err error
+		if rec, err = r.get(ctx); err != nil {
+			return "", err
+		}
+		if left := unfinished(rec.Status, r.agents); len(left) > 0 {
+			return "still recording or not answering: " + describeNodes(left, r.agents), nil
+		}
+		return "", nil
+	})
+	return rec, err
+}
+
+// unfinished returns, sorted, the nodes that owe final results: the ones that
+// must answer and have not, and the ones that answered and are still recording.
+func unfinished(st kubeapi.RecordingStatus, agents map[string]string) []string {
+	left := unreported(agents, st.Nodes)
+	for node, n := range st.Nodes {
+		if n.Phase != kubeapi.PhaseDone && n.Phase != kubeapi.PhaseFailed {
+			left = append(left, node)
+		}
+	}
+	slices.Sort(left)
+	return slices.Compact(left)
+}
+
+// delete removes the recording, even when ctx was cancelled.
+func (r *recordingRun) delete(ctx context.Context) {
+	if r.name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Delete(ctx, r.name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		fmt.Fprintf(r.log, "warning: deleting SyscallRecording %s/%s: %v: delete it with 'kubectl -n %s delete %s %s'\n",
+			r.w.namespace, r.name, err, r.w.namespace, kubeapi.Recordings, r.name)
+	}
+}
+
+// warnUnwatched warns about selected pods on nodes without a Ready agent: no
+// one records them.
+func warnUnwatched(log io.Writer, c *clients, ctx context.Context, w *workload, agents map[string]string) error {
+	pods, err := c.pods(ctx, w)
+	if err != nil {
+		return err
+	}
+	var lost []string
+	for _, p := range pods {
+		if _, ok := agents[p.Spec.NodeName]; p.Spec.NodeName != "" && !ok && p.DeletionTimestamp == nil {
+			lost = append(lost, fmt.Sprintf("%s (node %s)", p.Name, p.Spec.NodeName))
+		}
+	}
+	if len(lost) > 0 {
+		fmt.Fprintf(log, "warning: no Ready syscage agent runs where these pods of %s are, so they are not recorded: %s\n", w.ref, strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+// signals returns a context the next SIGINT or SIGTERM cancels.
+func signals(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// interrupted reports whether sig was cancelled by a signal rather than with its
+// parent ctx.
+func interrupted(ctx, sig context.Context) bool { return sig.Err() != nil && ctx.Err() == nil }
+
+// sleep waits for d or until sig is cancelled, and reports whether it was.
+func sleep(sig context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false
+	case <-sig.Done():
+		return true
+	}
+}

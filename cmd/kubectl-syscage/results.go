@@ -1,0 +1,310 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+// nodeContainer is a container's result with the node that published it.
+type nodeContainer struct {
+	Node string `json:"node"`
+	kubeapi.ContainerResult
+}
+
+// key names a container in messages and profile merge errors.
+func (c nodeContainer) key() string { return c.Pod + "/" + c.Container }
+
+// containers flattens a recording's results, ordered by node, pod, container
+// and id, so that everything built from them is stable.
+func containers(st kubeapi.RecordingStatus) []nodeContainer {
+	var out []nodeContainer
+	for _, node := range sortedKeys(st.Nodes) {
+		for _, c := range st.Nodes[node].Containers {
+			out = append(out, nodeContainer{node, c})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b nodeContainer) int {
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container), cmp.Compare(a.ContainerID, b.ContainerID))
+	})
+	return out
+}
+
+// nodeMessage is a node's message: why it failed, or a note on its results.
+type nodeMessage struct {
+	Node    string `json:"node"`
+	Phase   string `json:"phase"`
+	Message string `json:"message"`
+}
+
+func nodeMessages(st kubeapi.RecordingStatus) (failed, notes []nodeMessage) {
+	for _, node := range sortedKeys(st.Nodes) {
+		n := st.Nodes[node]
+		m := nodeMessage{node, n.Phase, n.Message}
+		switch {
+		case n.Phase == kubeapi.PhaseFailed:
+			if m.Message == "" {
+				m.Message = "no reason given"
+			}
+			failed = append(failed, m)
+		case n.Message != "":
+			notes = append(notes, m)
+		}
+	}
+	return failed, notes
+}
+
+// deniedCall is a call the filter in force refused, over all containers.
+type deniedCall struct {
+	kubeapi.Call
+	Containers []string `json:"containers"`
+}
+
+// recordResult is a recording merged into one profile.
+type recordResult struct {
+	Profile *specs.LinuxSeccomp
+	// Containers, Pods and Nodes count what contributed to Profile.
+	Containers, Pods, Nodes int
+	// Attached are the containers recorded from when they were attached to, not
+	// from their start.
+	Attached []nodeContainer
+	Denied   []deniedCall
+	Unnamed  []string // "pod/container: number"
+	Failed   []nodeMessage
+	Notes    []nodeMessage
+}
+
+// mergeRecording merges the profiles of every container of a finished recording.
+// A recording in which no container was recorded is an error, as the merge would
+// be a profile that allows nothing.
+func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
+	res := &recordResult{}
+	res.Failed, res.Notes = nodeMessages(st)
+	var named []profile.Named
+	pods, nodes := map[string]bool{}, map[string]bool{}
+	denied := map[string]*deniedCall{}
+	for _, c := range containers(st) {
+		if c.Profile == nil {
+			continue
+		}
+		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
+		pods[cmp.Or(c.PodUID, c.Pod)] = true
+		nodes[c.Node] = true
+		if c.From == kubeapi.FromAttach {
+			res.Attached = append(res.Attached, c)
+		}
+		for _, d := range c.Denied {
+			k := string(d.Arch) + "/" + d.Name
+			if denied[k] == nil {
+				denied[k] = &deniedCall{Call: kubeapi.Call{Arch: d.Arch, Name: d.Name}}
+			}
+			denied[k].Count += d.Count
+			if !slices.Contains(denied[k].Containers, c.key()) {
+				denied[k].Containers = append(denied[k].Containers, c.key())
+			}
+		}
+		for _, u := range c.Unnamed {
+			res.Unnamed = append(res.Unnamed, c.key()+": "+u)
+		}
+	}
+	res.Containers, res.Pods, res.Nodes = len(named), len(pods), len(nodes)
+	for _, d := range denied {
+		res.Denied = append(res.Denied, *d)
+	}
+	slices.SortFunc(res.Denied, func(a, b deniedCall) int {
+		return cmp.Or(profile.CompareArches(a.Arch, b.Arch), cmp.Compare(a.Name, b.Name))
+	})
+	if len(named) == 0 {
+		return res, nil
+	}
+	p, err := profile.Merge(named...)
+	if err != nil {
+		return nil, fmt.Errorf("merging the containers' profiles: %w", err)
+	}
+	res.Profile = p
+	return res, nil
+}
+
+// nothingRecorded explains a recording that recorded no container.
+func nothingRecorded(w *workload, sel string, agents map[string]string, res *recordResult) error {
+	msg := fmt.Sprintf("no container was recorded: the selector of %s (%s) matched no running pod in namespace %q on the %d node(s) with a Ready agent (%s)",
+		w.ref, sel, w.namespace, len(agents), strings.Join(sortedKeys(agents), ", "))
+	for _, f := range res.Failed {
+		msg += fmt.Sprintf("; node %s failed: %s", f.Node, f.Message)
+	}
+	return fmt.Errorf("%s: check that its pods are running (kubectl -n %s get pods -l '%s') and scheduled on nodes that run the agent", msg, w.namespace, sel)
+}
+
+// printRecordSummary tells on stderr what went into the profile, and what did not.
+func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted bool) {
+	fmt.Fprintf(w, "%s: %s of %s on %s\n", dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"))
+	if n := len(res.Attached); n > 0 {
+		fmt.Fprintf(w, "%s attached to while already running, not recorded from their start: the calls they made before that are missing from the profile",
+			plural(n, "container was", "containers were"))
+		if !restarted {
+			fmt.Fprint(w, " (record with --restart to record every replica from its first syscall)")
+		}
+		fmt.Fprintln(w, ":")
+		for _, c := range res.Attached {
+			state := "since exited"
+			if c.Running {
+				state = "running"
+			}
+			fmt.Fprintf(w, "  %s on %s, attached %s (%s)\n", c.key(), c.Node, c.Attached, state)
+		}
+	}
+	if len(res.Denied) > 0 {
+		fmt.Fprintln(w, "denied by the filter in force while recording; these calls never ran and are NOT in the profile:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ARCH\tSYSCALL\tCOUNT\tCONTAINERS")
+		for _, d := range res.Denied {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", profile.ShortArch(d.Arch), d.Name, d.Count, strings.Join(d.Containers, ", "))
+		}
+		tw.Flush()
+	}
+	if len(res.Unnamed) > 0 {
+		fmt.Fprintf(w, "syscall numbers with no name, not in the profile: %s\n", strings.Join(res.Unnamed, "; "))
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "node %s: %s\n", n.Node, n.Message)
+	}
+	for _, f := range res.Failed {
+		fmt.Fprintf(w, "node %s failed, its containers are missing: %s\n", f.Node, f.Message)
+	}
+}
+
+// plural writes "1 pod", "2 pods"; with two words, "1 container was", "2 containers were".
+func plural(n int, one string, many ...string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	if len(many) > 0 {
+		return fmt.Sprintf("%d %s", n, many[0])
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
+
+// verifyReport is what verify found, per container.
+type verifyReport struct {
+	Workload   string            `json:"workload"`
+	Namespace  string            `json:"namespace"`
+	Profile    string            `json:"profile"`
+	Containers []verifyContainer `json:"containers"`
+	Failed     []nodeMessage     `json:"failedNodes,omitempty"`
+	Notes      []nodeMessage     `json:"notes,omitempty"`
+}
+
+// verifyContainer is one container's findings.
+type verifyContainer struct {
+	Node        string         `json:"node"`
+	Pod         string         `json:"pod"`
+	Container   string         `json:"container"`
+	ContainerID string         `json:"containerID"`
+	From        string         `json:"from"`
+	Attached    string         `json:"attached,omitempty"`
+	Running     bool           `json:"running"`
+	Events      uint64         `json:"events"`
+	Missing     []kubeapi.Call `json:"missing"`
+	Conditional []kubeapi.Call `json:"conditional,omitempty"`
+	Unnamed     []string       `json:"unnamed,omitempty"`
+}
+
+func newVerifyReport(w *workload, profilePath string, st kubeapi.RecordingStatus) *verifyReport {
+	rep := &verifyReport{Workload: w.ref.String(), Namespace: w.namespace, Profile: profilePath, Containers: []verifyContainer{}}
+	rep.Failed, rep.Notes = nodeMessages(st)
+	for _, c := range containers(st) {
+		vc := verifyContainer{
+			Node: c.Node, Pod: c.Pod, Container: c.Container, ContainerID: c.ContainerID, From: c.From, Attached: c.Attached,
+			Running: c.Running, Events: c.Events, Missing: sortCalls(c.Missing), Conditional: sortCalls(c.Conditional), Unnamed: c.Unnamed,
+		}
+		if vc.Missing == nil {
+			vc.Missing = []kubeapi.Call{}
+		}
+		rep.Containers = append(rep.Containers, vc)
+	}
+	return rep
+}
+
+func sortCalls(calls []kubeapi.Call) []kubeapi.Call {
+	calls = slices.Clone(calls)
+	slices.SortFunc(calls, func(a, b kubeapi.Call) int {
+		return cmp.Or(profile.CompareArches(a.Arch, b.Arch), cmp.Compare(a.Name, b.Name))
+	})
+	return calls
+}
+
+// missing counts the containers with missing calls.
+func (r *verifyReport) missing() int {
+	n := 0
+	for _, c := range r.Containers {
+		if len(c.Missing) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// printVerifyReport writes the report for people.
+func printVerifyReport(w io.Writer, r *verifyReport) {
+	if n := r.missing(); n == 0 {
+		fmt.Fprintf(w, "%s allows every syscall the %s of %s made\n", r.Profile, plural(len(r.Containers), "container"), r.Workload)
+	} else {
+		fmt.Fprintf(w, "%s does not allow calls made by %d of the %s of %s: pods using it would be denied them\n", r.Profile, n, plural(len(r.Containers), "container"), r.Workload)
+	}
+	attached := 0
+	for _, c := range r.Containers {
+		how := "recorded from its start"
+		if c.From == kubeapi.FromAttach {
+			how = "attached at " + c.Attached + ": calls before then were not seen"
+			attached++
+		}
+		if !c.Running {
+			how += ", since exited"
+		}
+		fmt.Fprintf(w, "\npod %s, container %s (node %s; %s)\n", c.Pod, c.Container, c.Node, how)
+		if len(c.Missing) == 0 {
+			fmt.Fprintln(w, "  nothing missing")
+		} else {
+			fmt.Fprintf(w, "  missing, %s:\n", plural(len(c.Missing), "syscall"))
+			printCalls(w, c.Missing)
+		}
+		if len(c.Conditional) > 0 {
+			fmt.Fprintln(w, "  allowed for some arguments only, which complain mode cannot judge:")
+			printCalls(w, c.Conditional)
+		}
+		if len(c.Unnamed) > 0 {
+			fmt.Fprintf(w, "  syscall numbers with no name: %s\n", strings.Join(c.Unnamed, ", "))
+		}
+	}
+	if attached > 0 {
+		fmt.Fprintf(w, "\n%s attached to while already running: what they called before is not checked (their start-up above all); restart the workload during verify to see it\n",
+			plural(attached, "container was", "containers were"))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "node %s: %s\n", n.Node, n.Message)
+	}
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "node %s failed, its containers are not checked: %s\n", f.Node, f.Message)
+	}
+}
+
+func printCalls(w io.Writer, calls []kubeapi.Call) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "    ARCH\tSYSCALL\tCOUNT\tFIRST BY")
+	for _, c := range calls {
+		by := "-"
+		if c.Comm != "" || c.Pid != 0 {
+			by = fmt.Sprintf("%s (pid %d)", c.Comm, c.Pid)
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%d\t%s\n", profile.ShortArch(c.Arch), c.Name, c.Count, by)
+	}
+	tw.Flush()
+}

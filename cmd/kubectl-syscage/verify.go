@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+)
+
+type verifyOptions struct {
+	profile    string
+	duration   time.Duration
+	timeout    time.Duration
+	output     string
+	restart    bool
+	containers []string
+}
+
+func newVerifyCmd(o *rootOptions) *cobra.Command {
+	opts := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify WORKLOAD --profile FILE",
+		Short: "Report the system calls a workload's live pods make that a profile does not allow",
+		Long: `Watch the containers of a workload's pods on every node for --duration, in
+complain mode: the pods run unharmed, and every system call the profile would
+deny is reported per pod and container, with its architecture, count and the
+first process that made it. Exit 1 if any container made such a call.
+
+Running containers are attached to: what they called before then, their
+start-up above all, is not checked. --restart restarts the workload once every
+agent watches, so that every replica is checked from its first syscall.`,
+		Example: `  kubectl syscage verify deployment/web --profile web.json
+  kubectl syscage verify deploy/web --profile web.json --restart -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd.Context(), o, opts, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to verify (required)")
+	f.DurationVar(&opts.duration, "duration", 30*time.Second, "how long to watch")
+	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (agents, rollout, results)")
+	f.StringVarP(&opts.output, "output", "o", "", "report format: json or yaml (default: text)")
+	f.BoolVar(&opts.restart, "restart", false, "restart the workload once watching, to check every replica from its first syscall")
+	f.StringSliceVar(&opts.containers, "containers", nil, "check only these `NAMES` of containers (default: all)")
+	cmd.MarkFlagRequired("profile")
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg string) error {
+	log := o.streams.ErrOut
+	ref, err := parseWorkload(arg)
+	if err != nil {
+		return err
+	}
+	if opts.output != "" && opts.output != "json" && opts.output != "yaml" {
+		return fmt.Errorf("-o %s: use json or yaml (or leave it out for text)", opts.output)
+	}
+	if opts.duration <= 0 {
+		return fmt.Errorf("--duration %s: give a positive duration, e.g. 30s", opts.duration)
+	}
+	if opts.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", opts.timeout)
+	}
+	p, err := readProfile(opts.profile)
+	if err != nil {
+		return err
+	}
+	c, err := o.connect()
+	if err != nil {
+		return err
+	}
+	w, err := c.getWorkload(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := w.checkContainers(opts.containers); err != nil {
+		return err
+	}
+	if opts.restart {
+		if err := w.canRestart(); err != nil {
+			return fmt.Errorf("--restart: %w", err)
+		}
+	}
+	sel, err := selectorString(w.selector)
+	if err != nil {
+		return fmt.Errorf("%s: selector: %w", w.ref, err)
+	}
+	agents, err := c.agentNodes(ctx)
+	if err != nil {
+		return err
+	}
+	if err := warnUnwatched(log, c, ctx, w, agents); err != nil {
+		return err
+	}
+
+	sig, stopSig := signals(ctx)
+	defer stopSig()
+	run := &recordingRun{c: c, w: w, agents: agents, timeout: opts.timeout, log: log}
+	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Selector: w.selector, Containers: opts.containers, Profile: p}
+	if err := run.create(sig, "", spec); err != nil {
+		return err
+	}
+	defer run.delete(ctx)
+	fmt.Fprintf(log, "verifying %s (pods %s in %s) against %s on %s: SyscallRecording %s\n", w.ref, sel, w.namespace, opts.profile, plural(len(agents), "node"), run.name)
+	early, err := armAndRestart(ctx, sig, log, run, opts.restart, "verify", "the check")
+	if err != nil {
+		return err
+	}
+	if !early {
+		fmt.Fprintf(log, "watching for %s (Ctrl-C to stop early and report what was seen)\n", opts.duration)
+		early = sleep(sig, opts.duration)
+	}
+	if early {
+		fmt.Fprintln(log, "interrupted: stopping and reporting what was seen (Ctrl-C again to abandon)")
+	}
+
+	late, stopLate := signals(ctx)
+	defer stopLate()
+	stopSig()
+	if err := run.stop(late); err != nil {
+		return err
+	}
+	rec, err := run.waitDone(late)
+	if err != nil {
+		return err
+	}
+	rep := newVerifyReport(w, opts.profile, rec.Status)
+	if len(rep.Containers) == 0 {
+		return nothingRecorded(w, sel, agents, &recordResult{Failed: rep.Failed})
+	}
+	if err := writeReport(o.streams.Out, opts.output, rep); err != nil {
+		return err
+	}
+	if rep.missing() > 0 {
+		return exitCodeError(1)
+	}
+	if len(rep.Failed) > 0 {
+		var nodes []string
+		for _, f := range rep.Failed {
+			nodes = append(nodes, f.Node)
+		}
+		return errors.New("not every node checked its containers: " + strings.Join(nodes, ", ") + " failed (see above)")
+	}
+	return nil
+}
+
+// writeReport writes a report as text, JSON or YAML.
+func writeReport(w interface{ Write([]byte) (int, error) }, format string, rep *verifyReport) error {
+	switch format {
+	case "json":
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(data, '\n'))
+		return err
+	case "yaml":
+		data, err := yaml.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	printVerifyReport(w, rep)
+	return nil
+}
