@@ -40,6 +40,7 @@ type response struct {
 	Error   string `json:"error,omitempty"`
 	Retry   bool   `json:"retry,omitempty"` // the recorder is exiting: start another
 	Profile string `json:"profile,omitempty"`
+	Tracked bool   `json:"tracked,omitempty"`
 }
 
 // container is one tracked container.
@@ -78,6 +79,22 @@ type ServeOptions struct {
 	Finish func(container string, rec *bpf.Recording) error
 	// Ready, if set, is closed once the socket accepts connections.
 	Ready chan<- struct{}
+	// Admit receives each Kubernetes container (one without a recording
+	// annotation, sent by a hook because the node's selection names its
+	// namespace). The node agent decides there whether to record it and, if so,
+	// tracks it itself, returning true; the daemon keeps no state for it. Without
+	// Admit such containers are refused.
+	Admit func(AdmitRequest) (bool, error)
+}
+
+// AdmitRequest is a Kubernetes container a hook asks to have recorded, before
+// its first instruction.
+type AdmitRequest struct {
+	Container   string // the runtime's container ID
+	Annotations map[string]string
+	CgroupID    uint64
+	CgroupDir   string
+	Start       bpf.StartAt
 }
 
 // Serve runs the recorder until it has been idle for cfg.IdleExit. If another
@@ -200,7 +217,7 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 		d.mu.Lock()
 		var done []*container
 		for _, c := range d.containers {
-			if !populated(c.dir) {
+			if !Populated(c.dir) {
 				done = append(done, c)
 			}
 		}
@@ -219,8 +236,8 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 	}
 }
 
-// populated reports whether a cgroup still has processes; a removed cgroup has none.
-func populated(dir string) bool {
+// Populated reports whether a cgroup still has processes; a removed cgroup has none.
+func Populated(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
 	return err == nil && bytes.Contains(b, []byte("populated 1"))
 }
@@ -268,11 +285,21 @@ func (d *Daemon) track(req request) response {
 	// The hook checked the annotation already; the recorder, which writes as root,
 	// checks again against its own config.
 	target, err := ParseAnnotations(req.Annotations, d.cfg)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNoAnnotation) && d.opts.Admit != nil:
+		tracked, err := d.opts.Admit(AdmitRequest{Container: req.Container, Annotations: req.Annotations, CgroupID: req.CgroupID, CgroupDir: req.CgroupDir, Start: req.Start})
+		if err != nil {
+			return response{Error: err.Error()}
+		}
+		return response{Tracked: tracked}
+	case errors.Is(err, ErrNoAnnotation):
+		return response{Error: fmt.Sprintf("container %s asks for no recording, and this recorder serves no node agent", req.Container)}
+	case err != nil:
 		return response{Error: err.Error()}
-	}
-	if err := checkTarget(target); err != nil {
-		return response{Error: err.Error()}
+	default:
+		if err := checkTarget(target); err != nil {
+			return response{Error: err.Error()}
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -291,7 +318,7 @@ func (d *Daemon) track(req request) response {
 	}
 	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target}
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
-	return response{Profile: target.Path()}
+	return response{Profile: target.Path(), Tracked: true}
 }
 
 // finish writes a container's profile and stops tracking it, once.
@@ -318,6 +345,9 @@ func (d *Daemon) write(c *container) error {
 	}
 	if d.opts.Finish != nil {
 		return d.opts.Finish(c.id, rec)
+	}
+	if c.target == nil {
+		return fmt.Errorf("container %s has no profile to be written to", c.id)
 	}
 	named, err := record.Named(rec)
 	if err != nil {
@@ -362,7 +392,7 @@ func (d *Daemon) write(c *container) error {
 	if err != nil {
 		// Keep the recording rather than lose it to the conflict.
 		data, _ := profile.Marshal(p)
-		if werr := writeIn(root, t.File+".unmerged", data); werr != nil {
+		if werr := WriteIn(root, t.File+".unmerged", data); werr != nil {
 			return errors.Join(err, werr)
 		}
 		return fmt.Errorf("%w: this run was written to %s.unmerged", err, t.Path())
@@ -371,7 +401,7 @@ func (d *Daemon) write(c *container) error {
 	if err != nil {
 		return err
 	}
-	if err := writeIn(root, t.File, data); err != nil {
+	if err := WriteIn(root, t.File, data); err != nil {
 		return err
 	}
 	if err := d.writeDenials(root, c, rec); err != nil {
@@ -439,7 +469,7 @@ func (d *Daemon) writeDenials(root *os.Root, c *container, rec *bpf.Recording) e
 	if err != nil {
 		return err
 	}
-	return writeIn(root, name, append(data, '\n'))
+	return WriteIn(root, name, append(data, '\n'))
 }
 
 func mergeFile(t *Target) string {
@@ -449,9 +479,9 @@ func mergeFile(t *Target) string {
 	return ""
 }
 
-// writeIn replaces name below root atomically. os.Root refuses any path, symbolic
+// WriteIn replaces name below root atomically. os.Root refuses any path, symbolic
 // link included, that leads out of the directory.
-func writeIn(root *os.Root, name string, data []byte) error {
+func WriteIn(root *os.Root, name string, data []byte) error {
 	if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file, refusing to replace it", filepath.Join(root.Name(), name))
 	}

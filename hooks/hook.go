@@ -43,10 +43,12 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		return "", err
 	}
 	target, err := ParseAnnotations(st.Annotations, opts.Config)
-	if errors.Is(err, ErrNoAnnotation) {
+	// A Kubernetes container is the node agent's to record, if it selects it.
+	kube := errors.Is(err, ErrNoAnnotation) && kubernetesSelected(st.Annotations, opts.Config.RunDir)
+	if errors.Is(err, ErrNoAnnotation) && !kube {
 		return "", nil
 	}
-	if err != nil {
+	if err != nil && !kube {
 		return "", err
 	}
 	var req request
@@ -59,6 +61,20 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		}
 	default:
 		return "", fmt.Errorf("container %s is %q: install the hook at the prestart (or createRuntime) and poststop stages", st.ID, st.Status)
+	}
+	if kube {
+		// Only the agent records these; without one (it was uninstalled or is
+		// restarting) the container runs unrecorded rather than not at all.
+		resp, err := roundTrip(opts.Config.Socket(), req, deadline)
+		if err == nil && resp.Error != "" {
+			err = errors.New(resp.Error)
+		}
+		if err != nil {
+			opts.Log.Warn("the node agent did not record this container", "op", req.Op, "container", st.ID, "err", err)
+			return "", nil
+		}
+		opts.Log.Info("hook", "op", req.Op, "container", st.ID, "recorded", resp.Tracked)
+		return resp.Profile, nil
 	}
 	resp, err := call(opts, req, deadline)
 	if err != nil {

@@ -79,10 +79,22 @@ func WrapRunc(args []string) error {
 	}
 	if bundle, ok := runcBundle(args); ok {
 		hook := specs.Hook{Path: self, Args: []string{"syscage", "hook"}}
-		if cfg := os.Getenv("SYSCAGE_HOOK_CONFIG"); cfg != "" {
-			hook.Args = append(hook.Args, "--config", cfg)
+		cfgPath, explicit := os.Getenv("SYSCAGE_HOOK_CONFIG"), true
+		if cfgPath != "" {
+			hook.Args = append(hook.Args, "--config", cfgPath)
+		} else {
+			cfgPath, explicit = DefaultConfigPath, false
 		}
-		if _, err := oci.InjectHook(bundle, hook, WantsRecording); err != nil {
+		// A config that does not load is the hook's to report, for the containers
+		// that ask for a recording; the node's other containers must still start.
+		runDir := DefaultConfig().RunDir
+		if cfg, err := LoadConfig(cfgPath, explicit); err == nil {
+			runDir = cfg.RunDir
+		}
+		want := func(annotations map[string]string) bool {
+			return WantsRecording(annotations) || kubernetesSelected(annotations, runDir)
+		}
+		if _, err := oci.InjectHook(bundle, hook, want); err != nil {
 			return fmt.Errorf("adding the syscage hook: %w", err)
 		}
 	}

@@ -79,21 +79,21 @@ type Options struct {
 	Stdout, Stderr io.Writer
 }
 
-// plan is what the recorder watches for, per ABI.
-type plan struct {
+// Plan is what the recorder watches for, per ABI.
+type Plan struct {
 	arches      [bpf.NumABIs]specs.Arch
 	watch       [bpf.NumABIs][]int
 	conditional [bpf.NumABIs]map[int]bool
 }
 
-// makePlan lists, for each ABI of this machine, the numbers p does not allow for
+// MakePlan lists, for each ABI of this machine, the numbers p does not allow for
 // every argument: on an architecture p does not cover, that is every number.
-func makePlan(p *specs.LinuxSeccomp) (*plan, error) {
+func MakePlan(p *specs.LinuxSeccomp) (*Plan, error) {
 	arches, err := record.Arches()
 	if err != nil {
 		return nil, err
 	}
-	pl := &plan{arches: arches}
+	pl := &Plan{arches: arches}
 	for abi, arch := range arches {
 		if arch == "" {
 			continue
@@ -123,7 +123,8 @@ func makePlan(p *specs.LinuxSeccomp) (*plan, error) {
 	return pl, nil
 }
 
-func (pl *plan) track(mode Mode, start bpf.StartAt) bpf.TrackOptions {
+// Track is how to track a workload verified in mode.
+func (pl *Plan) Track(mode Mode, start bpf.StartAt) bpf.TrackOptions {
 	t := bpf.TrackOptions{Start: start}
 	if mode == Complain {
 		t.Watch = pl.watch
@@ -133,7 +134,9 @@ func (pl *plan) track(mode Mode, start bpf.StartAt) bpf.TrackOptions {
 	return t
 }
 
-func (pl *plan) findings(rec *bpf.Recording) (missing, conditional []Finding) {
+// Findings are the calls of a recording the profile does not allow, and those it
+// allows for some arguments only.
+func (pl *Plan) Findings(rec *bpf.Recording) (missing, conditional []Finding) {
 	for abi, m := range rec.Noted {
 		arch := pl.arches[abi]
 		if arch == "" {
@@ -169,7 +172,7 @@ func sortFindings(fs []Finding) {
 
 // Run runs the workload as opts say and reports what the profile does not allow.
 func Run(ctx context.Context, opts Options) (*Report, error) {
-	pl, err := makePlan(opts.Profile)
+	pl, err := MakePlan(opts.Profile)
 	if err != nil {
 		return nil, err
 	}
@@ -196,14 +199,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Missing, rep.Conditional = pl.findings(rec)
+	rep.Missing, rep.Conditional = pl.Findings(rec)
 	if rep.Missing == nil {
 		rep.Missing = []Finding{}
 	}
 	return rep, nil
 }
 
-func runHost(r *bpf.Recorder, pl *plan, opts Options) (*bpf.Recording, int, error) {
+func runHost(r *bpf.Recorder, pl *Plan, opts Options) (*bpf.Recording, int, error) {
 	args := opts.Command
 	start := bpf.StartExec
 	if opts.Mode == Enforce {
@@ -218,7 +221,7 @@ func runHost(r *bpf.Recorder, pl *plan, opts Options) (*bpf.Recording, int, erro
 	}
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, opts.Stdout, opts.Stderr
-	res, err := record.Run(r, record.Command{Cmd: cmd, Track: pl.track(opts.Mode, start)})
+	res, err := record.Run(r, record.Command{Cmd: cmd, Track: pl.Track(opts.Mode, start)})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -243,7 +246,7 @@ func permissive(arches [bpf.NumABIs]specs.Arch) *specs.LinuxSeccomp {
 // runContainer runs the container with the OCI hook pointed at a recorder served
 // by this process, so the container is tracked before its filter goes in and its
 // recording comes back here before the runtime returns.
-func runContainer(ctx context.Context, r *bpf.Recorder, pl *plan, opts Options) (*bpf.Recording, int, error) {
+func runContainer(ctx context.Context, r *bpf.Recorder, pl *Plan, opts Options) (*bpf.Recording, int, error) {
 	tmp, err := os.MkdirTemp("", "syscage-verify-")
 	if err != nil {
 		return nil, 0, err
@@ -273,7 +276,7 @@ func runContainer(ctx context.Context, r *bpf.Recorder, pl *plan, opts Options) 
 		served <- hooks.ServeWith(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), hooks.ServeOptions{
 			Recorder: r,
 			Track: func(t *bpf.TrackOptions) {
-				*t = pl.track(opts.Mode, t.Start)
+				*t = pl.Track(opts.Mode, t.Start)
 			},
 			Finish: func(_ string, rec *bpf.Recording) error {
 				mu.Lock()

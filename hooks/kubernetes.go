@@ -1,0 +1,92 @@
+package hooks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// The annotations containerd's CRI plugin puts on every container it creates
+// (CRI-O's carry the same information under io.kubernetes.*).
+const (
+	CRIContainerType = "io.kubernetes.cri.container-type" // "sandbox" or "container"
+	CRINamespace     = "io.kubernetes.cri.sandbox-namespace"
+	CRIPod           = "io.kubernetes.cri.sandbox-name"
+	CRIPodUID        = "io.kubernetes.cri.sandbox-uid"
+	CRIContainerName = "io.kubernetes.cri.container-name"
+)
+
+// SelectionFile, in the run directory, lists the namespaces in which the node's
+// agent records: it is written by the agent and read by the runc wrapper and the
+// hook, which send those namespaces' containers to the agent. Which pods and
+// containers are recorded is the agent's decision, made from the recordings in
+// the API server; nothing a pod author writes steers it.
+const SelectionFile = "kubernetes.json"
+
+// Selection is the content of SelectionFile.
+type Selection struct {
+	Namespaces []string `json:"namespaces"`
+}
+
+// KubernetesContainer reports whether annotations are those of an application
+// container (not a pod sandbox) created by the CRI, and returns its namespace.
+func KubernetesContainer(annotations map[string]string) (string, bool) {
+	if annotations[CRIContainerType] != "container" {
+		return "", false
+	}
+	ns := annotations[CRINamespace]
+	return ns, ns != ""
+}
+
+// ReadSelection reads the node's selection from runDir; no file means none.
+func ReadSelection(runDir string) (*Selection, error) {
+	data, err := os.ReadFile(filepath.Join(runDir, SelectionFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Selection{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s Selection
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(runDir, SelectionFile), err)
+	}
+	return &s, nil
+}
+
+// WriteSelection replaces the node's selection atomically; an empty one removes
+// the file.
+func WriteSelection(runDir string, s *Selection) error {
+	path := filepath.Join(runDir, SelectionFile)
+	if len(s.Namespaces) == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(runDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteIn(root, SelectionFile, append(data, '\n'))
+}
+
+// kubernetesSelected reports whether a container is one the node's agent may
+// record: a CRI application container in a namespace of the selection.
+func kubernetesSelected(annotations map[string]string, runDir string) bool {
+	ns, ok := KubernetesContainer(annotations)
+	if !ok {
+		return false
+	}
+	s, err := ReadSelection(runDir)
+	return err == nil && slices.Contains(s.Namespaces, ns)
+}

@@ -1,0 +1,736 @@
+// Package agent is the node agent of syscage on Kubernetes (`syscage agent`, one
+// per node in a privileged DaemonSet). It records the containers that the
+// SyscallRecordings in the API server select, with the same recorder as the OCI
+// hook, and publishes each node's results in the recording's status; and it writes
+// the SyscallProfiles into the kubelet's seccomp directory, below its own
+// subdirectory only.
+//
+// Containers created while a recording selects their namespace are recorded from
+// their first instruction: the runc wrapper (or a hook in containerd's base
+// runtime spec) runs the syscage hook at prestart, and the hook asks this agent,
+// which decides from the pod's labels and tracks the container before the runtime
+// goes on. Containers already running are attached to, and say so.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/internal/kube"
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/internal/verify"
+	"github.com/syscage/syscage/profile"
+)
+
+// Options configure an agent.
+type Options struct {
+	Node string // this node's name (the downward API's spec.nodeName)
+	// SeccompDir is the kubelet's seccomp directory as the agent sees it; the agent
+	// writes only below its kubeapi.ProfileDir subdirectory.
+	SeccompDir string
+	// RunDir is the host's /run/syscage as the agent sees it: the recorder's
+	// socket and the node's selection, which the hook and the runc wrapper read.
+	RunDir        string
+	Client        *kube.Client
+	Log           *slog.Logger
+	ReportRefused bool
+	// Recorder, if set, is used instead of opening one (tests).
+	Recorder *bpf.Recorder
+	// Ready, if set, is closed once the agent serves hooks and has listed pods,
+	// recordings and profiles.
+	Ready chan<- struct{}
+}
+
+// Agent is one node's agent.
+type Agent struct {
+	opts Options
+	log  *slog.Logger
+	rec  *bpf.Recorder
+	wake chan struct{}
+
+	mu         sync.Mutex
+	pods       map[string]*pod       // by UID: the pods bound to this node
+	recordings map[string]*recording // by UID
+	containers map[string]*container // by recording UID + "/" + container ID
+	selection  []string              // the namespaces last written to the selection file
+	synced     map[string]bool       // which lists have been received
+}
+
+type pod struct {
+	ns, name, uid string
+	labels        map[string]string
+	running       map[string]string // container ID -> container name, running ones
+}
+
+type recording struct {
+	obj       kubeapi.SyscallRecording
+	plan      *verify.Plan // verify mode
+	err       error        // why it cannot be served
+	stopped   bool         // spec.stop seen: containers read and untracked
+	published []byte       // the node status last published, without its time
+	lastSent  time.Time
+	final     bool // a Done or Failed status has been published
+	// carried are the results an earlier run of the agent published for this
+	// node: kept, so that an agent's restart loses nothing published.
+	carried []kubeapi.ContainerResult
+}
+
+type container struct {
+	id, name     string
+	ns, pod, uid string
+	recording    string // its recording's UID
+	cgroupID     uint64
+	dir          string
+	from         string
+	attached     time.Time
+	live         bool           // still tracked
+	final        *bpf.Recording // read when it stopped being tracked
+}
+
+// Run serves until ctx is done, then stops tracking, publishes what it has and
+// removes what it created on the node.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Node == "" {
+		return errors.New("the node name is unknown: set NODE_NAME (the downward API's spec.nodeName) or --node")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{
+		opts: opts, log: opts.Log, wake: make(chan struct{}, 1),
+		pods: map[string]*pod{}, recordings: map[string]*recording{}, containers: map[string]*container{},
+		synced: map[string]bool{},
+	}
+	a.rec = opts.Recorder
+	if a.rec == nil {
+		r, err := record.OpenWith(bpf.Options{ReportRefused: opts.ReportRefused})
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		a.rec = r
+	}
+	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	defer a.cleanRunDir()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg := hooks.DefaultConfig()
+	cfg.RunDir, cfg.IdleExit, cfg.LogFile = opts.RunDir, 0, ""
+	served := make(chan struct{})
+	serveErr := make(chan error, 1)
+	go func() {
+		serveErr <- hooks.ServeWith(ctx, cfg, a.log, hooks.ServeOptions{Recorder: a.rec, Admit: a.admit, Ready: served})
+	}()
+	select {
+	case <-served:
+	case err := <-serveErr:
+		return fmt.Errorf("serving hooks: %w", errors.Join(err, errors.New("another recorder holds "+filepath.Join(opts.RunDir, "recorder.lock"))))
+	}
+
+	c := opts.Client
+	nodeQuery := map[string][]string{"fieldSelector": {"spec.nodeName=" + opts.Node}}
+	var wg sync.WaitGroup
+	for _, lw := range []struct {
+		path  string
+		query map[string][]string
+		h     kube.Handler
+	}{
+		{"/api/v1/pods", nodeQuery, handler{a, "pods", a.replacePods, a.podEvent}},
+		{"/apis/" + kubeapi.APIVersion + "/" + kubeapi.Recordings, nil, handler{a, "recordings", a.replaceRecordings, a.recordingEvent}},
+		{"/apis/" + kubeapi.APIVersion + "/" + kubeapi.Profiles, nil, handler{a, "profiles", a.replaceProfiles, a.profileEvent}},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.ListWatch(ctx, lw.path, lw.query, lw.h)
+		}()
+	}
+
+	a.log.Info("agent started", "node", opts.Node, "programs", a.rec.ProgramIDs())
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	ready := opts.Ready
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+		case <-a.wake:
+		}
+		a.reconcile(ctx, done)
+		if ready != nil && a.allSynced() {
+			close(ready)
+			ready = nil
+		}
+	}
+	cancel()
+	wg.Wait()
+	<-serveErr
+	a.log.Info("agent stopped", "node", opts.Node)
+	return nil
+}
+
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) allSynced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.synced["pods"] && a.synced["recordings"] && a.synced["profiles"]
+}
+
+// handler adapts the three lists to kube.Handler.
+type handler struct {
+	a       *Agent
+	name    string
+	replace func([]json.RawMessage)
+	event   func(kube.Event)
+}
+
+func (h handler) Replace(items []json.RawMessage) {
+	h.replace(items)
+	h.a.mu.Lock()
+	h.a.synced[h.name] = true
+	h.a.mu.Unlock()
+	h.a.poke()
+}
+
+func (h handler) Event(e kube.Event) {
+	h.event(e)
+	h.a.poke()
+}
+
+// cleanRunDir removes what the agent leaves in the run directory, and the
+// directory once empty: the hook and the wrapper then find no selection.
+func (a *Agent) cleanRunDir() {
+	hooks.WriteSelection(a.opts.RunDir, &hooks.Selection{})
+	os.Remove(filepath.Join(a.opts.RunDir, "recorder.lock"))
+	os.Remove(a.opts.RunDir) // only if empty: a host recorder may share it
+}
+
+// --- pods ---
+
+type podObject struct {
+	Metadata kubeapi.ObjectMeta `json:"metadata"`
+	Status   struct {
+		ContainerStatuses []struct {
+			Name        string          `json:"name"`
+			ContainerID string          `json:"containerID"`
+			State       json.RawMessage `json:"state"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+func parsePod(raw []byte) (*pod, error) {
+	var o podObject
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, err
+	}
+	p := &pod{ns: o.Metadata.Namespace, name: o.Metadata.Name, uid: o.Metadata.UID, labels: o.Metadata.Labels, running: map[string]string{}}
+	for _, cs := range o.Status.ContainerStatuses {
+		var st struct {
+			Running *struct{} `json:"running"`
+		}
+		json.Unmarshal(cs.State, &st)
+		// containerd://ID, cri-o://ID
+		if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok && st.Running != nil {
+			p.running[id] = cs.Name
+		}
+	}
+	return p, nil
+}
+
+func (a *Agent) replacePods(items []json.RawMessage) {
+	pods := map[string]*pod{}
+	for _, raw := range items {
+		if p, err := parsePod(raw); err == nil {
+			pods[p.uid] = p
+		}
+	}
+	a.mu.Lock()
+	a.pods = pods
+	a.mu.Unlock()
+}
+
+func (a *Agent) podEvent(e kube.Event) {
+	p, err := parsePod(e.Object)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.Type == "DELETED" {
+		delete(a.pods, p.uid)
+	} else {
+		a.pods[p.uid] = p
+	}
+}
+
+// --- admission of containers from the hook ---
+
+// admit is called by the hook's request, before the container's first
+// instruction: it records the container if an active recording selects its pod.
+func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
+	ns, ok := hooks.KubernetesContainer(req.Annotations)
+	name, uid, cname := req.Annotations[hooks.CRIPod], req.Annotations[hooks.CRIPodUID], req.Annotations[hooks.CRIContainerName]
+	if !ok || name == "" || cname == "" {
+		return false, nil
+	}
+	labels, err := a.podLabels(ns, name, uid)
+	if err != nil {
+		// The container starts unrecorded rather than not at all.
+		a.log.Warn("cannot tell whether to record a container", "pod", ns+"/"+name, "container", cname, "err", err)
+		return false, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.selecting(ns, labels, cname)
+	if r == nil {
+		return false, nil
+	}
+	if a.liveContainer(req.Container) {
+		return false, nil
+	}
+	opts := bpf.TrackOptions{Start: req.Start}
+	if r.plan != nil {
+		opts = r.plan.Track(verify.Complain, req.Start)
+	}
+	if err := a.rec.TrackWith(req.CgroupID, opts); err != nil {
+		return false, err
+	}
+	a.containers[r.obj.Metadata.UID+"/"+req.Container] = &container{
+		id: req.Container, name: cname, ns: ns, pod: name, uid: uid, recording: r.obj.Metadata.UID,
+		cgroupID: req.CgroupID, dir: req.CgroupDir, from: kubeapi.FromStart, live: true,
+	}
+	a.log.Info("recording from the start", "pod", ns+"/"+name, "container", cname, "id", req.Container, "recording", r.obj.Metadata.Name)
+	a.poke()
+	return true, nil
+}
+
+// podLabels finds a pod's labels in the cache or, when the kubelet is quicker
+// than the watch, in the API server.
+func (a *Agent) podLabels(ns, name, uid string) (map[string]string, error) {
+	a.mu.Lock()
+	if p, ok := a.pods[uid]; ok && uid != "" {
+		a.mu.Unlock()
+		return p.labels, nil
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var o podObject
+	if err := a.opts.Client.Get(ctx, "/api/v1/namespaces/"+ns+"/pods/"+name, &o); err != nil {
+		return nil, err
+	}
+	if uid != "" && o.Metadata.UID != uid {
+		return nil, fmt.Errorf("pod %s/%s is now another pod (uid %s, not %s)", ns, name, o.Metadata.UID, uid)
+	}
+	return o.Metadata.Labels, nil
+}
+
+// selecting returns the active recording that selects a pod's container, if any.
+func (a *Agent) selecting(ns string, labels map[string]string, cname string) *recording {
+	var found *recording
+	for _, r := range a.recordings {
+		s := r.obj.Spec
+		if r.obj.Metadata.Namespace != ns || !r.active() || !s.Selector.Matches(labels) {
+			continue
+		}
+		if len(s.Containers) > 0 && !slices.Contains(s.Containers, cname) {
+			continue
+		}
+		// The oldest recording wins when several select the same container; a
+		// cgroup is tracked once.
+		if found == nil || r.obj.Metadata.Name < found.obj.Metadata.Name {
+			found = r
+		}
+	}
+	return found
+}
+
+// liveContainer reports whether a container is being recorded: a cgroup is
+// tracked once.
+func (a *Agent) liveContainer(id string) bool {
+	for _, c := range a.containers {
+		if c.id == id && c.live {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *recording) active() bool {
+	return r.err == nil && !r.obj.Spec.Stop && r.obj.Metadata.DeletionTimestamp == nil
+}
+
+// --- recordings ---
+
+func (a *Agent) replaceRecordings(items []json.RawMessage) {
+	seen := map[string]bool{}
+	for _, raw := range items {
+		var o kubeapi.SyscallRecording
+		if err := json.Unmarshal(raw, &o); err != nil {
+			continue
+		}
+		seen[o.Metadata.UID] = true
+		a.upsertRecording(o)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for uid := range a.recordings {
+		if !seen[uid] {
+			a.dropRecording(uid)
+		}
+	}
+}
+
+func (a *Agent) recordingEvent(e kube.Event) {
+	var o kubeapi.SyscallRecording
+	if err := json.Unmarshal(e.Object, &o); err != nil {
+		return
+	}
+	if e.Type == "DELETED" {
+		a.mu.Lock()
+		a.dropRecording(o.Metadata.UID)
+		a.mu.Unlock()
+		return
+	}
+	a.upsertRecording(o)
+}
+
+func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.recordings[o.Metadata.UID]
+	if !ok {
+		r = &recording{}
+		a.recordings[o.Metadata.UID] = r
+		if prev, ok := o.Status.Nodes[a.opts.Node]; ok {
+			for _, c := range prev.Containers {
+				c.Running = false
+				r.carried = append(r.carried, c)
+			}
+			// Finished before this run of the agent: its results stand.
+			r.final = prev.Phase != kubeapi.PhaseRecording
+		}
+		switch o.Spec.Mode {
+		case kubeapi.ModeRecord:
+		case kubeapi.ModeVerify:
+			if o.Spec.Profile == nil {
+				r.err = errors.New("verify mode needs spec.profile")
+			} else if r.plan, r.err = verify.MakePlan(o.Spec.Profile); r.err != nil {
+				r.err = fmt.Errorf("spec.profile: %w", r.err)
+			}
+		default:
+			r.err = fmt.Errorf("spec.mode %q: want %q or %q", o.Spec.Mode, kubeapi.ModeRecord, kubeapi.ModeVerify)
+		}
+	}
+	r.obj = o
+	if !r.active() && !r.stopped {
+		r.stopped = true
+		for _, c := range a.containers {
+			if c.recording == o.Metadata.UID {
+				a.untrack(c)
+			}
+		}
+	}
+}
+
+// dropRecording forgets a deleted recording and its containers.
+func (a *Agent) dropRecording(uid string) {
+	for key, c := range a.containers {
+		if c.recording == uid {
+			a.untrack(c)
+			delete(a.containers, key)
+		}
+	}
+	delete(a.recordings, uid)
+}
+
+// untrack reads a container's recording for the last time and stops tracking it.
+func (a *Agent) untrack(c *container) {
+	if !c.live {
+		return
+	}
+	c.live = false
+	rec, err := a.rec.Read(c.cgroupID)
+	if err != nil {
+		a.log.Warn("reading a recording", "container", c.id, "err", err)
+	}
+	c.final = rec
+	if err := a.rec.Untrack(c.cgroupID); err != nil {
+		a.log.Warn("untracking", "container", c.id, "err", err)
+	}
+}
+
+// --- the periodic work ---
+
+func (a *Agent) reconcile(ctx context.Context, stopping bool) {
+	a.mu.Lock()
+	if !a.synced["pods"] || !a.synced["recordings"] {
+		a.mu.Unlock()
+		return
+	}
+	// Containers that have exited: their recording is complete.
+	for _, c := range a.containers {
+		if c.live && !hooks.Populated(c.dir) {
+			a.untrack(c)
+		}
+	}
+	if stopping {
+		for _, c := range a.containers {
+			a.untrack(c)
+		}
+	}
+	a.writeSelection(stopping)
+	if !stopping {
+		a.attach()
+	}
+	type patch struct {
+		ns, name string
+		body     []byte
+		r        *recording
+	}
+	var patches []patch
+	for uid, r := range a.recordings {
+		if r.final {
+			continue
+		}
+		st := a.nodeStatus(uid, r, stopping)
+		key, _ := json.Marshal(st)
+		if bytes.Equal(key, r.published) && time.Since(r.lastSent) < 15*time.Second {
+			continue
+		}
+		st.Updated = time.Now().UTC().Format(time.RFC3339)
+		body, err := json.Marshal(map[string]any{"status": map[string]any{"nodes": map[string]any{a.opts.Node: st}}})
+		if err != nil {
+			continue
+		}
+		r.published, r.lastSent = key, time.Now()
+		r.final = st.Phase != kubeapi.PhaseRecording
+		patches = append(patches, patch{r.obj.Metadata.Namespace, r.obj.Metadata.Name, body, r})
+	}
+	a.mu.Unlock()
+
+	pctx := ctx
+	if stopping {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+	}
+	for _, p := range patches {
+		path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + p.ns + "/" + kubeapi.Recordings + "/" + p.name + "/status"
+		if err := a.opts.Client.Patch(pctx, path, kube.MergePatch, p.body, nil); err != nil && !kube.IsNotFound(err) {
+			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
+			a.mu.Lock()
+			p.r.published, p.r.final = nil, false // try again
+			a.mu.Unlock()
+		}
+	}
+}
+
+// writeSelection tells the hook and the runc wrapper which namespaces to send.
+func (a *Agent) writeSelection(stopping bool) {
+	var nss []string
+	if !stopping {
+		for _, r := range a.recordings {
+			if r.active() && !slices.Contains(nss, r.obj.Metadata.Namespace) {
+				nss = append(nss, r.obj.Metadata.Namespace)
+			}
+		}
+	}
+	slices.Sort(nss)
+	if slices.Equal(nss, a.selection) && (len(nss) > 0 || a.selection != nil) {
+		return
+	}
+	if err := hooks.WriteSelection(a.opts.RunDir, &hooks.Selection{Namespaces: nss}); err != nil {
+		a.log.Error("writing the node's selection", "err", err)
+		return
+	}
+	if nss == nil {
+		nss = []string{}
+	}
+	a.selection = nss
+}
+
+// attach tracks the selected containers that are running but not recorded: they
+// started before the recording, or on a node whose runtime runs no hook.
+func (a *Agent) attach() {
+	for _, p := range a.pods {
+		for id, cname := range p.running {
+			r := a.selecting(p.ns, p.labels, cname)
+			if r == nil {
+				continue
+			}
+			if _, ok := a.containers[r.obj.Metadata.UID+"/"+id]; ok || a.liveContainer(id) {
+				continue
+			}
+			dir, err := findCgroup(p.uid, id)
+			if err != nil {
+				a.log.Warn("cannot attach to a container", "pod", p.ns+"/"+p.name, "container", cname, "err", err)
+				continue
+			}
+			cgid, err := cgroupID(dir)
+			if err != nil {
+				continue
+			}
+			opts := bpf.TrackOptions{Start: bpf.StartNow}
+			if r.plan != nil {
+				opts = r.plan.Track(verify.Complain, bpf.StartNow)
+			}
+			if err := a.rec.TrackWith(cgid, opts); err != nil {
+				a.log.Warn("cannot attach to a container", "pod", p.ns+"/"+p.name, "container", cname, "err", err)
+				continue
+			}
+			a.containers[r.obj.Metadata.UID+"/"+id] = &container{
+				id: id, name: cname, ns: p.ns, pod: p.name, uid: p.uid, recording: r.obj.Metadata.UID,
+				cgroupID: cgid, dir: dir, from: kubeapi.FromAttach, attached: time.Now(), live: true,
+			}
+			a.log.Info("attached to a running container", "pod", p.ns+"/"+p.name, "container", cname, "id", id)
+		}
+	}
+}
+
+// nodeStatus is this node's part of a recording, as it stands.
+func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.NodeRecording {
+	st := kubeapi.NodeRecording{Phase: kubeapi.PhaseRecording}
+	switch {
+	case r.err != nil:
+		st.Phase, st.Message = kubeapi.PhaseFailed, r.err.Error()
+		return st
+	case r.stopped:
+		st.Phase = kubeapi.PhaseDone
+	case stopping:
+		st.Phase, st.Message = kubeapi.PhaseDone, "the agent stopped before the recording did: results up to then"
+	}
+	var ids []string
+	for key, c := range a.containers {
+		if c.recording == uid {
+			ids = append(ids, key)
+		}
+	}
+	slices.SortFunc(ids, func(x, y string) int {
+		cx, cy := a.containers[x], a.containers[y]
+		return strings.Compare(cx.pod+"/"+cx.name+"/"+cx.id, cy.pod+"/"+cy.name+"/"+cy.id)
+	})
+	st.Containers = append(st.Containers, r.carried...)
+	if busy := a.heldElsewhere(uid, r); len(busy) > 0 {
+		st.Message = "not recorded, being recorded by another SyscallRecording (a container is recorded by one at a time): " + strings.Join(busy, ", ")
+	}
+	for _, key := range ids {
+		c := a.containers[key]
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: hooks.Populated(c.dir)}
+		if c.from == kubeapi.FromAttach {
+			res.Attached = c.attached.UTC().Format(time.RFC3339)
+		}
+		rec := c.final
+		if c.live {
+			var err error
+			if rec, err = a.rec.Read(c.cgroupID); err != nil {
+				a.log.Warn("reading a recording", "container", c.id, "err", err)
+			}
+		}
+		if rec != nil {
+			if err := fillResult(&res, rec, r.plan); err != nil {
+				st.Message = fmt.Sprintf("container %s of %s: %v", c.name, c.pod, err)
+			}
+		}
+		st.Containers = append(st.Containers, res)
+	}
+	return st
+}
+
+// heldElsewhere lists the running containers r selects that another recording
+// is recording, as "pod/container (by NAME)".
+func (a *Agent) heldElsewhere(uid string, r *recording) []string {
+	if !r.active() {
+		return nil
+	}
+	var out []string
+	for _, c := range a.containers {
+		if !c.live || c.recording == uid || c.ns != r.obj.Metadata.Namespace {
+			continue
+		}
+		p := a.pods[c.uid]
+		if p == nil || !r.obj.Spec.Selector.Matches(p.labels) {
+			continue
+		}
+		if len(r.obj.Spec.Containers) > 0 && !slices.Contains(r.obj.Spec.Containers, c.name) {
+			continue
+		}
+		by := "?"
+		if o := a.recordings[c.recording]; o != nil {
+			by = o.obj.Metadata.Name
+		}
+		out = append(out, fmt.Sprintf("%s/%s (by %s)", c.pod, c.name, by))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fillResult puts a container's recording into its result: a profile, or in
+// verify mode the calls the profile does not allow.
+func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.Plan) error {
+	res.Events = rec.Stats.Events
+	if plan != nil {
+		missing, conditional := plan.Findings(rec)
+		res.Missing, res.Conditional = calls(missing), calls(conditional)
+		return nil
+	}
+	named, err := record.Named(rec)
+	if err != nil {
+		return err
+	}
+	p, unnamed, err := profile.FromRecorded(named, profile.Options{})
+	if err != nil {
+		return err
+	}
+	res.Profile = p
+	for _, u := range unnamed {
+		res.Unnamed = append(res.Unnamed, u.String())
+	}
+	denials, err := record.Denials(rec)
+	if err != nil {
+		return err
+	}
+	for _, d := range denials {
+		name := d.Name
+		if name == "" {
+			name = fmt.Sprint(d.Nr)
+		}
+		res.Denied = append(res.Denied, kubeapi.Call{Arch: d.Arch, Name: name, Count: d.Count})
+	}
+	return nil
+}
+
+func calls(fs []verify.Finding) []kubeapi.Call {
+	var out []kubeapi.Call
+	for _, f := range fs {
+		name := f.Name
+		if name == "" {
+			name = fmt.Sprint(f.Nr)
+		}
+		out = append(out, kubeapi.Call{Arch: f.Arch, Name: name, Count: f.Count, Pid: f.Pid, Comm: f.Comm})
+	}
+	return out
+}

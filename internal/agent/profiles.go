@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/internal/kube"
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+// The SyscallProfiles are written to SeccompDir/syscage/NAMESPACE/NAME.json
+// through an os.Root on SeccompDir, so neither a name nor a symbolic link placed
+// on the node can lead a write elsewhere. The agent keeps its finalizer on each
+// profile while the file exists: deleting the object removes the file from every
+// node before the object goes.
+
+func (a *Agent) replaceProfiles(items []json.RawMessage) {
+	keep := map[string]bool{}
+	for _, raw := range items {
+		var o kubeapi.SyscallProfile
+		if err := json.Unmarshal(raw, &o); err != nil {
+			continue
+		}
+		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
+		a.syncProfile(o)
+	}
+	// Files of profiles deleted while the agent was away.
+	root, err := os.OpenRoot(a.opts.SeccompDir)
+	if err != nil {
+		a.log.Error("opening the seccomp directory", "dir", a.opts.SeccompDir, "err", err)
+		return
+	}
+	defer root.Close()
+	fs.WalkDir(root.FS(), kubeapi.ProfileDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".json") && !keep[p] {
+			a.log.Info("removing the file of a deleted profile", "file", p)
+			root.Remove(p)
+		}
+		return nil
+	})
+	a.pruneDirs(root)
+}
+
+func (a *Agent) profileEvent(e kube.Event) {
+	var o kubeapi.SyscallProfile
+	if err := json.Unmarshal(e.Object, &o); err != nil {
+		return
+	}
+	if e.Type == "DELETED" {
+		// The finalizer had the file removed already, unless it was forced off.
+		a.removeProfile(o)
+		return
+	}
+	a.syncProfile(o)
+}
+
+// syncProfile makes the node's file match a profile, or removes it when the
+// profile is being deleted.
+func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fin := kubeapi.NodeFinalizer(a.opts.Node)
+	if o.Metadata.DeletionTimestamp != nil {
+		if err := a.removeProfile(o); err != nil {
+			a.log.Error("removing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+			return
+		}
+		if err := a.setFinalizer(ctx, o, fin, false); err != nil {
+			a.log.Error("releasing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+		}
+		return
+	}
+	name := kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)
+	st := kubeapi.NodeProfile{}
+	data, err := profileBytes(o)
+	if err == nil {
+		st.Digest = kubeapi.Digest(data)
+		current := a.fileIs(name, data) && slices.Contains(o.Metadata.Finalizers, fin)
+		if prev := o.Status.Nodes[a.opts.Node]; current && prev.Digest == st.Digest && prev.Error == "" {
+			return // our own status update coming back, or nothing new
+		}
+		// The finalizer first: a profile deleted from now on is removed here too.
+		if !current {
+			if err = a.setFinalizer(ctx, o, fin, true); err == nil {
+				err = a.writeProfile(name, data)
+			}
+		}
+	}
+	if err != nil {
+		st = kubeapi.NodeProfile{Error: err.Error()}
+		a.log.Error("writing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+	} else {
+		a.log.Info("profile written", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "file", name, "digest", st.Digest)
+	}
+	st.Updated = time.Now().UTC().Format(time.RFC3339)
+	body, _ := json.Marshal(map[string]any{"status": map[string]any{
+		"localhostProfile": name,
+		"nodes":            map[string]any{a.opts.Node: st},
+	}})
+	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name + "/status"
+	if err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil); err != nil && !kube.IsNotFound(err) {
+		a.log.Warn("publishing a profile's status", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+	}
+}
+
+// profileBytes are the bytes written for a profile: profile.Marshal of a valid
+// spec.profile, byte-stable, so that the digest says whether a node is current.
+func profileBytes(o kubeapi.SyscallProfile) ([]byte, error) {
+	if o.Spec.Profile == nil {
+		return nil, errors.New("spec.profile is empty")
+	}
+	var msgs []string
+	for _, f := range profile.Validate(o.Spec.Profile) {
+		msgs = append(msgs, f.String())
+	}
+	if len(msgs) > 0 {
+		return nil, fmt.Errorf("spec.profile is not valid: %s", strings.Join(msgs, "; "))
+	}
+	return profile.Marshal(o.Spec.Profile)
+}
+
+func (a *Agent) fileIs(name string, data []byte) bool {
+	root, err := os.OpenRoot(a.opts.SeccompDir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	got, err := root.ReadFile(name)
+	return err == nil && bytes.Equal(got, data)
+}
+
+func (a *Agent) writeProfile(name string, data []byte) error {
+	root, err := os.OpenRoot(a.opts.SeccompDir)
+	if err != nil {
+		return fmt.Errorf("the kubelet's seccomp directory: %w", err)
+	}
+	defer root.Close()
+	if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", path.Join(a.opts.SeccompDir, path.Dir(name)), err)
+	}
+	return hooks.WriteIn(root, name, data)
+}
+
+func (a *Agent) removeProfile(o kubeapi.SyscallProfile) error {
+	root, err := os.OpenRoot(a.opts.SeccompDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	name := kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)
+	if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	a.pruneDirs(root)
+	return nil
+}
+
+// pruneDirs removes the agent's empty directories, its own included: once every
+// profile is gone, nothing of syscage is left in the kubelet's directory.
+func (a *Agent) pruneDirs(root *os.Root) {
+	entries, _ := fs.ReadDir(root.FS(), kubeapi.ProfileDir)
+	for _, e := range entries {
+		if e.IsDir() {
+			root.Remove(path.Join(kubeapi.ProfileDir, e.Name())) // fails unless empty
+		}
+	}
+	root.Remove(kubeapi.ProfileDir)
+}
+
+// setFinalizer adds or removes the node's finalizer, with the object's
+// resourceVersion so that agents on other nodes doing the same never lose each
+// other's; a conflict re-reads and tries again.
+func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin string, want bool) error {
+	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name
+	for attempt := 0; ; attempt++ {
+		has := slices.Contains(o.Metadata.Finalizers, fin)
+		if has == want {
+			return nil
+		}
+		fins := slices.DeleteFunc(slices.Clone(o.Metadata.Finalizers), func(f string) bool { return f == fin })
+		if want {
+			fins = append(fins, fin)
+		}
+		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": fins, "resourceVersion": o.Metadata.ResourceVersion}})
+		err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil)
+		switch {
+		case err == nil:
+			return nil
+		case kube.IsNotFound(err):
+			return nil
+		case kube.IsConflict(err) && attempt < 10:
+			if err := a.opts.Client.Get(ctx, path, &o); err != nil {
+				if kube.IsNotFound(err) {
+					return nil
+				}
+				return err
+			}
+		default:
+			return fmt.Errorf("updating the finalizers of %s/%s: %w", o.Metadata.Namespace, o.Metadata.Name, err)
+		}
+	}
+}

@@ -1,0 +1,251 @@
+// Package kubeapi is the contract between the kubectl plugin and the node agent:
+// syscage's custom resources, as plain Go types with JSON tags. It imports no
+// Kubernetes module, so the syscage binary, which also runs as the OCI hook and
+// the runc wrapper, stays small and quick to start.
+package kubeapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	Group      = "syscage.io"
+	Version    = "v1alpha1"
+	APIVersion = Group + "/" + Version
+
+	KindRecording = "SyscallRecording"
+	KindProfile   = "SyscallProfile"
+	// Resources, as they appear in API paths.
+	Recordings = "syscallrecordings"
+	Profiles   = "syscallprofiles"
+
+	// Namespace is where the agent runs.
+	Namespace = "syscage-system"
+	// AgentName names the DaemonSet, its ServiceAccount and its ClusterRole.
+	AgentName = "syscage-agent"
+	// ProfileDir is the agent's directory below the kubelet's seccomp directory:
+	// a profile ns/name is written as ProfileDir/ns/name.json and a pod refers to
+	// it as localhostProfile "syscage/ns/name.json".
+	ProfileDir = "syscage"
+	// SPOGroup is the security-profiles-operator's API group: where its
+	// SeccompProfile CRD is installed, apply writes one of those instead.
+	SPOGroup = "security-profiles-operator.x-k8s.io"
+)
+
+// Modes of a recording.
+const (
+	ModeRecord = "record" // record what the selected containers do
+	ModeVerify = "verify" // watch for calls spec.profile does not allow (complain mode)
+)
+
+// Phases of a node's part in a recording.
+const (
+	PhaseRecording = "Recording"
+	PhaseDone      = "Done" // spec.stop was seen; the results are final
+	PhaseFailed    = "Failed"
+)
+
+// How a container came to be recorded.
+const (
+	// FromStart: the hook tracked it before its first instruction, from its
+	// seccomp filter's installation (or its entrypoint's exec when unconfined).
+	FromStart = "start"
+	// FromAttach: it was already running; calls made before Attached are missing.
+	FromAttach = "attached"
+)
+
+// ObjectMeta is the part of metav1.ObjectMeta syscage reads and writes.
+type ObjectMeta struct {
+	Name              string            `json:"name,omitempty"`
+	Namespace         string            `json:"namespace,omitempty"`
+	UID               string            `json:"uid,omitempty"`
+	ResourceVersion   string            `json:"resourceVersion,omitempty"`
+	Generation        int64             `json:"generation,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Annotations       map[string]string `json:"annotations,omitempty"`
+	Finalizers        []string          `json:"finalizers,omitempty"`
+	DeletionTimestamp *string           `json:"deletionTimestamp,omitempty"`
+}
+
+// LabelSelector is metav1.LabelSelector.
+type LabelSelector struct {
+	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// LabelSelectorRequirement is metav1.LabelSelectorRequirement.
+type LabelSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"` // In, NotIn, Exists, DoesNotExist
+	Values   []string `json:"values,omitempty"`
+}
+
+// Matches reports whether labels satisfy the selector. An empty selector matches
+// nothing here: a recording must say what it records.
+func (s LabelSelector) Matches(labels map[string]string) bool {
+	if len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
+		return false
+	}
+	for k, v := range s.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, r := range s.MatchExpressions {
+		v, ok := labels[r.Key]
+		in := false
+		for _, want := range r.Values {
+			in = in || (ok && v == want)
+		}
+		switch r.Operator {
+		case "In":
+			if !in {
+				return false
+			}
+		case "NotIn":
+			if in {
+				return false
+			}
+		case "Exists":
+			if !ok {
+				return false
+			}
+		case "DoesNotExist":
+			if ok {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// SyscallRecording asks the agents to record (or verify) the containers of the
+// pods its selector matches in its namespace, and carries each node's results.
+type SyscallRecording struct {
+	APIVersion string          `json:"apiVersion,omitempty"`
+	Kind       string          `json:"kind,omitempty"`
+	Metadata   ObjectMeta      `json:"metadata"`
+	Spec       RecordingSpec   `json:"spec"`
+	Status     RecordingStatus `json:"status,omitempty"`
+}
+
+// RecordingSpec is what to record.
+type RecordingSpec struct {
+	Mode     string        `json:"mode"`
+	Selector LabelSelector `json:"selector"`
+	// Containers limits the recording to these container names; all if empty.
+	Containers []string `json:"containers,omitempty"`
+	// Profile is what verify mode checks the calls against.
+	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
+	// Stop ends the recording: each agent publishes its final results (PhaseDone)
+	// and stops tracking.
+	Stop bool `json:"stop,omitempty"`
+}
+
+// RecordingStatus holds one entry per node, each written only by that node's
+// agent (with a JSON merge patch on its own key, so agents never conflict).
+type RecordingStatus struct {
+	Nodes map[string]NodeRecording `json:"nodes,omitempty"`
+}
+
+// NodeRecording is one node's part of a recording. Its fields have no omitempty:
+// each is sent in the agent's merge patch, so that none outlives its value.
+type NodeRecording struct {
+	Phase      string            `json:"phase"`
+	Message    string            `json:"message"`
+	Updated    string            `json:"updated"` // RFC 3339
+	Containers []ContainerResult `json:"containers"`
+}
+
+// ContainerResult is what one container did while it was recorded.
+type ContainerResult struct {
+	Pod         string `json:"pod"`
+	PodUID      string `json:"podUID,omitempty"`
+	Container   string `json:"container"`
+	ContainerID string `json:"containerID"`
+	From        string `json:"from"`               // FromStart or FromAttach
+	Attached    string `json:"attached,omitempty"` // RFC 3339, for FromAttach
+	Running     bool   `json:"running"`            // still running when published
+	Events      uint64 `json:"events"`
+	// Profile (record mode) allows what the container did; the plugin merges them.
+	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
+	// Denied lists calls the filter in force refused while it was recorded: they
+	// never ran, so they are not in Profile.
+	Denied []Call `json:"denied,omitempty"`
+	// Missing (verify mode) are calls spec.profile does not allow.
+	Missing []Call `json:"missing,omitempty"`
+	// Conditional (verify mode) are calls spec.profile allows for some arguments
+	// only; complain mode cannot judge the arguments.
+	Conditional []Call `json:"conditional,omitempty"`
+	Unnamed     []string `json:"unnamed,omitempty"` // numbers with no name in the tables
+}
+
+// Call is one syscall with how often it was made and the first process to make it.
+type Call struct {
+	Arch  specs.Arch `json:"arch"`
+	Name  string     `json:"name"`
+	Count uint64     `json:"count"`
+	Pid   uint32     `json:"pid,omitempty"`
+	Comm  string     `json:"comm,omitempty"`
+}
+
+// SyscallProfile is a profile the agents write on every node, for pods to use as
+// seccompProfile {type: Localhost, localhostProfile: LocalhostProfile(ns, name)}.
+type SyscallProfile struct {
+	APIVersion string        `json:"apiVersion,omitempty"`
+	Kind       string        `json:"kind,omitempty"`
+	Metadata   ObjectMeta    `json:"metadata"`
+	Spec       ProfileSpec   `json:"spec"`
+	Status     ProfileStatus `json:"status,omitempty"`
+}
+
+// ProfileSpec is the profile itself.
+type ProfileSpec struct {
+	Profile *specs.LinuxSeccomp `json:"profile"`
+}
+
+// ProfileStatus says, per node, what the agent wrote.
+type ProfileStatus struct {
+	LocalhostProfile string                 `json:"localhostProfile,omitempty"`
+	Nodes            map[string]NodeProfile `json:"nodes,omitempty"`
+}
+
+// NodeProfile is one node's copy of a profile.
+// Its fields have no omitempty, as in NodeRecording.
+type NodeProfile struct {
+	// Digest is the sha256 of the file written; it equals Digest(spec) once the
+	// node has the current spec.
+	Digest  string `json:"digest"`
+	Error   string `json:"error"`
+	Updated string `json:"updated"`
+}
+
+// LocalhostProfile is the kubelet's name for profile ns/name, relative to its
+// seccomp directory.
+func LocalhostProfile(namespace, name string) string {
+	return path.Join(ProfileDir, namespace, name+".json")
+}
+
+// Digest is the sha256 of the bytes written for a profile.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// NodeFinalizer is the finalizer an agent keeps on a SyscallProfile while its
+// node holds the file, so that deleting the object removes it from every node
+// before the object goes.
+func NodeFinalizer(node string) string {
+	name := "node." + node
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(node))
+		name = "node." + hex.EncodeToString(sum[:16])
+	}
+	return Group + "/" + name
+}
