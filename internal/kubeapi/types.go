@@ -182,7 +182,7 @@ type ContainerResult struct {
 	Missing []Call `json:"missing,omitempty"`
 	// Conditional (verify mode) are calls spec.profile allows for some arguments
 	// only; complain mode cannot judge the arguments.
-	Conditional []Call `json:"conditional,omitempty"`
+	Conditional []Call   `json:"conditional,omitempty"`
 	Unnamed     []string `json:"unnamed,omitempty"` // numbers with no name in the tables
 }
 
