@@ -19,10 +19,14 @@ func findCgroup(podUID, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return findCgroupIn(mnt, podUID, id)
+}
+
+func findCgroupIn(mnt, podUID, id string) (string, error) {
 	uids := []string{podUID, strings.ReplaceAll(podUID, "-", "_")}
 	var found string
 	stop := errors.New("found")
-	err = filepath.WalkDir(mnt, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(mnt, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil
 		}

@@ -83,6 +83,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	}
 	name := kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)
 	st := kubeapi.NodeProfile{}
+	wrote := false
 	data, err := profileBytes(o)
 	if err == nil {
 		st.Digest = kubeapi.Digest(data)
@@ -94,13 +95,14 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 		if !current {
 			if err = a.setFinalizer(ctx, o, fin, true); err == nil {
 				err = a.writeProfile(name, data)
+				wrote = err == nil
 			}
 		}
 	}
 	if err != nil {
 		st = kubeapi.NodeProfile{Error: err.Error()}
 		a.log.Error("writing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
-	} else {
+	} else if wrote {
 		a.log.Info("profile written", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "file", name, "digest", st.Digest)
 	}
 	st.Updated = time.Now().UTC().Format(time.RFC3339)
