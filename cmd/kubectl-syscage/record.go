@@ -100,7 +100,7 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 	if err != nil {
 		return err
 	}
-	if err := warnUnwatched(log, c, ctx, w, agents); err != nil {
+	if err := c.warnUnwatched(ctx, log, w, agents); err != nil {
 		return err
 	}
 

@@ -40,8 +40,8 @@ type recordingRun struct {
 func recordingPrefix(ref workloadRef) string {
 	p := strings.ToLower(ref.Short) + "-" + ref.Name
 	// generateName adds 5 characters; a name has at most 253.
-	if max := validation.DNS1123SubdomainMaxLength - 6; len(p) > max {
-		p = strings.TrimRight(p[:max], "-.")
+	if limit := validation.DNS1123SubdomainMaxLength - 6; len(p) > limit {
+		p = strings.TrimRight(p[:limit], "-.")
 	}
 	return p + "-"
 }
@@ -163,7 +163,7 @@ func (r *recordingRun) delete(ctx context.Context) {
 
 // warnUnwatched warns about selected pods on nodes without a Ready agent: no
 // one records them.
-func warnUnwatched(log io.Writer, c *clients, ctx context.Context, w *workload, agents map[string]string) error {
+func (c *clients) warnUnwatched(ctx context.Context, log io.Writer, w *workload, agents map[string]string) error {
 	pods, err := c.pods(ctx, w)
 	if err != nil {
 		return err

@@ -145,9 +145,9 @@ func nothingRecorded(w *workload, sel string, agents map[string]string, res *rec
 
 // printRecordSummary tells on stderr what went into the profile, and what did not.
 func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted bool) {
-	fmt.Fprintf(w, "%s: %s of %s on %s\n", dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"))
+	fmt.Fprintf(w, "wrote %s: the merged profile of %s of %s on %s\n", dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"))
 	if n := len(res.Attached); n > 0 {
-		fmt.Fprintf(w, "%s attached to while already running, not recorded from their start: the calls they made before that are missing from the profile",
+		fmt.Fprintf(w, "%s attached to while already running, not recorded from the start: calls made before attaching are missing from the profile",
 			plural(n, "container was", "containers were"))
 		if !restarted {
 			fmt.Fprint(w, " (record with --restart to record every replica from its first syscall)")
@@ -285,7 +285,7 @@ func printVerifyReport(w io.Writer, r *verifyReport) {
 		}
 	}
 	if attached > 0 {
-		fmt.Fprintf(w, "\n%s attached to while already running: what they called before is not checked (their start-up above all); restart the workload during verify to see it\n",
+		fmt.Fprintf(w, "\n%s attached to while already running: calls made before attaching, start-up above all, were not checked (verify --restart checks every replica from its first syscall)\n",
 			plural(attached, "container was", "containers were"))
 	}
 	for _, n := range r.Notes {

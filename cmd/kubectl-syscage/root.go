@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"time"
@@ -47,7 +48,11 @@ func stdStreams() genericiooptions.IOStreams {
 func run(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
 	root := newRootCmd(streams)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	return exitStatus(streams.ErrOut, root.ExecuteContext(ctx))
+}
+
+// exitStatus prints err, if any, and returns the exit status it calls for.
+func exitStatus(stderr io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
@@ -55,7 +60,7 @@ func run(ctx context.Context, args []string, streams genericiooptions.IOStreams)
 	if errors.As(err, &ec) {
 		return int(ec)
 	}
-	fmt.Fprintln(streams.ErrOut, "Error:", err)
+	fmt.Fprintln(stderr, "Error:", err)
 	return 1
 }
 

@@ -77,7 +77,7 @@ func runUninstall(ctx context.Context, o *rootOptions, opts *uninstallOptions) e
 		return err
 	}
 	// Only the names matter here, not the settings install was given.
-	objs, err := installObjects(kubeapi.InstallOptions{Image: "-", SeccompDir: "/"})
+	objs, err := installObjects(kubeapi.InstallOptions{Image: "unused", SeccompDir: "/unused"})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -98,7 +99,7 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err != nil {
 		return err
 	}
-	if err := warnUnwatched(log, c, ctx, w, agents); err != nil {
+	if err := c.warnUnwatched(ctx, log, w, agents); err != nil {
 		return err
 	}
 
@@ -154,7 +155,7 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 }
 
 // writeReport writes a report as text, JSON or YAML.
-func writeReport(w interface{ Write([]byte) (int, error) }, format string, rep *verifyReport) error {
+func writeReport(w io.Writer, format string, rep *verifyReport) error {
 	switch format {
 	case "json":
 		data, err := json.MarshalIndent(rep, "", "  ")

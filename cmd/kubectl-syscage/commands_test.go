@@ -1,0 +1,497 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+var deploymentsGVR = appsv1.SchemeGroupVersion.WithResource("deployments")
+
+// webCluster has the web deployment of the tests in namespace shop, with pods on
+// node-a (an agent runs there) and node-d (none does), and agents on node-a,
+// node-b and node-c, which answer with the results of input.
+func webCluster(t *testing.T, input string) *fakeCluster {
+	t.Helper()
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)},
+		agentPod("node-a"), agentPod("node-b"), agentPod("node-c"), agentDaemonSet(),
+		appPod("web-6f9c-a", "node-a"), appPod("web-6f9c-d", "node-d"))
+	for node, n := range readRecording(t, input).Status.Nodes {
+		fc.results[node] = n
+	}
+	fc.runAgents("node-a", "node-b", "node-c")
+	return fc
+}
+
+func TestRecord(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	out := filepath.Join(t.TempDir(), "web.json")
+	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %q", stdout)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/recording.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("profile (-want +got):\n%s", diff)
+	}
+	for _, s := range []string{
+		"warning: no Ready syscage agent runs where these pods of deployment/web are, so they are not recorded: web-6f9c-d (node node-d)\n",
+		"recording deployment/web (pods app=web,!canary,tier in (edge,front) in shop) on 3 nodes: SyscallRecording deploy-web-x0000\n",
+		"note: the running pods of deployment/web are attached to, not restarted: the calls they made before now, their start-up above all, will be missing from the profile; use --restart to record every replica from its first syscall\n",
+		"wrote " + out + ": the merged profile of 3 containers of 2 pods on 2 nodes\n",
+		"these calls never ran and are NOT in the profile",
+		"node node-c failed, its containers are missing: attaching: cgroup of container ccc not found\n",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	if diff := cmp.Diff([]string{"deploy-web-x0000"}, fc.stopped); diff != "" {
+		t.Errorf("recordings stopped (-want +got):\n%s", diff)
+	}
+	// The recording asked for what the workload selects, and is gone.
+	if _, err := fc.get(recordingsGVR, "shop", "deploy-web-x0000"); !apierrors.IsNotFound(err) {
+		t.Errorf("the recording was not deleted: %v", err)
+	}
+	var rec kubeapi.SyscallRecording
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "create" && a.GetResource() == recordingsGVR {
+			if err := fromUnstructured(a.(interface{ GetObject() runtime.Object }).GetObject().(*unstructured.Unstructured), &rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rec.Spec.Mode != kubeapi.ModeRecord || rec.Spec.Selector.MatchLabels["app"] != "web" || len(rec.Spec.Selector.MatchExpressions) != 2 ||
+		rec.Metadata.Annotations[workloadAnnotation] != "deployment/web" {
+		t.Errorf("recording created: %+v", rec)
+	}
+}
+
+func TestRecordToStdoutKeepRestart(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	code, stdout, stderr := fc.run("record", "deployment.apps/web", "-n", "shop", "--duration", "1ms", "--restart", "--keep", "--name", "web-rec", "--containers", "app,sidecar")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if want, _ := os.ReadFile("testdata/recording.golden.json"); stdout != string(want) {
+		t.Errorf("stdout is not the profile:\n%s", stdout)
+	}
+	for _, s := range []string{
+		"every agent is ready; restarting deployment/web so that every replica is seen from its first syscall\n",
+		"deployment/web restarted\n",
+		"wrote stdout: the merged profile",
+		"kept SyscallRecording shop/web-rec: kubectl -n shop get syscallrecordings web-rec -o yaml\n",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	if strings.Contains(stderr, "note: the running pods") || strings.Contains(stderr, "record with --restart") {
+		t.Errorf("--restart still suggests --restart:\n%s", stderr)
+	}
+	u, err := fc.get(deploymentsGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, _, _ := unstructured.NestedString(u.Object, "spec", "template", "metadata", "annotations", restartAnnotation); at == "" {
+		t.Error("the pod template was not annotated to restart")
+	}
+	u, err = fc.get(recordingsGVR, "shop", "web-rec")
+	if err != nil {
+		t.Fatalf("--keep: %v", err)
+	}
+	var rec kubeapi.SyscallRecording
+	if err := fromUnstructured(u, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"app", "sidecar"}, rec.Spec.Containers); diff != "" {
+		t.Errorf("spec.containers (-want +got):\n%s", diff)
+	}
+}
+
+func TestRecordNothing(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
+	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}
+	fc.runAgents("node-a")
+	out := filepath.Join(t.TempDir(), "web.json")
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "Error: no container was recorded: the selector of deployment/web") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a profile was written: %v", err)
+	}
+	if _, err := fc.get(recordingsGVR, "shop", "deploy-web-x0000"); !apierrors.IsNotFound(err) {
+		t.Errorf("the recording was not deleted after the error: %v", err)
+	}
+}
+
+func TestRecordTimeout(t *testing.T) {
+	// node-b's agent is Ready but never answers.
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentPod("node-b"), agentDaemonSet())
+	fc.runAgents("node-a")
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "20ms")
+	want := "Error: timed out after 20ms waiting for every agent to take up the recording: no answer yet from node-b (agent pod syscage-agent-node-b) (raise --timeout to wait longer)\n"
+	if code != 1 || !strings.HasSuffix(stderr, want) {
+		t.Errorf("exit %d\n%s\nwant %s", code, stderr, want)
+	}
+	if len(fc.stopped) != 0 {
+		t.Errorf("stopped %v after failing to start", fc.stopped)
+	}
+	if _, err := fc.get(recordingsGVR, "shop", "deploy-web-x0000"); !apierrors.IsNotFound(err) {
+		t.Errorf("the recording was not deleted after the error: %v", err)
+	}
+}
+
+func TestRecordRefusals(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML),
+		object(t, `{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: db, namespace: shop}, spec: {selector: {matchLabels: {app: db}}, updateStrategy: {type: OnDelete}, template: {spec: {containers: [{name: db}]}}}}`),
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"no workload", []string{"record"}, "accepts 1 arg(s), received 0"},
+		{"bad workload", []string{"record", "web"}, `workload "web": name a workload as KIND/NAME`},
+		{"unwritable output", []string{"record", "deploy/web", "-o", "/nonexistent/web.json"}, "-o: /nonexistent/web.json: directory /nonexistent does not exist: create it first"},
+		{"bad duration", []string{"record", "deploy/web", "--duration", "0s"}, "--duration 0s: give a positive duration"},
+		{"missing workload", []string{"record", "deploy/api", "-n", "shop"}, `deployment/api not found in namespace "shop": check the name, or choose the namespace with -n`},
+		{"wrong namespace", []string{"record", "deploy/web"}, `deployment/web not found in namespace "default"`},
+		{"unknown container", []string{"record", "deploy/web", "-n", "shop", "--containers", "db"}, `--containers db: deployment/web has no container "db"; its containers are migrate, app, sidecar`},
+		{"restart on delete", []string{"record", "sts/db", "-n", "shop", "--restart"}, "--restart: statefulset/db has updateStrategy OnDelete"},
+		{"not installed", []string{"record", "deploy/web", "-n", "shop"}, "syscage is not installed in this cluster: run 'kubectl syscage install'"},
+		{"verify without profile", []string{"verify", "deploy/web"}, `required flag(s) "profile" not set`},
+		{"verify bad format", []string{"verify", "deploy/web", "--profile", "testdata/recording.golden.json", "-o", "xml"}, "-o xml: use json or yaml"},
+		{"apply missing file", []string{"apply", "deploy/web", "--profile", "/nonexistent.json"}, "--profile: open /nonexistent.json: no such file or directory"},
+		{"apply bad name", []string{"apply", "deploy/web", "--profile", "testdata/recording.golden.json", "--name", "Web"}, `--name "Web": a lowercase RFC 1123 subdomain`},
+		{"install bad pull policy", []string{"install", "--pull-policy", "Sometimes"}, `--pull-policy "Sometimes": use Always, IfNotPresent or Never`},
+		{"install relative dir", []string{"install", "--seccomp-dir", "seccomp"}, `--seccomp-dir "seccomp": give the absolute path on the nodes`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := fc.run(tc.args...)
+			if code != 1 || !strings.Contains(stderr, tc.err) {
+				t.Errorf("exit %d, stderr:\n%s\nwant it to contain %q", code, stderr, tc.err)
+			}
+		})
+	}
+	if n := len(fc.dyn.Actions()); n > 6 {
+		t.Errorf("%d API calls for commands that were all refused", n)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	fc := webCluster(t, "verify.input.json")
+	code, stdout, stderr := fc.run("verify", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--duration", "1ms", "--timeout", "10s")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 for missing calls\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "Error:") {
+		t.Errorf("an error besides the missing calls:\n%s", stderr)
+	}
+	golden(t, "verify-command.golden.txt", []byte(stdout))
+	var rec kubeapi.SyscallRecording
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "create" && a.GetResource() == recordingsGVR {
+			if err := fromUnstructured(a.(interface{ GetObject() runtime.Object }).GetObject().(*unstructured.Unstructured), &rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want, err := readProfile("testdata/recording.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Spec.Mode != kubeapi.ModeVerify || !cmp.Equal(rec.Spec.Profile, want) {
+		t.Errorf("recording: mode %q, profile %+v", rec.Spec.Mode, rec.Spec.Profile)
+	}
+	if _, err := fc.get(recordingsGVR, "shop", "deploy-web-x0000"); !apierrors.IsNotFound(err) {
+		t.Errorf("the recording was not deleted: %v", err)
+	}
+}
+
+func TestVerifyClean(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
+	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{
+		{Pod: "web-1", Container: "app", From: kubeapi.FromStart, Running: true},
+	}}
+	fc.runAgents("node-a")
+	code, stdout, stderr := fc.run("verify", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--duration", "1ms", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, `"missing": []`) {
+		t.Errorf("json report:\n%s", stdout)
+	}
+}
+
+func TestApplyWithAgents(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	data, _ := os.ReadFile("testdata/recording.golden.json")
+	want := "syscallprofile shop/web: written on 3 nodes as syscage/shop/web.json (" + kubeapi.Digest(data) + ")\n" +
+		"deployment/web: pod template securityContext.seccompProfile set to Localhost syscage/shop/web.json\n" +
+		"its pods are being replaced: kubectl -n shop rollout status deployment/web\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("stdout (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(stderr, "warning: container sidecar sets its own seccompProfile (RuntimeDefault), which overrides the pod's") {
+		t.Errorf("no warning about the sidecar's own profile:\n%s", stderr)
+	}
+	u, err := fc.get(deploymentsGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "spec", "securityContext", "seccompProfile")
+	if diff := cmp.Diff(map[string]any{"type": "Localhost", "localhostProfile": "syscage/shop/web.json"}, sp); diff != "" {
+		t.Errorf("seccompProfile (-want +got):\n%s", diff)
+	}
+	u, err = fc.get(profilesGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj kubeapi.SyscallProfile
+	if err := fromUnstructured(u, &obj); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := profile.Marshal(obj.Spec.Profile)
+	if string(got) != string(data) {
+		t.Errorf("SyscallProfile spec.profile:\n%s", got)
+	}
+
+	// Applying it again changes nothing, and says how to restart.
+	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 || !strings.Contains(stdout, "deployment/web: its pods already use seccompProfile Localhost syscage/shop/web.json") {
+		t.Errorf("second apply: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestApplyNodeError(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
+	// An agent that cannot write the file says so in its status entry.
+	fc.dyn.PrependReactor("get", "syscallprofiles", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		u := &unstructured.Unstructured{}
+		u.SetName("web")
+		u.Object["status"] = map[string]any{"nodes": map[string]any{"node-a": map[string]any{"error": "open /host/seccomp/syscage/shop/web.json: read-only file system"}}}
+		return true, u, nil
+	})
+	code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	want := "Error: SyscallProfile shop/web could not be written on every node: node node-a: open /host/seccomp/syscage/shop/web.json: read-only file system\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d\n%s\nwant %s", code, stderr, want)
+	}
+}
+
+func TestApplySPO(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "web-v2")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "seccompprofile shop/web-v2: installed by the security-profiles-operator as operator/shop/web-v2.json\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	u, err := fc.get(spoGVR, "shop", "web-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.GetAPIVersion() != profile.SPOAPIVersion || u.GetKind() != profile.SPOKind {
+		t.Errorf("SeccompProfile %s %s", u.GetAPIVersion(), u.GetKind())
+	}
+	u, _ = fc.get(deploymentsGVR, "shop", "web")
+	if lp, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "securityContext", "seccompProfile", "localhostProfile"); lp != "operator/shop/web-v2.json" {
+		t.Errorf("localhostProfile %q", lp)
+	}
+
+	// --no-spo uses the agents even so; there are none here.
+	code, _, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--no-spo")
+	if code != 1 || !strings.Contains(stderr, "syscage is not installed") {
+		t.Errorf("--no-spo: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestApplySPOError(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO()
+	fc.spoState = "Error"
+	fc.runAgents()
+	code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 1 || !strings.Contains(stderr, "Error: the security-profiles-operator could not install SeccompProfile shop/web") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+func TestApplyRefusals(t *testing.T) {
+	dir := t.TempDir()
+	invalid := filepath.Join(dir, "bad.json")
+	os.WriteFile(invalid, []byte(`{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "syscalls": [{"names": ["opn"], "action": "SCMP_ACT_ALLOW"}]}`), 0o644)
+	spo := filepath.Join(dir, "spo.yaml")
+	os.WriteFile(spo, []byte("apiVersion: security-profiles-operator.x-k8s.io/v1beta1\nkind: SeccompProfile\nmetadata: {name: web}\nspec: {defaultAction: SCMP_ACT_ERRNO}\n"), 0o644)
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML),
+		object(t, `{apiVersion: apps/v1, kind: ReplicaSet, metadata: {name: web-1, namespace: shop, ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: u1, controller: true}]},
+			spec: {selector: {matchLabels: {app: web}}, template: {spec: {containers: [{name: app}]}}}}`),
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"invalid profile", []string{"apply", "deploy/web", "-n", "shop", "--profile", invalid}, invalid + `: syscalls[0].names[0]: unknown syscall "opn"`},
+		{"SeccompProfile given", []string{"apply", "deploy/web", "-n", "shop", "--profile", spo}, "--profile " + spo + " is a spo profile, not an OCI one: convert it first with 'syscage convert"},
+		{"owned replicaset", []string{"apply", "rs/web-1", "-n", "shop", "--profile", "testdata/recording.golden.json"}, "replicaset/web-1 is managed by deployment/web, which would undo a change to its template: apply to deployment/web instead"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := fc.run(tc.args...)
+			if code != 1 || !strings.Contains(stderr, tc.err) {
+				t.Errorf("exit %d, stderr:\n%s\nwant it to contain %q", code, stderr, tc.err)
+			}
+		})
+	}
+}
+
+// installedCluster has every object install makes.
+func installedCluster(t *testing.T, kubeObjs ...runtime.Object) *fakeCluster {
+	t.Helper()
+	objs, err := installObjects(kubeapi.InstallOptions{Image: "localhost/syscage:dev", SeccompDir: "/var/lib/kubelet/seccomp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dyn []runtime.Object
+	for _, u := range objs {
+		dyn = append(dyn, u)
+	}
+	return newFakeCluster(t, dyn, kubeObjs...)
+}
+
+func TestUninstall(t *testing.T) {
+	fc := installedCluster(t)
+	code, stdout, stderr := fc.run("uninstall")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	want := "daemonset syscage-system/syscage-agent deleted\n" +
+		"clusterrolebinding syscage-agent deleted\n" +
+		"clusterrole syscage-agent deleted\n" +
+		"serviceaccount syscage-system/syscage-agent deleted\n" +
+		"namespace syscage-system deleted\n" +
+		"customresourcedefinition syscallprofiles.syscage.io deleted\n" +
+		"customresourcedefinition syscallrecordings.syscage.io deleted\n" +
+		"syscage is uninstalled\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("stdout (-want +got):\n%s", diff)
+	}
+	code, stdout, _ = fc.run("uninstall")
+	if code != 0 || stdout != "syscage is not installed in this cluster: nothing to remove\n" {
+		t.Errorf("uninstall again: exit %d\n%s", code, stdout)
+	}
+}
+
+func TestUninstallRefuses(t *testing.T) {
+	path := "syscage/shop/web.json"
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", UID: "d1"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: &path}},
+		}}},
+	}
+	fc := installedCluster(t, dep)
+	code, _, stderr := fc.run("uninstall")
+	want := "Error: these use profiles syscage installs on the nodes; their new pods could not start without them:\n" +
+		"  deployment shop/web: pod syscage/shop/web.json\n" +
+		"set their seccompProfile to another (e.g. type: RuntimeDefault) or delete them, or uninstall with --force\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d\n%s\nwant\n%s", code, stderr, want)
+	}
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "delete" {
+			t.Errorf("refused, yet deleted %s", a.GetResource())
+		}
+	}
+	code, stdout, stderr := fc.run("uninstall", "--force")
+	if code != 0 || !strings.Contains(stderr, "warning: --force: these use profiles syscage installs; their new pods will fail to start:\n  deployment shop/web") ||
+		!strings.HasSuffix(stdout, "syscage is uninstalled\n") {
+		t.Errorf("--force: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func TestUninstallProfilesWithoutAgents(t *testing.T) {
+	// A profile an agent holds, with the DaemonSet gone: nothing will remove its
+	// finalizer. The fake API server deletes at once, so a reactor keeps it.
+	fc := installedCluster(t)
+	if err := fc.dyn.Tracker().Delete(appsv1.SchemeGroupVersion.WithResource("daemonsets"), kubeapi.Namespace, kubeapi.AgentName); err != nil {
+		t.Fatal(err)
+	}
+	sp := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": kubeapi.APIVersion, "kind": kubeapi.KindProfile,
+		"metadata": map[string]any{"name": "web", "namespace": "shop", "finalizers": []any{kubeapi.NodeFinalizer("node-a"), "example.com/keep"}},
+		"spec":     map[string]any{"profile": map[string]any{"defaultAction": "SCMP_ACT_ERRNO"}},
+		"status":   map[string]any{"nodes": map[string]any{"node-a": map[string]any{"digest": "sha256:x"}}},
+	}}
+	if err := fc.dyn.Tracker().Add(sp); err != nil {
+		t.Fatal(err)
+	}
+	fc.dyn.PrependReactor("delete", "syscallprofiles", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, nil })
+	code, _, stderr := fc.run("uninstall")
+	if code != 1 || !strings.Contains(stderr, "Error: the agent's DaemonSet is gone, so no agent removes these profiles' files: syscage/shop/web.json on node-a\n") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := fc.run("uninstall", "--force")
+	if code != 0 || !strings.Contains(stderr, "these nodes may keep the files, below the kubelet's seccomp directory: syscage/shop/web.json on node-a\n") ||
+		!strings.HasSuffix(stdout, "syscage is uninstalled\n") {
+		t.Errorf("--force: exit %d\n%s%s", code, stdout, stderr)
+	}
+	u, err := fc.get(profilesGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"example.com/keep"}, u.GetFinalizers()); diff != "" {
+		t.Errorf("finalizers left (-want +got):\n%s", diff)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	fc := newFakeCluster(t, nil)
+	code, stdout, _ := fc.run("version")
+	if code != 0 || stdout != "kubectl-syscage devel\n" {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	code, stdout, _ = fc.run("--help")
+	for _, c := range []string{"install", "record", "apply", "verify", "uninstall", "version", "--kubeconfig", "--context", "-n, --namespace"} {
+		if code != 0 || !strings.Contains(stdout, c) {
+			t.Errorf("help lacks %q:\n%s", c, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "kubectl syscage [command]") {
+		t.Errorf("help does not call it kubectl syscage:\n%s", stdout)
+	}
+}

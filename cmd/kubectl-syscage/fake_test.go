@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+// fakeCluster is an API server made of client-go's fakes, with agents that
+// answer as the contract in internal/kubeapi says: it tests the commands' side
+// of that contract, not Kubernetes. The fakes keep no status subresource, no
+// generation and no server-side apply; the reactors here add what the commands
+// need: generateName, apply as create-or-merge, and patches under one lock with
+// the agents' writes.
+type fakeCluster struct {
+	t    *testing.T
+	dyn  *dynamicfake.FakeDynamicClient
+	kube *kubefake.Clientset
+	// mu orders the commands' patches and the agents' read-modify-writes.
+	mu sync.Mutex
+	// results are what each node's agent publishes when a recording stops.
+	results map[string]kubeapi.NodeRecording
+	// spoState is what the fake security-profiles-operator reports.
+	spoState string
+	created  []string // names of the recordings created
+	stopped  []string // names of the recordings that were stopped
+}
+
+var spoGVR = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1beta1", Resource: "seccompprofiles"}
+
+func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.Object) *fakeCluster {
+	t.Helper()
+	listKinds := map[schema.GroupVersionResource]string{
+		recordingsGVR: "SyscallRecordingList",
+		profilesGVR:   "SyscallProfileList",
+		crdsGVR:       "CustomResourceDefinitionList",
+		spoGVR:        "SeccompProfileList",
+		appsv1.SchemeGroupVersion.WithResource("deployments"):                                "DeploymentList",
+		appsv1.SchemeGroupVersion.WithResource("statefulsets"):                               "StatefulSetList",
+		appsv1.SchemeGroupVersion.WithResource("daemonsets"):                                 "DaemonSetList",
+		appsv1.SchemeGroupVersion.WithResource("replicasets"):                                "ReplicaSetList",
+		corev1.SchemeGroupVersion.WithResource("namespaces"):                                 "NamespaceList",
+		corev1.SchemeGroupVersion.WithResource("serviceaccounts"):                            "ServiceAccountList",
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}:        "ClusterRoleList",
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}: "ClusterRoleBindingList",
+	}
+	fc := &fakeCluster{
+		t:       t,
+		dyn:     dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, dynObjs...),
+		kube:    kubefake.NewClientset(kubeObjs...),
+		results: map[string]kubeapi.NodeRecording{},
+	}
+	fc.dyn.PrependReactor("create", "*", fc.create)
+	fc.dyn.PrependReactor("patch", "*", fc.patch)
+	return fc
+}
+
+// create gives objects with generateName a name, as the API server does.
+func (fc *fakeCluster) create(action clienttesting.Action) (bool, runtime.Object, error) {
+	u, ok := action.(clienttesting.CreateAction).GetObject().(*unstructured.Unstructured)
+	if ok && u.GetName() == "" && u.GetGenerateName() != "" {
+		fc.mu.Lock()
+		u.SetName(fmt.Sprintf("%sx%04d", u.GetGenerateName(), len(fc.created)))
+		fc.created = append(fc.created, u.GetName())
+		fc.mu.Unlock()
+	}
+	return false, nil, nil
+}
+
+// patch applies every kind of patch as a JSON merge patch, which for the
+// patches this plugin sends (objects, no lists to merge by key) is what the API
+// server does; an apply patch creates the object when it is missing.
+func (fc *fakeCluster) patch(action clienttesting.Action) (bool, runtime.Object, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	pa := action.(clienttesting.PatchAction)
+	gvr, ns, name := pa.GetResource(), pa.GetNamespace(), pa.GetName()
+	var patch map[string]any
+	if err := json.Unmarshal(pa.GetPatch(), &patch); err != nil {
+		return true, nil, apierrors.NewBadRequest(err.Error())
+	}
+	tr := fc.dyn.Tracker()
+	obj, err := tr.Get(gvr, ns, name)
+	if apierrors.IsNotFound(err) && pa.GetPatchType() == types.ApplyPatchType {
+		u := &unstructured.Unstructured{Object: patch}
+		return true, u, tr.Create(gvr, u, ns)
+	}
+	if err != nil {
+		return true, nil, err
+	}
+	u := &unstructured.Unstructured{Object: mergePatch(obj.(*unstructured.Unstructured).UnstructuredContent(), patch)}
+	if gvr == recordingsGVR && stopSet(patch) {
+		fc.stopped = append(fc.stopped, name)
+	}
+	return true, u, tr.Update(gvr, u, ns)
+}
+
+func stopSet(patch map[string]any) bool {
+	spec, _ := patch["spec"].(map[string]any)
+	stop, _ := spec["stop"].(bool)
+	return stop
+}
+
+// mergePatch is RFC 7386.
+func mergePatch(target, patch map[string]any) map[string]any {
+	out := runtime.DeepCopyJSON(target)
+	for k, v := range patch {
+		if v == nil {
+			delete(out, k)
+			continue
+		}
+		pv, ok := v.(map[string]any)
+		tv, tok := out[k].(map[string]any)
+		if ok && tok {
+			out[k] = mergePatch(tv, pv)
+		} else if ok {
+			out[k] = mergePatch(map[string]any{}, pv)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// runAgents answers as the agents on nodes and the security-profiles-operator
+// would, until the test ends.
+func (fc *fakeCluster) runAgents(nodes ...string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	fc.t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fc.answer(nodes)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+}
+
+func (fc *fakeCluster) answer(nodes []string) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	tr := fc.dyn.Tracker()
+	update := func(gvr schema.GroupVersionResource, kind string, change func(u *unstructured.Unstructured) error) {
+		list, err := tr.List(gvr, gvr.GroupVersion().WithKind(kind), "")
+		if err != nil {
+			return
+		}
+		items, _ := meta.ExtractList(list)
+		for _, item := range items {
+			u := item.(*unstructured.Unstructured)
+			if err := change(u); err != nil {
+				fc.t.Errorf("fake agent: %v", err)
+				continue
+			}
+			// Deleted meanwhile (deletes do not take mu): the agents ignore it too.
+			if err := tr.Update(gvr, u, u.GetNamespace()); err != nil && !apierrors.IsNotFound(err) {
+				fc.t.Errorf("fake agent: %v", err)
+			}
+		}
+	}
+	update(recordingsGVR, kubeapi.KindRecording, func(u *unstructured.Unstructured) error {
+		var rec kubeapi.SyscallRecording
+		if err := fromUnstructured(u, &rec); err != nil {
+			return err
+		}
+		if rec.Status.Nodes == nil {
+			rec.Status.Nodes = map[string]kubeapi.NodeRecording{}
+		}
+		for _, n := range nodes {
+			if rec.Spec.Stop {
+				res, ok := fc.results[n]
+				if !ok {
+					res = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}
+				}
+				rec.Status.Nodes[n] = res
+			} else if _, ok := rec.Status.Nodes[n]; !ok {
+				rec.Status.Nodes[n] = kubeapi.NodeRecording{Phase: kubeapi.PhaseRecording}
+			}
+		}
+		return setStatus(u, rec.Status)
+	})
+	update(profilesGVR, kubeapi.KindProfile, func(u *unstructured.Unstructured) error {
+		var sp kubeapi.SyscallProfile
+		if err := fromUnstructured(u, &sp); err != nil {
+			return err
+		}
+		data, err := profile.Marshal(sp.Spec.Profile)
+		if err != nil {
+			return err
+		}
+		sp.Status.Nodes = map[string]kubeapi.NodeProfile{}
+		for _, n := range nodes {
+			sp.Status.Nodes[n] = kubeapi.NodeProfile{Digest: kubeapi.Digest(data)}
+		}
+		return setStatus(u, sp.Status)
+	})
+	update(spoGVR, profile.SPOKind, func(u *unstructured.Unstructured) error {
+		return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
+	})
+}
+
+func setStatus(u *unstructured.Unstructured, status any) error {
+	var m map[string]any
+	if err := remarshal(status, &m); err != nil {
+		return err
+	}
+	u.Object["status"] = m
+	return nil
+}
+
+// get reads an object of the fake API server.
+func (fc *fakeCluster) get(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, error) {
+	obj, err := fc.dyn.Tracker().Get(gvr, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return obj.(*unstructured.Unstructured), nil
+}
+
+// run runs kubectl-syscage against the fake cluster.
+func (fc *fakeCluster) run(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	o := &rootOptions{
+		flags:    genericclioptions.NewConfigFlags(false),
+		streams:  genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut},
+		interval: time.Millisecond,
+	}
+	o.connect = func() (*clients, error) {
+		ns := *o.flags.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		mapper := meta.NewDefaultRESTMapper(nil)
+		for _, m := range []struct {
+			gvk   schema.GroupVersionKind
+			scope meta.RESTScope
+		}{
+			{crdsGVR.GroupVersion().WithKind("CustomResourceDefinition"), meta.RESTScopeRoot},
+			{corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot},
+			{corev1.SchemeGroupVersion.WithKind("ServiceAccount"), meta.RESTScopeNamespace},
+			{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}, meta.RESTScopeRoot},
+			{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}, meta.RESTScopeRoot},
+			{appsv1.SchemeGroupVersion.WithKind("DaemonSet"), meta.RESTScopeNamespace},
+		} {
+			mapper.Add(m.gvk, m.scope)
+		}
+		return &clients{
+			dyn: fc.dyn, core: fc.kube.CoreV1(), apps: fc.kube.AppsV1(), batch: fc.kube.BatchV1(),
+			discovery: fc.kube.Discovery(), mapper: mapper, namespace: ns, interval: time.Millisecond,
+		}, nil
+	}
+	root := newRootCmdWith(o)
+	root.SetArgs(args)
+	code = exitStatus(&errOut, root.ExecuteContext(context.Background()))
+	return code, out.String(), errOut.String()
+}
+
+// withSPO makes the fake API server serve the security-profiles-operator's API.
+func (fc *fakeCluster) withSPO() {
+	fc.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
+		{GroupVersion: kubeapi.SPOGroup + "/v1alpha1", APIResources: []metav1.APIResource{{Name: "profilebindings", Kind: "ProfileBinding", Namespaced: true}}},
+		{GroupVersion: kubeapi.SPOGroup + "/v1beta1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: true}}},
+	}
+}
+
+// agentPod is a Ready agent pod on node.
+func agentPod(node string) *corev1.Pod {
+	p := pod("syscage-agent-"+node, node, true)
+	return &p
+}
+
+// appPod is a running pod of the web deployment of the tests.
+func appPod(name, node string) *corev1.Pod {
+	p := pod(name, node, true)
+	p.Namespace = "shop"
+	p.Labels = map[string]string{"app": "web", "tier": "front"}
+	return &p
+}
+
+func agentDaemonSet() *appsv1.DaemonSet {
+	return &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: kubeapi.AgentName, Namespace: kubeapi.Namespace}}
+}
