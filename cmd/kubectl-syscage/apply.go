@@ -80,6 +80,9 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if err != nil {
 		return err
 	}
+	if err := storable(p); err != nil {
+		return fmt.Errorf("--profile %s: %w", opts.profile, err)
+	}
 	c, err := o.connect()
 	if err != nil {
 		return err
@@ -101,7 +104,7 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if spoGV != "" {
 		localhost, err = c.applySPO(ctx, out, p, name, w.namespace, spoGV, opts.timeout)
 	} else {
-		localhost, err = c.applySyscallProfile(ctx, out, p, name, w.namespace, opts.timeout)
+		localhost, err = c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
 	}
 	if err != nil {
 		return err
@@ -164,7 +167,7 @@ func containerOverrides(spec corev1.PodSpec) []string {
 
 // applySyscallProfile creates or updates the SyscallProfile and waits until every
 // node with a Ready agent has written it. It returns the localhostProfile.
-func (c *clients) applySyscallProfile(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, timeout time.Duration) (string, error) {
+func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p *specs.LinuxSeccomp, name, ns string, timeout time.Duration) (string, error) {
 	agents, err := c.agentNodes(ctx)
 	if err != nil {
 		return "", err
@@ -174,6 +177,7 @@ func (c *clients) applySyscallProfile(ctx context.Context, out io.Writer, p *spe
 		return "", err
 	}
 	want := kubeapi.Digest(data)
+	c.warnAgentless(ctx, log, agents)
 	obj := kubeapi.SyscallProfile{
 		APIVersion: kubeapi.APIVersion,
 		Kind:       kubeapi.KindProfile,
@@ -224,6 +228,26 @@ func (c *clients) applySyscallProfile(ctx context.Context, out io.Writer, p *spe
 	localhost := kubeapi.LocalhostProfile(ns, name)
 	fmt.Fprintf(out, "syscallprofile %s/%s: written on %s as %s (%s)\n", ns, name, plural(len(agents), "node"), localhost, want)
 	return localhost, nil
+}
+
+// warnAgentless warns about nodes without a Ready agent: no one writes the
+// profile there, so pods that use it cannot start there. Nodes that cannot be
+// listed (RBAC) are not checked.
+func (c *clients) warnAgentless(ctx context.Context, log io.Writer, agents map[string]string) {
+	nodes, err := c.core.Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	var missing []string
+	for _, n := range nodes.Items {
+		if _, ok := agents[n.Name]; !ok {
+			missing = append(missing, n.Name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		fmt.Fprintf(log, "warning: no Ready syscage agent runs on %s: the profile is not written there, and pods that use it cannot start there\n", strings.Join(missing, ", "))
+	}
 }
 
 // profileProgress compares what each agent reports with the digest wanted: the

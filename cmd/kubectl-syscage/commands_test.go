@@ -29,7 +29,8 @@ func webCluster(t *testing.T, input string) *fakeCluster {
 	t.Helper()
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)},
 		agentPod("node-a"), agentPod("node-b"), agentPod("node-c"), agentDaemonSet(),
-		appPod("web-6f9c-a", "node-a"), appPod("web-6f9c-d", "node-d"))
+		appPod("web-6f9c-a", "node-a"), appPod("web-6f9c-d", "node-d"),
+		node("node-a"), node("node-b"), node("node-c"), node("node-d"))
 	for node, n := range readRecording(t, input).Status.Nodes {
 		fc.results[node] = n
 	}
@@ -62,7 +63,7 @@ func TestRecord(t *testing.T) {
 		"warning: no Ready syscage agent runs where these pods of deployment/web are, so they are not recorded: web-6f9c-d (node node-d)\n",
 		"recording deployment/web (pods app=web,!canary,tier in (edge,front) in shop) on 3 nodes: SyscallRecording deploy-web-x0000\n",
 		"note: the running pods of deployment/web are attached to, not restarted: the calls they made before now, their start-up above all, will be missing from the profile; use --restart to record every replica from its first syscall\n",
-		"wrote " + out + ": the merged profile of 3 containers of 2 pods on 2 nodes\n",
+		"wrote " + out + ": the merged profile of 3 containers of 2 pods on 2 nodes: 1 pod recorded from the start, 1 pod with containers attached to while running\n",
 		"these calls never ran and are NOT in the profile",
 		"node node-c failed, its containers are missing: attaching: cgroup of container ccc not found\n",
 	} {
@@ -262,6 +263,9 @@ func TestApplyWithAgents(t *testing.T) {
 	if diff := cmp.Diff(want, stdout); diff != "" {
 		t.Errorf("stdout (-want +got):\n%s", diff)
 	}
+	if !strings.Contains(stderr, "warning: no Ready syscage agent runs on node-d: the profile is not written there, and pods that use it cannot start there\n") {
+		t.Errorf("no warning about node-d:\n%s", stderr)
+	}
 	if !strings.Contains(stderr, "warning: container sidecar sets its own seccompProfile (RuntimeDefault), which overrides the pod's") {
 		t.Errorf("no warning about the sidecar's own profile:\n%s", stderr)
 	}
@@ -378,6 +382,8 @@ func TestApplyRefusals(t *testing.T) {
 		})
 	}
 }
+
+func node(name string) *corev1.Node { return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}} }
 
 // installedCluster has every object install makes.
 func installedCluster(t *testing.T, kubeObjs ...runtime.Object) *fakeCluster {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -167,4 +168,19 @@ func TestContainerOverrides(t *testing.T) {
 func jsonString(v any) string {
 	data, _ := json.Marshal(v)
 	return string(data)
+}
+
+func TestStorable(t *testing.T) {
+	for _, tc := range []struct {
+		value uint64
+		ok    bool
+	}{{1<<63 - 1, true}, {1 << 63, false}, {^uint64(0), false}} {
+		p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{
+			Names: []string{"personality"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: tc.value, ValueTwo: 8, Op: specs.OpMaskedEqual}},
+		}}}
+		if err := storable(p); (err == nil) != tc.ok {
+			t.Errorf("storable(value %d) = %v", tc.value, err)
+		}
+	}
 }

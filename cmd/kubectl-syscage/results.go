@@ -71,8 +71,9 @@ type deniedCall struct {
 // recordResult is a recording merged into one profile.
 type recordResult struct {
 	Profile *specs.LinuxSeccomp
-	// Containers, Pods and Nodes count what contributed to Profile.
-	Containers, Pods, Nodes int
+	// Containers, Pods and Nodes count what contributed to Profile;
+	// AttachedPods the pods with a container in Attached.
+	Containers, Pods, Nodes, AttachedPods int
 	// Attached are the containers recorded from when they were attached to, not
 	// from their start.
 	Attached []nodeContainer
@@ -89,7 +90,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	res := &recordResult{}
 	res.Failed, res.Notes = nodeMessages(st)
 	var named []profile.Named
-	pods, nodes := map[string]bool{}, map[string]bool{}
+	pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	denied := map[string]*deniedCall{}
 	for _, c := range containers(st) {
 		if c.Profile == nil {
@@ -100,6 +101,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		nodes[c.Node] = true
 		if c.From == kubeapi.FromAttach {
 			res.Attached = append(res.Attached, c)
+			attachedPods[cmp.Or(c.PodUID, c.Pod)] = true
 		}
 		for _, d := range c.Denied {
 			k := string(d.Arch) + "/" + d.Name
@@ -115,7 +117,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 			res.Unnamed = append(res.Unnamed, c.key()+": "+u)
 		}
 	}
-	res.Containers, res.Pods, res.Nodes = len(named), len(pods), len(nodes)
+	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(named), len(pods), len(nodes), len(attachedPods)
 	for _, d := range denied {
 		res.Denied = append(res.Denied, *d)
 	}
@@ -144,21 +146,39 @@ func nothingRecorded(w *workload, sel string, agents map[string]string, res *rec
 }
 
 // printRecordSummary tells on stderr what went into the profile, and what did not.
+// restarted says that record restarted the workload.
 func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted bool) {
-	fmt.Fprintf(w, "wrote %s: the merged profile of %s of %s on %s\n", dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"))
-	if n := len(res.Attached); n > 0 {
-		fmt.Fprintf(w, "%s attached to while already running, not recorded from the start: calls made before attaching are missing from the profile",
-			plural(n, "container was", "containers were"))
-		if !restarted {
-			fmt.Fprint(w, " (record with --restart to record every replica from its first syscall)")
+	how := fmt.Sprintf("%s recorded from the start, %s with containers attached to while running", plural(res.Pods-res.AttachedPods, "pod"), plural(res.AttachedPods, "pod"))
+	switch res.AttachedPods {
+	case 0:
+		how = "all recorded from the start"
+	case res.Pods:
+		how = "all attached to while running"
+	}
+	fmt.Fprintf(w, "wrote %s: the merged profile of %s of %s on %s: %s\n",
+		dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"), how)
+	var running, exited []nodeContainer
+	for _, c := range res.Attached {
+		if c.Running {
+			running = append(running, c)
+		} else {
+			exited = append(exited, c)
 		}
-		fmt.Fprintln(w, ":")
-		for _, c := range res.Attached {
-			state := "since exited"
-			if c.Running {
-				state = "running"
-			}
-			fmt.Fprintf(w, "  %s on %s, attached %s (%s)\n", c.key(), c.Node, c.Attached, state)
+	}
+	switch {
+	case len(res.Attached) > 0 && !restarted:
+		fmt.Fprintf(w, "%s attached to while already running: the calls made before attaching, start-up above all, are missing from the profile "+
+			"(record with --restart to record every replica from its first syscall):\n", plural(len(res.Attached), "container was", "containers were"))
+		printAttached(w, res.Attached)
+	case restarted:
+		if len(exited) > 0 {
+			fmt.Fprintln(w, "attached to while running in the pods --restart replaced, and recorded until they exited (so their shutdown is in the profile too):")
+			printAttached(w, exited)
+		}
+		if len(running) > 0 {
+			fmt.Fprintln(w, "attached to while running although --restart replaced the pods: calls made before attaching are missing; "+
+				"if they started after the restart, their node's runtime did not run syscage's OCI hook:")
+			printAttached(w, running)
 		}
 	}
 	if len(res.Denied) > 0 {
@@ -178,6 +198,16 @@ func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted b
 	}
 	for _, f := range res.Failed {
 		fmt.Fprintf(w, "node %s failed, its containers are missing: %s\n", f.Node, f.Message)
+	}
+}
+
+func printAttached(w io.Writer, cs []nodeContainer) {
+	for _, c := range cs {
+		state := "since exited"
+		if c.Running {
+			state = "running"
+		}
+		fmt.Fprintf(w, "  %s on %s, attached %s (%s)\n", c.key(), c.Node, c.Attached, state)
 	}
 }
 

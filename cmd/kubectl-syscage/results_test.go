@@ -101,6 +101,15 @@ func TestMergeRecording(t *testing.T) {
 	var summary bytes.Buffer
 	printRecordSummary(&summary, res, "web.json", false)
 	golden(t, "recording-summary.golden.txt", summary.Bytes())
+
+	// After --restart, the attached containers are those of the replaced pods,
+	// or ones the OCI hook missed.
+	summary.Reset()
+	res.Attached = append(res.Attached, nodeContainer{"node-b", kubeapi.ContainerResult{
+		Pod: "web-6f9c-b", Container: "app", From: kubeapi.FromAttach, Attached: "2026-01-10T10:00:04Z", Running: true,
+	}})
+	printRecordSummary(&summary, res, "web.json", true)
+	golden(t, "recording-summary-restart.golden.txt", summary.Bytes())
 }
 
 func TestMergeRecordingOrderIndependent(t *testing.T) {

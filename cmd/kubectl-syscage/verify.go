@@ -75,6 +75,9 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err != nil {
 		return err
 	}
+	if err := storable(p); err != nil {
+		return fmt.Errorf("--profile %s: %w", opts.profile, err)
+	}
 	c, err := o.connect()
 	if err != nil {
 		return err
