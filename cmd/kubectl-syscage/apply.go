@@ -45,7 +45,8 @@ becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
 directory of every node, and apply waits until each agent has the current one.`,
 		Example: `  kubectl syscage apply deployment/web --profile web.json
   kubectl syscage apply sts/db -n prod --profile db.json --name db-v2 --wait`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeWorkload(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runApply(cmd.Context(), o, opts, args[0])
 		},

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/syscage/syscage/internal/kubeapi"
@@ -499,5 +500,87 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "kubectl syscage [command]") {
 		t.Errorf("help does not call it kubectl syscage:\n%s", stdout)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML),
+		object(t, `{apiVersion: apps/v1, kind: Deployment, metadata: {name: api, namespace: shop}, spec: {selector: {matchLabels: {app: api}}}}`),
+		object(t, `{apiVersion: apps/v1, kind: Deployment, metadata: {name: worker, namespace: shop}, spec: {selector: {matchLabels: {app: worker}}}}`),
+	})
+	_, stdout, _ := fc.run("__complete", "record", "")
+	if !strings.HasPrefix(stdout, "deployment/\nstatefulset/\ndaemonset/\nreplicaset/\n:6\n") {
+		t.Errorf("kinds:\n%s", stdout)
+	}
+	_, stdout, _ = fc.run("__complete", "apply", "-n", "shop", "deploy/w")
+	if !strings.HasPrefix(stdout, "deploy/web\ndeploy/worker\n:4\n") {
+		t.Errorf("names:\n%s", stdout)
+	}
+	_, stdout, _ = fc.run("__complete", "verify", "-o", "")
+	if !strings.HasPrefix(stdout, "json\nyaml\n:4\n") {
+		t.Errorf("-o:\n%s", stdout)
+	}
+}
+
+func TestInstall(t *testing.T) {
+	// The DaemonSet the typed client reads, as the controller reports it.
+	ds := agentDaemonSet()
+	ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": kubeapi.AgentName}}
+	ds.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: 2, UpdatedNumberScheduled: 2, NumberReady: 2, NumberAvailable: 2}
+	fc := newFakeCluster(t, nil, ds)
+	fc.runAgents()
+	code, stdout, stderr := fc.run("install", "--image", "localhost/syscage:e2e", "--pull-policy", "Never")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	want := "customresourcedefinition syscallrecordings.syscage.io applied\n" +
+		"customresourcedefinition syscallprofiles.syscage.io applied\n" +
+		"namespace syscage-system applied\n" +
+		"serviceaccount syscage-system/syscage-agent applied\n" +
+		"clusterrole syscage-agent applied\n" +
+		"clusterrolebinding syscage-agent applied\n" +
+		"daemonset syscage-system/syscage-agent applied\n" +
+		"syscage agent (localhost/syscage:e2e) running on 2 nodes\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("stdout (-want +got):\n%s", diff)
+	}
+	u, err := fc.get(appsv1.SchemeGroupVersion.WithResource("daemonsets"), kubeapi.Namespace, kubeapi.AgentName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers"); img[0].(map[string]any)["image"] != "localhost/syscage:e2e" {
+		t.Errorf("agent containers: %v", img)
+	}
+	applies := 0
+	for _, a := range fc.dyn.Actions() {
+		if p, ok := a.(clienttesting.PatchActionImpl); ok && p.GetPatchType() == types.ApplyPatchType {
+			applies++
+			if opts := p.PatchOptions; opts.FieldManager != fieldManager || opts.Force == nil || !*opts.Force || opts.DryRun != nil {
+				t.Errorf("apply of %s with options %+v", p.GetName(), opts)
+			}
+		}
+	}
+	if applies != 7 {
+		t.Errorf("%d applies, want 7", applies)
+	}
+}
+
+func TestInstallDryRun(t *testing.T) {
+	fc := newFakeCluster(t, nil)
+	code, stdout, stderr := fc.run("install", "--dry-run")
+	if code != 0 || !strings.HasSuffix(stdout, "daemonset syscage-system/syscage-agent checked (server dry run)\n") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	applies := 0
+	for _, a := range fc.dyn.Actions() {
+		if p, ok := a.(clienttesting.PatchActionImpl); ok {
+			applies++
+			if !cmp.Equal(p.PatchOptions.DryRun, []string{metav1.DryRunAll}) {
+				t.Errorf("apply of %s without dry run", p.GetName())
+			}
+		}
+	}
+	if applies != 7 {
+		t.Errorf("%d applies, want 7", applies)
 	}
 }

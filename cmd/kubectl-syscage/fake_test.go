@@ -218,6 +218,9 @@ func (fc *fakeCluster) answer(nodes []string) {
 		}
 		return setStatus(u, sp.Status)
 	})
+	update(crdsGVR, "CustomResourceDefinition", func(u *unstructured.Unstructured) error {
+		return unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
+	})
 	update(spoGVR, profile.SPOKind, func(u *unstructured.Unstructured) error {
 		return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
 	})

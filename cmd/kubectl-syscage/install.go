@@ -21,6 +21,7 @@ type installOptions struct {
 	pullPolicy string
 	seccompDir string
 	timeout    time.Duration
+	dryRun     bool
 }
 
 func newInstallCmd(o *rootOptions) *cobra.Command {
@@ -45,6 +46,7 @@ waits until the CRDs are established and the agent runs on every node.`,
 	f.StringVar(&opts.pullPolicy, "pull-policy", "IfNotPresent", "the agent's image pull policy: Always, IfNotPresent or Never")
 	f.StringVar(&opts.seccompDir, "seccomp-dir", profile.KubeletSeccompDir, "the kubelet's seccomp `DIR` on the nodes (<kubelet root dir>/seccomp)")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait may take (CRDs, agent rollout)")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "have the API server check every object without changing anything (the namespace must exist)")
 	cmd.RegisterFlagCompletionFunc("pull-policy", cobra.FixedCompletions([]string{"Always", "IfNotPresent", "Never"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -70,6 +72,11 @@ func runInstall(ctx context.Context, o *rootOptions, opts *installOptions) error
 	if err != nil {
 		return err
 	}
+	c.dryRun = opts.dryRun
+	verb := "applied"
+	if opts.dryRun {
+		verb = "checked (server dry run)"
+	}
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		gvr, namespaced, err := c.mapping(gvk)
@@ -79,7 +86,10 @@ func runInstall(ctx context.Context, o *rootOptions, opts *installOptions) error
 		if _, err := c.applyObject(ctx, gvr, namespaced, u); err != nil {
 			return fmt.Errorf("applying %s %s: %w", gvk.Kind, objectName(u), err)
 		}
-		fmt.Fprintf(out, "%s %s applied\n", strings.ToLower(gvk.Kind), objectName(u))
+		fmt.Fprintf(out, "%s %s %s\n", strings.ToLower(gvk.Kind), objectName(u), verb)
+	}
+	if opts.dryRun {
+		return nil
 	}
 	for _, u := range objs {
 		if u.GetKind() != "CustomResourceDefinition" {

@@ -55,6 +55,8 @@ type clients struct {
 	namespace string
 	// interval is how often waits poll.
 	interval time.Duration
+	// dryRun has the API server check applies without persisting them.
+	dryRun bool
 }
 
 func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*clients, error) {
@@ -333,7 +335,11 @@ func (c *clients) applyObject(ctx context.Context, gvr schema.GroupVersionResour
 	if namespaced {
 		ri = c.dyn.Resource(gvr).Namespace(u.GetNamespace())
 	}
-	return ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
+	ao := metav1.ApplyOptions{FieldManager: fieldManager, Force: true}
+	if c.dryRun {
+		ao.DryRun = []string{metav1.DryRunAll}
+	}
+	return ri.Apply(ctx, u.GetName(), u, ao)
 }
 
 // deleteOptions is how this plugin deletes: dependents (a DaemonSet's pods) go

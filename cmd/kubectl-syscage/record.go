@@ -41,7 +41,8 @@ first syscall. Ctrl-C ends the recording early; what was recorded is still
 collected and written.`,
 		Example: `  kubectl syscage record deployment/web --restart --duration 2m -o web.json
   kubectl syscage record sts/db -n prod --containers postgres -o db.json`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeWorkload(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRecord(cmd.Context(), o, opts, args[0])
 		},

@@ -39,7 +39,8 @@ start-up above all, is not checked. --restart restarts the workload once every
 agent watches, so that every replica is checked from its first syscall.`,
 		Example: `  kubectl syscage verify deployment/web --profile web.json
   kubectl syscage verify deploy/web --profile web.json --restart -o json`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeWorkload(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd.Context(), o, opts, args[0])
 		},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -340,4 +341,41 @@ func daemonSetStatus(d *appsv1.DaemonSet) pending {
 		return fmt.Sprintf("%d of %d pods available", st.NumberAvailable, st.DesiredNumberScheduled)
 	}
 	return ""
+}
+
+// completeWorkload completes the WORKLOAD argument: a kind, then the names of
+// the workloads of that kind in the namespace.
+func completeWorkload(o *rootOptions) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		kind, _, ok := strings.Cut(toComplete, "/")
+		if !ok {
+			var kinds []cobra.Completion
+			for _, k := range workloadKinds {
+				kinds = append(kinds, strings.ToLower(k.Kind)+"/")
+			}
+			return kinds, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+		}
+		ref, err := parseWorkload(kind + "/-")
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := o.connect()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		list, err := c.dyn.Resource(ref.gvr()).Namespace(c.namespace).List(cmd.Context(), metav1.ListOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var names []cobra.Completion
+		for _, u := range list.Items {
+			if n := kind + "/" + u.GetName(); strings.HasPrefix(n, toComplete) {
+				names = append(names, n)
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
