@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/syscage
 GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static
+DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static containernetworking-plugins etcd-server iptables openssl
 
 .PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean
 
@@ -13,6 +13,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/syscage
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/kubectl-syscage ./cmd/kubectl-syscage
 
 # Debian packages for the tests (runtimes, compilers for the test workload) and
 # for `make generate` (clang, libbpf headers). Running syscage needs none of them.
@@ -44,10 +45,12 @@ check-generated: generate
 		{ echo "generated files are not up to date, run 'make generate' (and, as root, 'make demo-profiles')"; exit 1; }
 
 # Privileged tests skip without root; with SYSCAGE_TEST_PRIVILEGED=1 (as in CI) they
-# fail instead.
+# fail instead. The Kubernetes test runs last, alone: it brings a cluster up
+# (../shared/k8s/up.sh; building it the first time takes ~15 min) and down.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /tests/k8s)
+	$(GO) test -count=1 -timeout 40m -v ./tests/k8s/
 
 test-short:
 	$(GO) test -short ./...

@@ -291,6 +291,7 @@ func (a *Agent) podEvent(e kube.Event) {
 // admit is called by the hook's request, before the container's first
 // instruction: it records the container if an active recording selects its pod.
 func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
+	start := time.Now()
 	ns, ok := hooks.KubernetesContainer(req.Annotations)
 	name, uid, cname := req.Annotations[hooks.CRIPod], req.Annotations[hooks.CRIPodUID], req.Annotations[hooks.CRIContainerName]
 	if !ok || name == "" || cname == "" {
@@ -322,7 +323,7 @@ func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
 		id: req.Container, name: cname, ns: ns, pod: name, uid: uid, recording: r.obj.Metadata.UID,
 		cgroupID: req.CgroupID, dir: req.CgroupDir, from: kubeapi.FromStart, live: true,
 	}
-	a.log.Info("recording from the start", "pod", ns+"/"+name, "container", cname, "id", req.Container, "recording", r.obj.Metadata.Name)
+	a.log.Info("recording from the start", "pod", ns+"/"+name, "container", cname, "id", req.Container, "recording", r.obj.Metadata.Name, "took", time.Since(start))
 	a.poke()
 	return true, nil
 }

@@ -1,0 +1,250 @@
+// Package k8s holds syscage's Kubernetes end-to-end test: the kubectl plugin and
+// the node agent on a real single-node cluster (../shared/k8s/up.sh: kubelet,
+// containerd 1.6 with runc, bridge CNI), with containerd running runc through
+// syscage-runc so that selected containers are recorded from their first
+// instruction.
+package k8s
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syscage/syscage/internal/testenv"
+)
+
+// cluster is a running cluster whose containerd runs syscage-runc.
+type cluster struct {
+	dir        string // K8SE2E_DIR
+	upSh       string
+	kubeconfig string
+	kubectl    string
+	plugin     string // kubectl-syscage
+	hostBin    string // the syscage binary behind syscage-runc (and in the agent's image)
+	image      string
+	seccompDir string // the kubelet's
+}
+
+// hostDir holds the syscage binary containerd runs as syscage-runc, and the hook
+// it injects, at a path that outlives the test's temporary directories.
+const hostDir = "/usr/local/libexec/syscage-e2e"
+
+// findUpSh finds the shared cluster script: SYSCAGE_K8S_UP, or ../shared/k8s/up.sh
+// beside the checkout.
+func findUpSh() (string, error) {
+	if p := os.Getenv("SYSCAGE_K8S_UP"); p != "" {
+		return p, nil
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	for _, p := range []string{filepath.Join(repo, "..", "shared", "k8s", "up.sh"), "/work/shared/k8s/up.sh"} {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Abs(p)
+		}
+	}
+	return "", errors.New("no ../shared/k8s/up.sh beside the checkout: set SYSCAGE_K8S_UP to the cluster script")
+}
+
+// setup builds syscage and the plugin, brings the cluster up (building its
+// binaries the first time, ~15 min) with syscage-runc as containerd's runc, and
+// imports the agent's image. A cluster the test brought up is taken down at the end.
+func setup(t *testing.T) *cluster {
+	testenv.RequireRoot(t)
+	for _, c := range []string{"ctr", "runc", "python3", "iptables"} {
+		testenv.RequireCommand(t, c)
+	}
+	upSh, err := findUpSh()
+	if err != nil {
+		testenv.Unavailable(t, "%v", err)
+	}
+	c := &cluster{
+		upSh:       upSh,
+		dir:        envOr("K8SE2E_DIR", "/var/tmp/k8s-e2e"),
+		seccompDir: filepath.Join(envOr("KUBELET_ROOT", "/var/lib/kubelet"), "seccomp"),
+	}
+	c.kubeconfig = filepath.Join(c.dir, "pki", "admin.kubeconfig")
+	c.kubectl = filepath.Join(c.dir, "bin", "kubectl")
+
+	tmp := t.TempDir()
+	c.plugin = filepath.Join(tmp, "kubectl-syscage")
+	goBuild(t, c.plugin, "./cmd/kubectl-syscage")
+	built := filepath.Join(tmp, "syscage")
+	goBuild(t, built, "./cmd/syscage")
+
+	// containerd's runc: syscage-runc, a link to syscage, replaced atomically so a
+	// runc call in flight keeps its binary.
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.hostBin = filepath.Join(hostDir, "syscage")
+	copyFile(t, built, c.hostBin+".new", 0o755)
+	if err := os.Rename(c.hostBin+".new", c.hostBin); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(hostDir, "syscage-runc")
+	os.Remove(wrapper)
+	if err := os.Symlink("syscage", wrapper); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := os.Stat(filepath.Join(c.dir, "bin", "kubelet")); err != nil {
+		t.Logf("building the cluster's binaries (first time on this machine: ~15 min)")
+		c.up(t, "build")
+	}
+	if c.isUp() {
+		cfg, _ := os.ReadFile(filepath.Join(c.dir, "containerd", "config.toml"))
+		if !bytes.Contains(cfg, []byte(wrapper)) {
+			t.Fatalf("a cluster is up whose containerd does not run %s: take it down (%s down) and run the test again", wrapper, upSh)
+		}
+		t.Logf("using the cluster that is up")
+	} else {
+		c.up(t, "up")
+		t.Cleanup(func() {
+			if os.Getenv("SYSCAGE_K8S_KEEP") == "1" {
+				t.Logf("SYSCAGE_K8S_KEEP=1: leaving the cluster up")
+				return
+			}
+			c.up(t, "down")
+		})
+	}
+
+	// The agent's image: the static binary alone, tagged by its digest so that a
+	// new build rolls the agent.
+	sum := sha256.Sum256(readFile(t, built))
+	c.image = "localhost/syscage:e2e-" + hex.EncodeToString(sum[:6])
+	root := filepath.Join(tmp, "rootfs")
+	os.MkdirAll(root, 0o755)
+	copyFile(t, built, filepath.Join(root, "syscage"), 0o755)
+	tar := filepath.Join(tmp, "syscage.tar")
+	run(t, "python3", filepath.Join(filepath.Dir(upSh), "mkimage.py"), root, c.image, tar, "/syscage")
+	run(t, "ctr", "-a", filepath.Join(c.dir, "containerd", "containerd.sock"), "-n", "k8s.io", "images", "import", tar)
+	return c
+}
+
+func (c *cluster) isUp() bool {
+	cmd := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "--request-timeout=3s", "get", "--raw", "/readyz")
+	return cmd.Run() == nil
+}
+
+// up runs the cluster script.
+func (c *cluster) up(t *testing.T, verb string) {
+	t.Helper()
+	cmd := exec.Command("bash", c.upSh, verb)
+	cmd.Env = append(os.Environ(), "K8SE2E_DIR="+c.dir, "RUNC_BIN="+filepath.Join(hostDir, "syscage-runc"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", c.upSh, verb, err, tail(out.String(), 60))
+	}
+	t.Logf("%s %s: %s", filepath.Base(c.upSh), verb, time.Since(start).Round(100*time.Millisecond))
+}
+
+// kc runs kubectl and fails the test on error.
+func (c *cluster) kc(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := c.try(c.kubectl, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// syscage runs the plugin, returning its output and exit code.
+func (c *cluster) syscage(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := c.try(c.plugin, args...)
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return out, ee.ExitCode()
+	case err != nil:
+		t.Fatalf("kubectl-syscage %s: %v", strings.Join(args, " "), err)
+	}
+	return out, 0
+}
+
+func (c *cluster) try(bin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "PATH="+filepath.Dir(c.kubectl)+":"+os.Getenv("PATH"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func goBuild(t *testing.T, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	b, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, b)
+	}
+	return string(b)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(to, readFile(t, from), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
+}

@@ -1,0 +1,403 @@
+package k8s
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+// The workload: busybox making a directory every second, under the runtime's
+// default filter, so that it is recorded from that filter's installation. Without
+// mkdir it exits 3.
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %[1]s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'echo started; while true; do mkdir /tmp/d || exit 3; rmdir /tmp/d; sleep 1; done']
+`
+
+func TestKubernetes(t *testing.T) {
+	c := setup(t)
+	ns := fmt.Sprintf("syscage-e2e-%d", time.Now().Unix()%100000)
+	tmp := t.TempDir()
+	// A clean start: what an earlier run may have left (it is idempotent).
+	c.try(c.plugin, "uninstall", "--force", "--timeout", "60s")
+	progsBefore := ourPrograms(t)
+
+	// Install: CRDs, RBAC and the agent on every node.
+	out, code := c.syscage(t, "install", "--image", c.image, "--pull-policy", "Never", "--seccomp-dir", c.seccompDir, "--timeout", "2m")
+	if code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent log:\n%s", tail(c.kc(t, "-n", kubeapi.Namespace, "logs", "ds/"+kubeapi.AgentName, "--tail", "80"), 80))
+		}
+		// Whatever happened above, leave nothing behind.
+		c.try(c.kubectl, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=60s")
+		c.try(c.plugin, "uninstall", "--force", "--timeout", "60s")
+	})
+	c.kc(t, "create", "namespace", ns)
+	apply(t, c, fmt.Sprintf(deployment, ns))
+	c.kc(t, "-n", ns, "rollout", "status", "deployment/web", "--timeout=120s")
+
+	webJSON := filepath.Join(tmp, "web.json")
+	t.Run("record", func(t *testing.T) {
+		out, code := c.syscage(t, "record", "-n", ns, "deployment/web", "--restart", "--duration", "6s", "-o", webJSON, "--timeout", "3m")
+		t.Logf("record:\n%s", out)
+		if code != 0 {
+			t.Fatalf("record: exit %d", code)
+		}
+		p := load(t, webJSON)
+		names := allowed(p)
+		for _, want := range []string{"mkdir", "rmdir", "execve", "wait4"} {
+			if !names[want] {
+				t.Errorf("the merged profile lacks %s: %v", want, keys(names))
+			}
+		}
+		if !strings.Contains(out, "2 pods") {
+			t.Errorf("the summary does not say that 2 pods contributed")
+		}
+	})
+
+	t.Run("apply", func(t *testing.T) {
+		out, code := c.syscage(t, "apply", "-n", ns, "deployment/web", "--profile", webJSON, "--wait", "--timeout", "3m")
+		t.Logf("apply:\n%s", out)
+		if code != 0 {
+			t.Fatalf("apply: exit %d", code)
+		}
+		onNode, err := os.ReadFile(filepath.Join(c.seccompDir, kubeapi.LocalhostProfile(ns, "web")))
+		if err != nil {
+			t.Fatalf("the profile is not on the node: %v", err)
+		}
+		if !allowed(parse(t, "node file", onNode))["mkdir"] {
+			t.Fatalf("the node's profile lacks mkdir")
+		}
+		// The pods run under it: each is Ready, running the loop, no restarts.
+		time.Sleep(3 * time.Second)
+		pods := podsOf(t, c, ns, "app=web")
+		if len(pods) != 2 {
+			t.Fatalf("want 2 pods, have %d", len(pods))
+		}
+		for _, p := range pods {
+			if p.profile != kubeapi.LocalhostProfile(ns, "web") || !p.ready || p.restarts != 0 {
+				t.Errorf("pod %s: profile %q, ready %v, restarts %d", p.name, p.profile, p.ready, p.restarts)
+			}
+		}
+	})
+
+	strict := filepath.Join(tmp, "strict.json")
+	writeWithout(t, webJSON, strict, "mkdir")
+
+	t.Run("verify", func(t *testing.T) {
+		out, code := c.syscage(t, "verify", "-n", ns, "deployment/web", "--profile", strict, "--duration", "4s", "--timeout", "2m")
+		t.Logf("verify (strict):\n%s", out)
+		if code != 1 || !strings.Contains(out, "mkdir") {
+			t.Errorf("verify of a profile without mkdir: exit %d, want 1 naming mkdir", code)
+		}
+		for _, p := range podsOf(t, c, ns, "app=web") {
+			if !strings.Contains(out, p.name) {
+				t.Errorf("verify does not report pod %s", p.name)
+			}
+		}
+		out, code = c.syscage(t, "verify", "-n", ns, "deployment/web", "--profile", webJSON, "--duration", "4s", "--timeout", "2m")
+		t.Logf("verify (recorded):\n%s", out)
+		if code != 0 {
+			t.Errorf("verify of the recorded profile: exit %d, want 0", code)
+		}
+	})
+
+	t.Run("enforce", func(t *testing.T) {
+		out, code := c.syscage(t, "apply", "-n", ns, "deployment/web", "--profile", strict, "--name", "web-strict", "--timeout", "2m")
+		t.Logf("apply (strict):\n%s", out)
+		if code != 0 {
+			t.Fatalf("apply: exit %d", code)
+		}
+		// A pod under the strict profile fails: its mkdir gets EPERM.
+		var failed string
+		waitFor(t, "a pod under the strict profile to fail", 2*time.Minute, func() (bool, string) {
+			for _, p := range podsOf(t, c, ns, "app=web") {
+				if p.profile == kubeapi.LocalhostProfile(ns, "web-strict") && p.exitCode == 3 {
+					failed = p.name
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(podsOf(t, c, ns, "app=web"))
+		})
+		// The log of the run that failed: the current one, or the previous if the
+		// container has been restarted since.
+		logs, _ := c.try(c.kubectl, "-n", ns, "logs", failed)
+		if prev, err := c.try(c.kubectl, "-n", ns, "logs", failed, "--previous"); err == nil {
+			logs += prev
+		}
+		if !strings.Contains(logs, "mkdir: can't create directory '/tmp/d': Operation not permitted") {
+			t.Errorf("pod %s failed, but not with EPERM from mkdir:\n%s", failed, logs)
+		}
+	})
+
+	t.Run("pod start", func(t *testing.T) { podStart(t, c, ns) })
+
+	t.Run("uninstall", func(t *testing.T) {
+		agentMemory(t)
+		// The workload still refers to syscage's profiles: uninstall refuses.
+		out, code := c.syscage(t, "uninstall", "--timeout", "60s")
+		if code == 0 || !strings.Contains(out, "web") {
+			t.Errorf("uninstall with a deployment using a syscage profile: exit %d, want a refusal naming it:\n%s", code, out)
+		}
+		c.kc(t, "delete", "namespace", ns, "--wait=true", "--timeout=90s")
+		out, code = c.syscage(t, "uninstall", "--timeout", "90s")
+		t.Logf("uninstall:\n%s", out)
+		if code != 0 {
+			t.Fatalf("uninstall: exit %d", code)
+		}
+		for _, crd := range []string{"syscallrecordings.syscage.io", "syscallprofiles.syscage.io"} {
+			if out, err := c.try(c.kubectl, "get", "crd", crd); err == nil {
+				t.Errorf("CRD %s is still there: %s", crd, out)
+			}
+		}
+		if out, err := c.try(c.kubectl, "get", "namespace", kubeapi.Namespace); err == nil {
+			t.Errorf("namespace %s is still there: %s", kubeapi.Namespace, out)
+		}
+		for _, p := range []string{filepath.Join(c.seccompDir, kubeapi.ProfileDir), "/run/syscage"} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("%s is still on the node", p)
+			}
+		}
+		if got := ourPrograms(t); got != progsBefore {
+			t.Errorf("%d of syscage's BPF programs are loaded, %d before install", got, progsBefore)
+		}
+		if out, _ := exec.Command("pgrep", "-f", "syscage agent").Output(); len(out) > 0 {
+			t.Errorf("an agent is still running: %s", out)
+		}
+	})
+}
+
+// podStart measures the time a recording adds to a pod's start: pods created one
+// at a time, alternately selected by a recording and not, from create to Ready.
+func podStart(t *testing.T, c *cluster, ns string) {
+	rec := `apiVersion: syscage.io/v1alpha1
+kind: SyscallRecording
+metadata: {name: start-bench, namespace: %s}
+spec: {mode: record, selector: {matchLabels: {bench: recorded}}}
+`
+	apply(t, c, fmt.Sprintf(rec, ns))
+	defer c.kc(t, "-n", ns, "delete", "syscallrecording", "start-bench", "--wait=false")
+	time.Sleep(2 * time.Second) // the agent arms
+	var times [2][]time.Duration
+	for i := range 16 {
+		kind := []string{"recorded", "plain"}[i%2]
+		name := fmt.Sprintf("start-%s-%d", kind, i)
+		pod := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s, labels: {bench: %s}}
+spec:
+  terminationGracePeriodSeconds: 0
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
+  containers: [{name: app, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [sleep, "3600"]}]
+`, name, ns, kind)
+		start := time.Now()
+		apply(t, c, pod)
+		c.kc(t, "-n", ns, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
+		times[i%2] = append(times[i%2], time.Since(start))
+		c.kc(t, "-n", ns, "delete", "pod", name, "--wait=true")
+	}
+	med := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	r, p := med(times[0]), med(times[1])
+	t.Logf("pod create to Ready, median of 8 each, interleaved: recorded %s, not recorded %s: +%s (%.2fx)",
+		r.Round(time.Millisecond), p.Round(time.Millisecond), (r - p).Round(time.Millisecond), float64(r)/float64(p))
+}
+
+// agentMemory logs the agent's resident memory, read from the host.
+func agentMemory(t *testing.T) {
+	out, _ := exec.Command("pgrep", "-f", "/syscage agent").Output()
+	for _, pid := range strings.Fields(string(out)) {
+		status, err := os.ReadFile("/proc/" + pid + "/status")
+		if err != nil {
+			continue
+		}
+		var fields []string
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "VmRSS") || strings.HasPrefix(l, "VmHWM") {
+				fields = append(fields, strings.Join(strings.Fields(l), " "))
+			}
+		}
+		t.Logf("agent pid %s: %s", pid, strings.Join(fields, ", "))
+	}
+}
+
+// ourPrograms counts the loaded BPF programs that are syscage's.
+func ourPrograms(t *testing.T) int {
+	out, err := exec.Command("bpftool", "prog", "list", "--json").Output()
+	if err != nil {
+		t.Logf("bpftool: %v", err)
+		return -1
+	}
+	var progs []struct {
+		Name string `json:"name"`
+	}
+	json.Unmarshal(out, &progs)
+	n := 0
+	for _, p := range progs {
+		if strings.HasPrefix(p.Name, "syscage_") || slices.Contains([]string{"sys_enter", "sys_exit", "on_exec", "sched_process_exec"}, p.Name) {
+			n++
+		}
+	}
+	return n
+}
+
+type podInfo struct {
+	name, profile string
+	ready         bool
+	restarts      int
+	exitCode      int
+}
+
+func (p podInfo) String() string {
+	return fmt.Sprintf("%s(profile=%s ready=%v restarts=%d exit=%d)", p.name, p.profile, p.ready, p.restarts, p.exitCode)
+}
+
+func podsOf(t *testing.T, c *cluster, ns, selector string) []podInfo {
+	t.Helper()
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name              string  `json:"name"`
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Spec struct {
+				SecurityContext struct {
+					SeccompProfile struct {
+						LocalhostProfile string `json:"localhostProfile"`
+					} `json:"seccompProfile"`
+				} `json:"securityContext"`
+			} `json:"spec"`
+			Status struct {
+				ContainerStatuses []struct {
+					Ready        bool `json:"ready"`
+					RestartCount int  `json:"restartCount"`
+					LastState    struct {
+						Terminated *struct {
+							ExitCode int `json:"exitCode"`
+						} `json:"terminated"`
+					} `json:"lastState"`
+					State struct {
+						Terminated *struct {
+							ExitCode int `json:"exitCode"`
+						} `json:"terminated"`
+					} `json:"state"`
+				} `json:"containerStatuses"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []podInfo
+	for _, it := range list.Items {
+		if it.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		p := podInfo{name: it.Metadata.Name, profile: it.Spec.SecurityContext.SeccompProfile.LocalhostProfile}
+		for _, cs := range it.Status.ContainerStatuses {
+			p.ready, p.restarts = cs.Ready, cs.RestartCount
+			if cs.LastState.Terminated != nil {
+				p.exitCode = cs.LastState.Terminated.ExitCode
+			}
+			if cs.State.Terminated != nil {
+				p.exitCode = cs.State.Terminated.ExitCode
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func apply(t *testing.T, c *cluster, yaml string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "obj.yaml")
+	os.WriteFile(f, []byte(yaml), 0o644)
+	c.kc(t, "apply", "-f", f)
+}
+
+func load(t *testing.T, path string) *specs.LinuxSeccomp {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parse(t, path, data)
+}
+
+func parse(t *testing.T, name string, data []byte) *specs.LinuxSeccomp {
+	t.Helper()
+	p, err := profile.Parse(name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func allowed(p *specs.LinuxSeccomp) map[string]bool {
+	names := map[string]bool{}
+	for _, s := range p.Syscalls {
+		if s.Action == specs.ActAllow {
+			for _, n := range s.Names {
+				names[n] = true
+			}
+		}
+	}
+	return names
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// writeWithout writes the profile at from, less some syscalls, to to.
+func writeWithout(t *testing.T, from, to string, drop ...string) {
+	t.Helper()
+	p := load(t, from)
+	for i := range p.Syscalls {
+		p.Syscalls[i].Names = slices.DeleteFunc(p.Syscalls[i].Names, func(n string) bool { return slices.Contains(drop, n) })
+	}
+	p.Syscalls = slices.DeleteFunc(p.Syscalls, func(s specs.LinuxSyscall) bool { return len(s.Names) == 0 })
+	data, err := profile.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
