@@ -400,4 +400,3 @@ func writeWithout(t *testing.T, from, to string, drop ...string) {
 		t.Fatal(err)
 	}
 }
-
