@@ -10,15 +10,41 @@ import (
 	"slices"
 )
 
-// The annotations containerd's CRI plugin puts on every container it creates
-// (CRI-O's carry the same information under io.kubernetes.*).
+// The annotations a CRI runtime puts on every container it creates: containerd's
+// CRI plugin, and CRI-O.
 const (
 	CRIContainerType = "io.kubernetes.cri.container-type" // "sandbox" or "container"
 	CRINamespace     = "io.kubernetes.cri.sandbox-namespace"
 	CRIPod           = "io.kubernetes.cri.sandbox-name"
 	CRIPodUID        = "io.kubernetes.cri.sandbox-uid"
 	CRIContainerName = "io.kubernetes.cri.container-name"
+
+	CRIOContainerType = "io.kubernetes.cri-o.ContainerType" // "sandbox" or "container"
+	CRIONamespace     = "io.kubernetes.pod.namespace"
+	CRIOPod           = "io.kubernetes.pod.name"
+	CRIOPodUID        = "io.kubernetes.pod.uid"
+	CRIOContainerName = "io.kubernetes.container.name"
 )
+
+// PodContainer is who a CRI container is: its pod and its name there.
+type PodContainer struct {
+	Namespace, Pod, PodUID, Container string
+}
+
+// KubernetesContainer reads, from a container's annotations, the identity of an
+// application container (not a pod sandbox) that a CRI runtime created.
+func KubernetesContainer(annotations map[string]string) (PodContainer, bool) {
+	var c PodContainer
+	switch {
+	case annotations[CRIContainerType] == "container":
+		c = PodContainer{annotations[CRINamespace], annotations[CRIPod], annotations[CRIPodUID], annotations[CRIContainerName]}
+	case annotations[CRIOContainerType] == "container":
+		c = PodContainer{annotations[CRIONamespace], annotations[CRIOPod], annotations[CRIOPodUID], annotations[CRIOContainerName]}
+	default:
+		return c, false
+	}
+	return c, c.Namespace != "" && c.Pod != "" && c.Container != ""
+}
 
 // SelectionFile, in the run directory, lists the namespaces in which the node's
 // agent records: it is written by the agent and read by the runc wrapper and the
@@ -30,16 +56,6 @@ const SelectionFile = "kubernetes.json"
 // Selection is the content of SelectionFile.
 type Selection struct {
 	Namespaces []string `json:"namespaces"`
-}
-
-// KubernetesContainer reports whether annotations are those of an application
-// container (not a pod sandbox) created by the CRI, and returns its namespace.
-func KubernetesContainer(annotations map[string]string) (string, bool) {
-	if annotations[CRIContainerType] != "container" {
-		return "", false
-	}
-	ns := annotations[CRINamespace]
-	return ns, ns != ""
 }
 
 // ReadSelection reads the node's selection from runDir; no file means none.
@@ -83,10 +99,10 @@ func WriteSelection(runDir string, s *Selection) error {
 // kubernetesSelected reports whether a container is one the node's agent may
 // record: a CRI application container in a namespace of the selection.
 func kubernetesSelected(annotations map[string]string, runDir string) bool {
-	ns, ok := KubernetesContainer(annotations)
+	c, ok := KubernetesContainer(annotations)
 	if !ok {
 		return false
 	}
 	s, err := ReadSelection(runDir)
-	return err == nil && slices.Contains(s.Namespaces, ns)
+	return err == nil && slices.Contains(s.Namespaces, c.Namespace)
 }

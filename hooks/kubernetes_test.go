@@ -37,6 +37,19 @@ func TestKubernetesSelection(t *testing.T) {
 	if kubernetesSelected(app, run) {
 		t.Error("selected after the selection was emptied")
 	}
+	// CRI-O's annotations say the same under other keys.
+	crio := map[string]string{CRIOContainerType: "container", CRIONamespace: "web", CRIOPod: "web-1", CRIOPodUID: "u", CRIOContainerName: "app"}
+	if c, ok := KubernetesContainer(crio); !ok || c != (PodContainer{"web", "web-1", "u", "app"}) {
+		t.Errorf("CRI-O container: %+v, %v", c, ok)
+	}
+	if _, ok := KubernetesContainer(map[string]string{CRIOContainerType: "sandbox", CRIONamespace: "web", CRIOPod: "p", CRIOContainerName: "POD"}); ok {
+		t.Error("a CRI-O sandbox is taken for an application container")
+	}
+	WriteSelection(run, &Selection{Namespaces: []string{"web"}})
+	if !kubernetesSelected(crio, run) {
+		t.Error("a CRI-O container in a selected namespace is not selected")
+	}
+	WriteSelection(run, &Selection{})
 	// A corrupt file selects nothing rather than everything.
 	os.WriteFile(filepath.Join(run, SelectionFile), []byte("{"), 0o644)
 	if kubernetesSelected(app, run) {

@@ -14,7 +14,7 @@ import (
 )
 
 type agentOptions struct {
-	node, seccompDir, runDir string
+	node, seccompDir, runDir, probeAddr string
 	reportRefused            bool
 }
 
@@ -45,7 +45,7 @@ pod's service account.`,
 			defer stop()
 			return agent.Run(ctx, agent.Options{
 				Node: opts.node, SeccompDir: opts.seccompDir, RunDir: opts.runDir,
-				Client: client, Log: log, ReportRefused: opts.reportRefused,
+				Client: client, Log: log, ReportRefused: opts.reportRefused, ProbeAddr: opts.probeAddr,
 			})
 		},
 	}
@@ -53,6 +53,7 @@ pod's service account.`,
 	f.StringVar(&opts.node, "node", os.Getenv("NODE_NAME"), "this node's `NAME` (default $NODE_NAME)")
 	f.StringVar(&opts.seccompDir, "seccomp-dir", "/var/lib/kubelet/seccomp", "the kubelet's seccomp `DIR`, as mounted in the agent")
 	f.StringVar(&opts.runDir, "run-dir", "/run/syscage", "the host's /run/syscage, as mounted in the agent: the hook's socket and the node's selection")
+	f.StringVar(&opts.probeAddr, "probe-addr", ":9765", "serve the readiness probe (/readyz) at `ADDR` (\"\" for none)")
 	f.BoolVar(&opts.reportRefused, "report-refused", true, "count the calls a recorded container's own filter refuses (costs every syscall on the node ~90 ns while one is recorded)")
 	return cmd
 }

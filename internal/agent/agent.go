@@ -19,11 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/syscage/syscage/bpf"
@@ -52,6 +55,9 @@ type Options struct {
 	// Ready, if set, is closed once the agent serves hooks and has listed pods,
 	// recordings and profiles.
 	Ready chan<- struct{}
+	// ProbeAddr, if set, serves /readyz there: 200 once ready (the DaemonSet's
+	// readiness probe, so that a Ready agent is one that records).
+	ProbeAddr string
 }
 
 // Agent is one node's agent.
@@ -162,6 +168,24 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 
+	var isReady atomic.Bool
+	if opts.ProbeAddr != "" {
+		ln, err := net.Listen("tcp", opts.ProbeAddr)
+		if err != nil {
+			return fmt.Errorf("probe address: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !isReady.Load() {
+				http.Error(w, "listing pods, recordings and profiles", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
 	a.log.Info("agent started", "node", opts.Node, "programs", a.rec.ProgramIDs())
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -174,9 +198,11 @@ func Run(ctx context.Context, opts Options) error {
 		case <-a.wake:
 		}
 		a.reconcile(ctx, done)
-		if ready != nil && a.allSynced() {
-			close(ready)
-			ready = nil
+		if !isReady.Load() && a.allSynced() {
+			isReady.Store(true)
+			if ready != nil {
+				close(ready)
+			}
 		}
 	}
 	cancel()
@@ -292,11 +318,11 @@ func (a *Agent) podEvent(e kube.Event) {
 // instruction: it records the container if an active recording selects its pod.
 func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
 	start := time.Now()
-	ns, ok := hooks.KubernetesContainer(req.Annotations)
-	name, uid, cname := req.Annotations[hooks.CRIPod], req.Annotations[hooks.CRIPodUID], req.Annotations[hooks.CRIContainerName]
-	if !ok || name == "" || cname == "" {
+	pc, ok := hooks.KubernetesContainer(req.Annotations)
+	if !ok {
 		return false, nil
 	}
+	ns, name, uid, cname := pc.Namespace, pc.Pod, pc.PodUID, pc.Container
 	labels, err := a.podLabels(ns, name, uid)
 	if err != nil {
 		// The container starts unrecorded rather than not at all.

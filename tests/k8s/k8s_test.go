@@ -156,19 +156,21 @@ func TestKubernetes(t *testing.T) {
 		if !strings.Contains(logs, "mkdir: can't create directory '/tmp/d': Operation not permitted") {
 			t.Errorf("pod %s failed, but not with EPERM from mkdir:\n%s", failed, logs)
 		}
+		// The workload refers to syscage's profiles: uninstall refuses, naming it.
+		out, code = c.syscage(t, "uninstall", "--timeout", "60s")
+		if code == 0 || !strings.Contains(out, "deployment "+ns+"/web") {
+			t.Errorf("uninstall with a deployment using a syscage profile: exit %d, want a refusal naming it:\n%s", code, out)
+		}
 	})
+
+	t.Run("security-profiles-operator", func(t *testing.T) { spoInterop(t, c, ns, webJSON) })
 
 	t.Run("pod start", func(t *testing.T) { podStart(t, c, ns) })
 
 	t.Run("uninstall", func(t *testing.T) {
 		agentMemory(t)
-		// The workload still refers to syscage's profiles: uninstall refuses.
-		out, code := c.syscage(t, "uninstall", "--timeout", "60s")
-		if code == 0 || !strings.Contains(out, "web") {
-			t.Errorf("uninstall with a deployment using a syscage profile: exit %d, want a refusal naming it:\n%s", code, out)
-		}
 		c.kc(t, "delete", "namespace", ns, "--wait=true", "--timeout=90s")
-		out, code = c.syscage(t, "uninstall", "--timeout", "90s")
+		out, code := c.syscage(t, "uninstall", "--timeout", "90s")
 		t.Logf("uninstall:\n%s", out)
 		if code != 0 {
 			t.Fatalf("uninstall: exit %d", code)
@@ -193,6 +195,96 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("an agent is still running: %s", out)
 		}
 	})
+}
+
+// The security-profiles-operator's SeccompProfile API, as far as apply uses it.
+// The operator itself cannot be installed here (no registry): the test plays its
+// part, writing the file and reporting Installed, as the operator does.
+const spoCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: seccompprofiles.security-profiles-operator.x-k8s.io}
+spec:
+  group: security-profiles-operator.x-k8s.io
+  scope: Namespaced
+  names: {kind: SeccompProfile, plural: seccompprofiles, singular: seccompprofile}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+
+// spoInterop checks that where the operator's API is served, apply writes a
+// SeccompProfile with the recorded profile, waits for the operator and points the
+// pod template at the operator's file, and that the pods run under it.
+func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
+	apply(t, c, spoCRD)
+	defer c.try(c.kubectl, "delete", "crd", "seccompprofiles.security-profiles-operator.x-k8s.io", "--wait=true")
+	c.kc(t, "wait", "--for=condition=Established", "crd/seccompprofiles.security-profiles-operator.x-k8s.io", "--timeout=30s")
+	opDir := filepath.Join(c.seccompDir, "operator", ns)
+	defer os.RemoveAll(filepath.Join(c.seccompDir, "operator"))
+
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.try(c.plugin, "apply", "-n", ns, "deployment/web", "--profile", webJSON, "--name", "web-spo", "--wait", "--timeout", "2m")
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- result{out, code}
+	}()
+
+	// The operator's part.
+	var obj []byte
+	waitFor(t, "apply to write a SeccompProfile", time.Minute, func() (bool, string) {
+		out, err := c.try(c.kubectl, "-n", ns, "get", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "-o", "json")
+		obj = []byte(out)
+		return err == nil, out
+	})
+	spo, err := profile.ParseSPO("SeccompProfile web-spo", obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := spo.OCI("SeccompProfile web-spo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := profile.Compare(profile.Named{Name: webJSON, Profile: load(t, webJSON)}, profile.Named{Name: "the SeccompProfile", Profile: got})
+	if err != nil || !d.Empty() {
+		t.Errorf("the SeccompProfile is not the recorded profile: %v %+v", err, d)
+	}
+	data, err := profile.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(opDir, 0o755)
+	if err := os.WriteFile(filepath.Join(opDir, "web-spo.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.kc(t, "-n", ns, "patch", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "--subresource=status", "--type=merge", "-p", `{"status":{"status":"Installed"}}`)
+
+	r := <-done
+	t.Logf("apply (operator):\n%s", r.out)
+	if r.code != 0 {
+		t.Fatalf("apply: exit %d", r.code)
+	}
+	want := "operator/" + ns + "/web-spo.json"
+	for _, p := range podsOf(t, c, ns, "app=web") {
+		if p.profile != want || !p.ready {
+			t.Errorf("pod %s: profile %q, ready %v; want %q, ready", p.name, p.profile, p.ready, want)
+		}
+	}
+	if out, err := c.try(c.kubectl, "-n", ns, "get", "syscallprofile", "web-spo"); err == nil {
+		t.Errorf("a SyscallProfile was written too: %s", out)
+	}
 }
 
 // podStart measures the time a recording adds to a pod's start: pods created one
@@ -227,6 +319,21 @@ spec:
 	med := func(d []time.Duration) time.Duration {
 		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 		return d[len(d)/2]
+	}
+	// The agent's part of it: deciding, at the hook's request, and tracking.
+	var took []time.Duration
+	for _, l := range strings.Split(c.kc(t, "-n", kubeapi.Namespace, "logs", "ds/"+kubeapi.AgentName), "\n") {
+		if !strings.Contains(l, "recording=start-bench") {
+			continue
+		}
+		if _, v, ok := strings.Cut(l, " took="); ok {
+			if d, err := time.ParseDuration(strings.Fields(v)[0]); err == nil {
+				took = append(took, d)
+			}
+		}
+	}
+	if len(took) > 0 {
+		t.Logf("the agent's admission of a container (hook request to tracked), median of %d: %s", len(took), med(took))
 	}
 	r, p := med(times[0]), med(times[1])
 	t.Logf("pod create to Ready, median of 8 each, interleaved: recorded %s, not recorded %s: +%s (%.2fx)",
