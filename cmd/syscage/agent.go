@@ -15,7 +15,7 @@ import (
 
 type agentOptions struct {
 	node, seccompDir, runDir, probeAddr string
-	reportRefused            bool
+	reportRefused                       bool
 }
 
 func newAgentCmd(root *rootOptions) *cobra.Command {
