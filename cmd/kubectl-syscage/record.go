@@ -13,13 +13,10 @@ import (
 )
 
 type recordOptions struct {
-	duration   time.Duration
-	timeout    time.Duration
-	output     string
-	restart    bool
-	keep       bool
-	containers []string
-	name       string
+	runOptions
+	output string
+	keep   bool
+	name   string
 }
 
 func newRecordCmd(o *rootOptions) *cobra.Command {
@@ -64,11 +61,8 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 	if err != nil {
 		return err
 	}
-	if opts.duration <= 0 {
-		return fmt.Errorf("--duration %s: give a positive duration, e.g. 2m", opts.duration)
-	}
-	if opts.timeout <= 0 {
-		return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", opts.timeout)
+	if err := opts.runOptions.check(); err != nil {
+		return err
 	}
 	toStdout := opts.output == "" || opts.output == "-"
 	if !toStdout {
@@ -77,40 +71,14 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 			return fmt.Errorf("-o: %w", err)
 		}
 	}
-	c, err := o.connect()
+	s, err := prepare(ctx, o, ref, opts.runOptions)
 	if err != nil {
 		return err
 	}
-	w, err := c.getWorkload(ctx, ref)
-	if err != nil {
-		return err
-	}
-	if err := w.checkContainers(opts.containers); err != nil {
-		return err
-	}
-	if opts.restart {
-		if err := w.canRestart(); err != nil {
-			return fmt.Errorf("--restart: %w", err)
-		}
-	}
-	sel, err := selectorString(w.selector)
-	if err != nil {
-		return fmt.Errorf("%s: selector: %w", w.ref, err)
-	}
-	agents, err := c.agentNodes(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.warnUnwatched(ctx, log, w, agents); err != nil {
-		return err
-	}
-
-	// The first SIGINT or SIGTERM ends the recording early; the next abandons it.
-	sig, stopSig := signals(ctx)
-	defer stopSig()
-	run := &recordingRun{c: c, w: w, agents: agents, timeout: opts.timeout, log: log}
+	defer s.stopSig()
+	w, run, sel, agents := s.w, s.run, s.sel, s.run.agents
 	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: w.selector, Containers: opts.containers}
-	if err := run.create(sig, opts.name, spec); err != nil {
+	if err := run.create(s.sig, opts.name, spec); err != nil {
 		return err
 	}
 	if opts.keep {
@@ -119,26 +87,11 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 		defer run.delete(ctx)
 	}
 	fmt.Fprintf(log, "recording %s (pods %s in %s) on %s: SyscallRecording %s\n", w.ref, sel, w.namespace, plural(len(agents), "node"), run.name)
-
-	early, err := armAndRestart(ctx, sig, log, run, opts.restart, "record", "the profile")
-	if err != nil {
-		return err
-	}
-	if !early {
-		fmt.Fprintf(log, "recording for %s (Ctrl-C to stop early and keep what was recorded)\n", opts.duration)
-		early = sleep(sig, opts.duration)
-	}
-	if early {
-		fmt.Fprintln(log, "interrupted: stopping the recording and collecting what it has (Ctrl-C again to abandon it)")
-	}
-
-	late, stopLate := signals(ctx)
-	defer stopLate()
-	stopSig()
-	if err := run.stop(late); err != nil {
-		return err
-	}
-	rec, err := run.waitDone(late)
+	rec, err := s.collect(ctx, opts.runOptions, phrases{
+		verb: "record", result: "the profile",
+		waiting:     "recording for %s (Ctrl-C to stop early and keep what was recorded)",
+		interrupted: "interrupted: stopping the recording and collecting what it has (Ctrl-C again to abandon it)",
+	})
 	if err != nil {
 		return err
 	}

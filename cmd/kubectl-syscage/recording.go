@@ -200,3 +200,99 @@ func sleep(sig context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// runOptions are the flags record and verify share.
+type runOptions struct {
+	duration   time.Duration
+	timeout    time.Duration
+	restart    bool
+	containers []string
+}
+
+func (o runOptions) check() error {
+	if o.duration <= 0 {
+		return fmt.Errorf("--duration %s: give a positive duration, e.g. 30s or 2m", o.duration)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", o.timeout)
+	}
+	return nil
+}
+
+// session is a record or verify run, from the workload to the agents' results.
+type session struct {
+	w       *workload
+	sel     string // the workload's selector, for messages
+	run     *recordingRun
+	sig     context.Context // cancelled by the first SIGINT or SIGTERM
+	stopSig context.CancelFunc
+}
+
+// prepare resolves the workload and checks what record and verify ask of it
+// before anything is created.
+func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptions) (*session, error) {
+	log := o.streams.ErrOut
+	c, err := o.connect()
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.getWorkload(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.checkContainers(opts.containers); err != nil {
+		return nil, err
+	}
+	if opts.restart {
+		if err := w.canRestart(); err != nil {
+			return nil, fmt.Errorf("--restart: %w", err)
+		}
+	}
+	sel, err := selectorString(w.selector)
+	if err != nil {
+		return nil, fmt.Errorf("%s: selector: %w", w.ref, err)
+	}
+	agents, err := c.agentNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.warnUnwatched(ctx, log, w, agents); err != nil {
+		return nil, err
+	}
+	// The first SIGINT or SIGTERM ends the run early; the next abandons it.
+	sig, stopSig := signals(ctx)
+	run := &recordingRun{c: c, w: w, agents: agents, timeout: opts.timeout, log: log}
+	return &session{w: w, sel: sel, run: run, sig: sig, stopSig: stopSig}, nil
+}
+
+// phrases are what a session says while it runs.
+type phrases struct {
+	verb, result string // for armAndRestart's note
+	waiting      string // with the duration
+	interrupted  string
+}
+
+// collect arms the created recording (restarting the workload with --restart),
+// waits opts.duration or until interrupted, stops the recording and returns it
+// with every agent's final results.
+func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*kubeapi.SyscallRecording, error) {
+	log := s.run.log
+	early, err := armAndRestart(ctx, s.sig, log, s.run, opts.restart, say.verb, say.result)
+	if err != nil {
+		return nil, err
+	}
+	if !early {
+		fmt.Fprintf(log, say.waiting+"\n", opts.duration)
+		early = sleep(s.sig, opts.duration)
+	}
+	if early {
+		fmt.Fprintln(log, say.interrupted)
+	}
+	late, stopLate := signals(ctx)
+	defer stopLate()
+	s.stopSig()
+	if err := s.run.stop(late); err != nil {
+		return nil, err
+	}
+	return s.run.waitDone(late)
+}

@@ -16,12 +16,9 @@ import (
 )
 
 type verifyOptions struct {
-	profile    string
-	duration   time.Duration
-	timeout    time.Duration
-	output     string
-	restart    bool
-	containers []string
+	runOptions
+	profile string
+	output  string
 }
 
 func newVerifyCmd(o *rootOptions) *cobra.Command {
@@ -66,11 +63,8 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if opts.output != "" && opts.output != "json" && opts.output != "yaml" {
 		return fmt.Errorf("-o %s: use json or yaml (or leave it out for text)", opts.output)
 	}
-	if opts.duration <= 0 {
-		return fmt.Errorf("--duration %s: give a positive duration, e.g. 30s", opts.duration)
-	}
-	if opts.timeout <= 0 {
-		return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", opts.timeout)
+	if err := opts.runOptions.check(); err != nil {
+		return err
 	}
 	p, err := readProfile(opts.profile)
 	if err != nil {
@@ -79,62 +73,23 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err := storable(p); err != nil {
 		return fmt.Errorf("--profile %s: %w", opts.profile, err)
 	}
-	c, err := o.connect()
+	s, err := prepare(ctx, o, ref, opts.runOptions)
 	if err != nil {
 		return err
 	}
-	w, err := c.getWorkload(ctx, ref)
-	if err != nil {
-		return err
-	}
-	if err := w.checkContainers(opts.containers); err != nil {
-		return err
-	}
-	if opts.restart {
-		if err := w.canRestart(); err != nil {
-			return fmt.Errorf("--restart: %w", err)
-		}
-	}
-	sel, err := selectorString(w.selector)
-	if err != nil {
-		return fmt.Errorf("%s: selector: %w", w.ref, err)
-	}
-	agents, err := c.agentNodes(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.warnUnwatched(ctx, log, w, agents); err != nil {
-		return err
-	}
-
-	sig, stopSig := signals(ctx)
-	defer stopSig()
-	run := &recordingRun{c: c, w: w, agents: agents, timeout: opts.timeout, log: log}
+	defer s.stopSig()
+	w, run, sel, agents := s.w, s.run, s.sel, s.run.agents
 	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Selector: w.selector, Containers: opts.containers, Profile: p}
-	if err := run.create(sig, "", spec); err != nil {
+	if err := run.create(s.sig, "", spec); err != nil {
 		return err
 	}
 	defer run.delete(ctx)
 	fmt.Fprintf(log, "verifying %s (pods %s in %s) against %s on %s: SyscallRecording %s\n", w.ref, sel, w.namespace, opts.profile, plural(len(agents), "node"), run.name)
-	early, err := armAndRestart(ctx, sig, log, run, opts.restart, "verify", "the check")
-	if err != nil {
-		return err
-	}
-	if !early {
-		fmt.Fprintf(log, "watching for %s (Ctrl-C to stop early and report what was seen)\n", opts.duration)
-		early = sleep(sig, opts.duration)
-	}
-	if early {
-		fmt.Fprintln(log, "interrupted: stopping and reporting what was seen (Ctrl-C again to abandon)")
-	}
-
-	late, stopLate := signals(ctx)
-	defer stopLate()
-	stopSig()
-	if err := run.stop(late); err != nil {
-		return err
-	}
-	rec, err := run.waitDone(late)
+	rec, err := s.collect(ctx, opts.runOptions, phrases{
+		verb: "verify", result: "the check",
+		waiting:     "watching for %s (Ctrl-C to stop early and report what was seen)",
+		interrupted: "interrupted: stopping and reporting what was seen (Ctrl-C again to abandon)",
+	})
 	if err != nil {
 		return err
 	}
