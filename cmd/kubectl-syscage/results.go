@@ -90,13 +90,16 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	res := &recordResult{}
 	res.Failed, res.Notes = nodeMessages(st)
 	var named []profile.Named
-	pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	// A container can have two results: one published by an agent that then
+	// restarted, and one from the agent that took over. It counts once.
+	ids, pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	denied := map[string]*deniedCall{}
 	for _, c := range containers(st) {
 		if c.Profile == nil {
 			continue
 		}
 		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
+		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
 		pods[cmp.Or(c.PodUID, c.Pod)] = true
 		nodes[c.Node] = true
 		if c.From == kubeapi.FromAttach {
@@ -117,7 +120,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 			res.Unnamed = append(res.Unnamed, c.key()+": "+u)
 		}
 	}
-	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(named), len(pods), len(nodes), len(attachedPods)
+	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(ids), len(pods), len(nodes), len(attachedPods)
 	for _, d := range denied {
 		res.Denied = append(res.Denied, *d)
 	}

@@ -250,3 +250,22 @@ func TestPlural(t *testing.T) {
 		}
 	}
 }
+
+// An agent that restarts keeps what it had published of a container and
+// publishes the container again: it counts once.
+func TestMergeRecordingAgentRestart(t *testing.T) {
+	p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}}
+	c := kubeapi.ContainerResult{Pod: "web-1", PodUID: "u1", Container: "app", ContainerID: "c1", From: kubeapi.FromStart, Profile: p}
+	again := c
+	again.From = kubeapi.FromAttach
+	st := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{
+		"n1": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{c, again}},
+	}}
+	res, err := mergeRecording(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Containers != 1 || res.Pods != 1 || res.Nodes != 1 {
+		t.Errorf("counted %d containers of %d pods on %d nodes, want 1, 1, 1", res.Containers, res.Pods, res.Nodes)
+	}
+}

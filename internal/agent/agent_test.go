@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/syscage/syscage/internal/kubeapi"
 )
 
 func TestFindCgroup(t *testing.T) {
@@ -52,5 +54,46 @@ func TestParsePod(t *testing.T) {
 	}
 	if len(p.running) != 1 || p.running["abc"] != "app" {
 		t.Errorf("running containers %v, want only abc (app)", p.running)
+	}
+}
+
+// A restarted agent keeps what its earlier run published, and leaves a finished
+// recording's results alone.
+func TestRecordingCarriedOverRestart(t *testing.T) {
+	a := &Agent{opts: Options{Node: "n1"}, recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{}}
+	prev := kubeapi.NodeRecording{Phase: kubeapi.PhaseRecording, Containers: []kubeapi.ContainerResult{
+		{Pod: "web-1", Container: "app", ContainerID: "c1", From: kubeapi.FromStart, Running: true, Events: 7},
+	}}
+	active := kubeapi.SyscallRecording{
+		Metadata: kubeapi.ObjectMeta{Name: "r1", Namespace: "ns", UID: "u1"},
+		Spec:     kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: kubeapi.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		Status:   kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{"n1": prev, "n2": {Phase: kubeapi.PhaseDone}}},
+	}
+	a.upsertRecording(active)
+	r := a.recordings["u1"]
+	if r.final {
+		t.Fatal("an active recording is taken for finished")
+	}
+	st := a.nodeStatus("u1", r, false)
+	if st.Phase != kubeapi.PhaseRecording || len(st.Containers) != 1 || st.Containers[0].ContainerID != "c1" || st.Containers[0].Running {
+		t.Errorf("status after a restart: %+v, want the earlier container, not running", st)
+	}
+
+	done := active
+	done.Metadata.UID, done.Spec.Stop = "u2", true
+	done.Status.Nodes = map[string]kubeapi.NodeRecording{"n1": {Phase: kubeapi.PhaseDone, Containers: prev.Containers}}
+	a.upsertRecording(done)
+	if !a.recordings["u2"].final {
+		t.Error("a recording finished before the restart would be published again, over its results")
+	}
+
+	// Stopped while no agent ran on the node: it reports Done, with what it had.
+	stopped := done
+	stopped.Metadata.UID = "u3"
+	stopped.Status.Nodes = map[string]kubeapi.NodeRecording{"n1": prev}
+	a.upsertRecording(stopped)
+	r3 := a.recordings["u3"]
+	if st := a.nodeStatus("u3", r3, false); r3.final || st.Phase != kubeapi.PhaseDone || len(st.Containers) != 1 {
+		t.Errorf("a recording stopped during the restart: final %v, status %+v", r3.final, st)
 	}
 }
