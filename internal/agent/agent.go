@@ -457,8 +457,10 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 				c.Running = false
 				r.carried = append(r.carried, c)
 			}
-			// Finished before this run of the agent: its results stand.
-			r.final = prev.Phase != kubeapi.PhaseRecording
+			// Finished before this run of the agent: its results stand. An earlier
+			// run that stopped in the middle said Done too, so that nothing waits
+			// on it; while the recording goes on, this run takes over.
+			r.final = prev.Phase != kubeapi.PhaseRecording && (o.Spec.Stop || o.Metadata.DeletionTimestamp != nil)
 		}
 		switch o.Spec.Mode {
 		case kubeapi.ModeRecord:

@@ -87,6 +87,15 @@ func TestRecordingCarriedOverRestart(t *testing.T) {
 		t.Error("a recording finished before the restart would be published again, over its results")
 	}
 
+	// The earlier run said Done as it stopped, but the recording goes on.
+	interrupted := active
+	interrupted.Metadata.UID = "u4"
+	interrupted.Status.Nodes = map[string]kubeapi.NodeRecording{"n1": {Phase: kubeapi.PhaseDone, Message: "the agent stopped", Containers: prev.Containers}}
+	a.upsertRecording(interrupted)
+	if r4 := a.recordings["u4"]; r4.final || a.nodeStatus("u4", r4, false).Phase != kubeapi.PhaseRecording {
+		t.Error("a recording still going on is left to an agent that has stopped")
+	}
+
 	// Stopped while no agent ran on the node: it reports Done, with what it had.
 	stopped := done
 	stopped.Metadata.UID = "u3"

@@ -60,6 +60,10 @@ func TestKubernetes(t *testing.T) {
 		c.try(c.kubectl, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=60s")
 		c.try(c.plugin, "uninstall", "--force", "--timeout", "60s")
 	})
+	// A kubectl plugin: kubectl runs it as `kubectl syscage`.
+	if out := c.kc(t, "syscage", "version"); !strings.Contains(out, "kubectl-syscage") {
+		t.Errorf("kubectl syscage version: %q", out)
+	}
 	c.kc(t, "create", "namespace", ns)
 	apply(t, c, fmt.Sprintf(deployment, ns))
 	c.kc(t, "-n", ns, "rollout", "status", "deployment/web", "--timeout=120s")
@@ -130,6 +134,8 @@ func TestKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
+
 	t.Run("enforce", func(t *testing.T) {
 		out, code := c.syscage(t, "apply", "-n", ns, "deployment/web", "--profile", strict, "--name", "web-strict", "--timeout", "2m")
 		t.Logf("apply (strict):\n%s", out)
@@ -194,6 +200,45 @@ func TestKubernetes(t *testing.T) {
 		if out, _ := exec.Command("pgrep", "-f", "syscage agent").Output(); len(out) > 0 {
 			t.Errorf("an agent is still running: %s", out)
 		}
+	})
+}
+
+// agentRestart restarts the agent in the middle of a recording: what the first
+// agent published is kept, and the new one attaches to the running containers.
+func agentRestart(t *testing.T, c *cluster, ns string) {
+	apply(t, c, fmt.Sprintf(`apiVersion: syscage.io/v1alpha1
+kind: SyscallRecording
+metadata: {name: restart-check, namespace: %s}
+spec: {mode: record, selector: {matchLabels: {app: web}}}
+`, ns))
+	defer c.kc(t, "-n", ns, "delete", "syscallrecording", "restart-check")
+	status := func() kubeapi.NodeRecording {
+		var o kubeapi.SyscallRecording
+		json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "restart-check", "-o", "json")), &o)
+		for _, n := range o.Status.Nodes {
+			return n
+		}
+		return kubeapi.NodeRecording{}
+	}
+	waitFor(t, "the agent to publish 2 containers", time.Minute, func() (bool, string) {
+		st := status()
+		return len(st.Containers) == 2 && st.Containers[0].Profile != nil, fmt.Sprintf("%+v", st)
+	})
+	old := c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName, "-o", "name")
+	c.kc(t, "-n", kubeapi.Namespace, "delete", strings.TrimSpace(old), "--wait=true")
+	c.kc(t, "-n", kubeapi.Namespace, "rollout", "status", "ds/"+kubeapi.AgentName, "--timeout=60s")
+	waitFor(t, "the new agent to carry the 2 containers over and attach to them again", time.Minute, func() (bool, string) {
+		st := status()
+		carried, attached := 0, 0
+		for _, r := range st.Containers {
+			switch {
+			case r.From == kubeapi.FromStart || (!r.Running && r.Profile != nil):
+				carried++
+			case r.From == kubeapi.FromAttach && r.Running:
+				attached++
+			}
+		}
+		return st.Phase == kubeapi.PhaseRecording && carried == 2 && attached == 2, fmt.Sprintf("%+v", st)
 	})
 }
 
