@@ -114,6 +114,8 @@ func setup(t *testing.T) *cluster {
 				return
 			}
 			c.up(t, "down")
+			// containerd ran runc through it; with the cluster down, it goes too.
+			os.RemoveAll(hostDir)
 		})
 	}
 
