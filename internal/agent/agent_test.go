@@ -106,3 +106,27 @@ func TestRecordingCarriedOverRestart(t *testing.T) {
 		t.Errorf("a recording stopped during the restart: final %v, status %+v", r3.final, st)
 	}
 }
+
+// The agent writes below the kubelet's seccomp directory only: a symbolic link
+// placed on the node does not lead its writes elsewhere.
+func TestWriteProfileConfined(t *testing.T) {
+	seccomp, elsewhere := t.TempDir(), t.TempDir()
+	a := &Agent{opts: Options{SeccompDir: seccomp}}
+	name := kubeapi.LocalhostProfile("ns", "web")
+	if err := a.writeProfile(name, []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !a.fileIs(name, []byte("{}\n")) {
+		t.Fatal("the profile was not written")
+	}
+	os.RemoveAll(filepath.Join(seccomp, kubeapi.ProfileDir))
+	if err := os.Symlink(elsewhere, filepath.Join(seccomp, kubeapi.ProfileDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.writeProfile(name, []byte("{}\n")); err == nil {
+		t.Error("wrote through a symbolic link out of the seccomp directory")
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) > 0 {
+		t.Errorf("the link's target got %v", entries)
+	}
+}
