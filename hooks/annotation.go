@@ -43,13 +43,8 @@ type Target struct {
 	From  string // the annotation, for messages
 }
 
-// Path is the profile's full path ("" for a container the node agent records).
-func (t *Target) Path() string {
-	if t == nil {
-		return ""
-	}
-	return filepath.Join(t.Dir, t.File)
-}
+// Path is the profile's full path.
+func (t *Target) Path() string { return filepath.Join(t.Dir, t.File) }
 
 // ErrNoAnnotation is returned for a container that asked for no recording.
 var ErrNoAnnotation = errors.New("no recording annotation")

@@ -346,9 +346,6 @@ func (d *Daemon) write(c *container) error {
 	if d.opts.Finish != nil {
 		return d.opts.Finish(c.id, rec)
 	}
-	if c.target == nil {
-		return fmt.Errorf("container %s has no profile to be written to", c.id)
-	}
 	named, err := record.Named(rec)
 	if err != nil {
 		return err
