@@ -116,4 +116,6 @@ func (c *Config) validate() error {
 }
 
 // Socket is where the recorder listens.
-func (c *Config) Socket() string { return filepath.Join(c.RunDir, "recorder.sock") }
+func (c *Config) Socket() string { return filepath.Join(c.RunDir, socketName) }
+
+const socketName = "recorder.sock"

@@ -296,6 +296,8 @@ func (d *Daemon) track(req request) response {
 		return response{Error: fmt.Sprintf("container %s asks for no recording, and this recorder serves no node agent", req.Container)}
 	case err != nil:
 		return response{Error: err.Error()}
+	case d.opts.Admit != nil:
+		return response{Error: fmt.Sprintf("container %s asks for a recording into a file, which the node agent's recorder does not write: the host's recorder does (its socket is %s)", req.Container, DefaultConfig().Socket())}
 	default:
 		if err := checkTarget(target); err != nil {
 			return response{Error: err.Error()}

@@ -44,7 +44,8 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	}
 	target, err := ParseAnnotations(st.Annotations, opts.Config)
 	// A Kubernetes container is the node agent's to record, if it selects it.
-	kube := errors.Is(err, ErrNoAnnotation) && kubernetesSelected(st.Annotations, opts.Config.RunDir)
+	agentDir := KubernetesRunDir(opts.Config.RunDir)
+	kube := errors.Is(err, ErrNoAnnotation) && kubernetesSelected(st.Annotations, agentDir)
 	if errors.Is(err, ErrNoAnnotation) && !kube {
 		return "", nil
 	}
@@ -65,7 +66,7 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	if kube {
 		// Only the agent records these; without one (it was uninstalled or is
 		// restarting) the container runs unrecorded rather than not at all.
-		resp, err := roundTrip(opts.Config.Socket(), req, deadline)
+		resp, err := roundTrip(filepath.Join(agentDir, socketName), req, deadline)
 		if err == nil && resp.Error != "" {
 			err = errors.New(resp.Error)
 		}

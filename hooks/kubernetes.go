@@ -46,19 +46,29 @@ func KubernetesContainer(annotations map[string]string) (PodContainer, bool) {
 	return c, c.Namespace != "" && c.Pod != "" && c.Container != ""
 }
 
-// SelectionFile, in the run directory, lists the namespaces in which the node's
+// KubernetesDir, below the hook's run directory, is the node agent's: its
+// recorder's socket and the node's selection. The host's own recorder, which
+// serves annotated containers, keeps the run directory itself, so the two never
+// take each other's requests.
+const KubernetesDir = "kubernetes"
+
+// KubernetesRunDir is the node agent's directory in a run directory.
+func KubernetesRunDir(runDir string) string { return filepath.Join(runDir, KubernetesDir) }
+
+// SelectionFile, in the agent's directory, lists the namespaces in which the node's
 // agent records: it is written by the agent and read by the runc wrapper and the
 // hook, which send those namespaces' containers to the agent. Which pods and
 // containers are recorded is the agent's decision, made from the recordings in
 // the API server; nothing a pod author writes steers it.
-const SelectionFile = "kubernetes.json"
+const SelectionFile = "selection.json"
 
 // Selection is the content of SelectionFile.
 type Selection struct {
 	Namespaces []string `json:"namespaces"`
 }
 
-// ReadSelection reads the node's selection from runDir; no file means none.
+// ReadSelection reads the node's selection from the agent's directory; no file
+// means none.
 func ReadSelection(runDir string) (*Selection, error) {
 	data, err := os.ReadFile(filepath.Join(runDir, SelectionFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -74,8 +84,8 @@ func ReadSelection(runDir string) (*Selection, error) {
 	return &s, nil
 }
 
-// WriteSelection replaces the node's selection atomically; an empty one removes
-// the file.
+// WriteSelection replaces the node's selection in the agent's directory
+// atomically; an empty one removes the file.
 func WriteSelection(runDir string, s *Selection) error {
 	path := filepath.Join(runDir, SelectionFile)
 	if len(s.Namespaces) == 0 {
@@ -97,12 +107,13 @@ func WriteSelection(runDir string, s *Selection) error {
 }
 
 // kubernetesSelected reports whether a container is one the node's agent may
-// record: a CRI application container in a namespace of the selection.
-func kubernetesSelected(annotations map[string]string, runDir string) bool {
+// record: a CRI application container in a namespace of the selection in
+// agentDir.
+func kubernetesSelected(annotations map[string]string, agentDir string) bool {
 	c, ok := KubernetesContainer(annotations)
 	if !ok {
 		return false
 	}
-	s, err := ReadSelection(runDir)
+	s, err := ReadSelection(agentDir)
 	return err == nil && slices.Contains(s.Namespaces, c.Namespace)
 }

@@ -92,7 +92,7 @@ func WrapRunc(args []string) error {
 			runDir = cfg.RunDir
 		}
 		want := func(annotations map[string]string) bool {
-			return WantsRecording(annotations) || kubernetesSelected(annotations, runDir)
+			return WantsRecording(annotations) || kubernetesSelected(annotations, KubernetesRunDir(runDir))
 		}
 		if _, err := oci.InjectHook(bundle, hook, want); err != nil {
 			return fmt.Errorf("adding the syscage hook: %w", err)

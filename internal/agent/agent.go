@@ -44,8 +44,9 @@ type Options struct {
 	// SeccompDir is the kubelet's seccomp directory as the agent sees it; the agent
 	// writes only below its kubeapi.ProfileDir subdirectory.
 	SeccompDir string
-	// RunDir is the host's /run/syscage as the agent sees it: the recorder's
-	// socket and the node's selection, which the hook and the runc wrapper read.
+	// RunDir is the host's /run/syscage as the agent sees it. The agent keeps its
+	// recorder's socket and the node's selection, which the hook and the runc
+	// wrapper read, in its hooks.KubernetesDir below it.
 	RunDir        string
 	Client        *kube.Client
 	Log           *slog.Logger
@@ -65,6 +66,7 @@ type Agent struct {
 	opts Options
 	log  *slog.Logger
 	rec  *bpf.Recorder
+	dir  string // hooks.KubernetesRunDir(opts.RunDir)
 	wake chan struct{}
 
 	mu         sync.Mutex
@@ -129,7 +131,8 @@ func Run(ctx context.Context, opts Options) error {
 		defer r.Close()
 		a.rec = r
 	}
-	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+	a.dir = hooks.KubernetesRunDir(opts.RunDir)
+	if err := os.MkdirAll(a.dir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
 	defer a.cleanRunDir()
@@ -137,7 +140,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cfg := hooks.DefaultConfig()
-	cfg.RunDir, cfg.IdleExit, cfg.LogFile = opts.RunDir, 0, ""
+	cfg.RunDir, cfg.IdleExit, cfg.LogFile = a.dir, 0, ""
 	served := make(chan struct{})
 	serveErr := make(chan error, 1)
 	go func() {
@@ -146,7 +149,7 @@ func Run(ctx context.Context, opts Options) error {
 	select {
 	case <-served:
 	case err := <-serveErr:
-		return fmt.Errorf("serving hooks: %w", errors.Join(err, errors.New("another recorder holds "+filepath.Join(opts.RunDir, "recorder.lock"))))
+		return fmt.Errorf("serving hooks: %w", errors.Join(err, errors.New("another agent holds "+filepath.Join(a.dir, "recorder.lock"))))
 	}
 
 	c := opts.Client
@@ -247,11 +250,12 @@ func (h handler) Event(e kube.Event) {
 }
 
 // cleanRunDir removes what the agent leaves in the run directory, and the
-// directory once empty: the hook and the wrapper then find no selection.
+// directories once empty: the hook and the wrapper then find no selection.
 func (a *Agent) cleanRunDir() {
-	hooks.WriteSelection(a.opts.RunDir, &hooks.Selection{})
-	os.Remove(filepath.Join(a.opts.RunDir, "recorder.lock"))
-	os.Remove(a.opts.RunDir) // only if empty: a host recorder may share it
+	hooks.WriteSelection(a.dir, &hooks.Selection{})
+	os.Remove(filepath.Join(a.dir, "recorder.lock"))
+	os.Remove(a.dir)
+	os.Remove(a.opts.RunDir) // only if empty: the host's recorder may use it
 }
 
 // --- pods ---
@@ -592,7 +596,7 @@ func (a *Agent) writeSelection(stopping bool) {
 	if slices.Equal(nss, a.selection) && (len(nss) > 0 || a.selection != nil) {
 		return
 	}
-	if err := hooks.WriteSelection(a.opts.RunDir, &hooks.Selection{Namespaces: nss}); err != nil {
+	if err := hooks.WriteSelection(a.dir, &hooks.Selection{Namespaces: nss}); err != nil {
 		a.log.Error("writing the node's selection", "err", err)
 		return
 	}
