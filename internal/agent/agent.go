@@ -80,7 +80,12 @@ type Agent struct {
 type pod struct {
 	ns, name, uid string
 	labels        map[string]string
-	running       map[string]string // container ID -> container name, running ones
+	running       map[string]runningContainer // by container ID
+}
+
+type runningContainer struct {
+	name    string
+	started time.Time // to the second
 }
 
 type recording struct {
@@ -91,6 +96,8 @@ type recording struct {
 	published []byte       // the node status last published, without its time
 	lastSent  time.Time
 	final     bool // a Done or Failed status has been published
+	// armed is when the selection file first named the recording's namespace.
+	armed time.Time
 	// carried are the results an earlier run of the agent published for this
 	// node: kept, so that an agent's restart loses nothing published.
 	carried []kubeapi.ContainerResult
@@ -105,6 +112,7 @@ type container struct {
 	from         string
 	attached     time.Time
 	live         bool           // still tracked
+	noHook       bool           // started during the recording, yet attached to
 	final        *bpf.Recording // read when it stopped being tracked
 }
 
@@ -276,15 +284,17 @@ func parsePod(raw []byte) (*pod, error) {
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
-	p := &pod{ns: o.Metadata.Namespace, name: o.Metadata.Name, uid: o.Metadata.UID, labels: o.Metadata.Labels, running: map[string]string{}}
+	p := &pod{ns: o.Metadata.Namespace, name: o.Metadata.Name, uid: o.Metadata.UID, labels: o.Metadata.Labels, running: map[string]runningContainer{}}
 	for _, cs := range o.Status.ContainerStatuses {
 		var st struct {
-			Running *struct{} `json:"running"`
+			Running *struct {
+				StartedAt time.Time `json:"startedAt"`
+			} `json:"running"`
 		}
 		json.Unmarshal(cs.State, &st)
 		// containerd://ID, cri-o://ID
 		if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok && st.Running != nil {
-			p.running[id] = cs.Name
+			p.running[id] = runningContainer{cs.Name, st.Running.StartedAt}
 		}
 	}
 	return p, nil
@@ -594,23 +604,37 @@ func (a *Agent) writeSelection(stopping bool) {
 	}
 	slices.Sort(nss)
 	if slices.Equal(nss, a.selection) && (len(nss) > 0 || a.selection != nil) {
+		a.markArmed(nss) // a recording in a namespace already selected
 		return
 	}
 	if err := hooks.WriteSelection(a.dir, &hooks.Selection{Namespaces: nss}); err != nil {
 		a.log.Error("writing the node's selection", "err", err)
 		return
 	}
+	a.markArmed(nss)
 	if nss == nil {
 		nss = []string{}
 	}
 	a.selection = nss
 }
 
+// markArmed notes when each active recording's namespace is first in the
+// selection the hook reads.
+func (a *Agent) markArmed(nss []string) {
+	now := time.Now()
+	for _, r := range a.recordings {
+		if r.armed.IsZero() && r.active() && slices.Contains(nss, r.obj.Metadata.Namespace) {
+			r.armed = now
+		}
+	}
+}
+
 // attach tracks the selected containers that are running but not recorded: they
 // started before the recording, or on a node whose runtime runs no hook.
 func (a *Agent) attach() {
 	for _, p := range a.pods {
-		for id, cname := range p.running {
+		for id, rc := range p.running {
+			cname := rc.name
 			r := a.selecting(p.ns, p.labels, cname)
 			if r == nil {
 				continue
@@ -635,9 +659,12 @@ func (a *Agent) attach() {
 				a.log.Warn("cannot attach to a container", "pod", p.ns+"/"+p.name, "container", cname, "err", err)
 				continue
 			}
+			// Started well after the selection named its namespace, yet not sent
+			// by a hook: this node's runtime does not run syscage-runc (or the hook).
+			noHook := !r.armed.IsZero() && rc.started.After(r.armed.Add(time.Second))
 			a.containers[r.obj.Metadata.UID+"/"+id] = &container{
 				id: id, name: cname, ns: p.ns, pod: p.name, uid: p.uid, recording: r.obj.Metadata.UID,
-				cgroupID: cgid, dir: dir, from: kubeapi.FromAttach, attached: time.Now(), live: true,
+				cgroupID: cgid, dir: dir, from: kubeapi.FromAttach, attached: time.Now(), live: true, noHook: noHook,
 			}
 			a.log.Info("attached to a running container", "pod", p.ns+"/"+p.name, "container", cname, "id", id)
 		}
@@ -667,9 +694,24 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		return strings.Compare(cx.pod+"/"+cx.name+"/"+cx.id, cy.pod+"/"+cy.name+"/"+cy.id)
 	})
 	st.Containers = append(st.Containers, r.carried...)
+	var notes []string
 	if busy := a.heldElsewhere(uid, r); len(busy) > 0 {
-		st.Message = "not recorded, being recorded by another SyscallRecording (a container is recorded by one at a time): " + strings.Join(busy, ", ")
+		notes = append(notes, "not recorded, being recorded by another SyscallRecording (a container is recorded by one at a time): "+strings.Join(busy, ", "))
 	}
+	var unhooked []string
+	for _, key := range ids {
+		if c := a.containers[key]; c.noHook {
+			unhooked = append(unhooked, c.pod+"/"+c.name)
+		}
+	}
+	if len(unhooked) > 0 {
+		notes = append(notes, "started during the recording but attached to, not recorded from their start, as no syscage hook ran for them: "+
+			"run containerd's runc through syscage-runc on this node (or the hook through hooks.d with CRI-O): "+strings.Join(unhooked, ", "))
+	}
+	if st.Message != "" {
+		notes = append([]string{st.Message}, notes...)
+	}
+	st.Message = strings.Join(notes, "; ")
 	for _, key := range ids {
 		c := a.containers[key]
 		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: hooks.Populated(c.dir)}

@@ -3,7 +3,9 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/syscage/syscage/internal/kubeapi"
 )
@@ -43,7 +45,7 @@ func TestFindCgroup(t *testing.T) {
 func TestParsePod(t *testing.T) {
 	p, err := parsePod([]byte(`{"metadata":{"name":"web-1","namespace":"ns","uid":"u1","labels":{"app":"web"}},
 	 "status":{"containerStatuses":[
-	  {"name":"app","containerID":"containerd://abc","state":{"running":{"startedAt":"x"}}},
+	  {"name":"app","containerID":"containerd://abc","state":{"running":{"startedAt":"2026-11-25T10:00:00Z"}}},
 	  {"name":"side","containerID":"containerd://def","state":{"terminated":{"exitCode":0}}},
 	  {"name":"new","state":{"waiting":{}}}]}}`))
 	if err != nil {
@@ -52,7 +54,7 @@ func TestParsePod(t *testing.T) {
 	if p.ns != "ns" || p.name != "web-1" || p.uid != "u1" || p.labels["app"] != "web" {
 		t.Errorf("pod %+v", p)
 	}
-	if len(p.running) != 1 || p.running["abc"] != "app" {
+	if len(p.running) != 1 || p.running["abc"].name != "app" || p.running["abc"].started.Format(time.RFC3339) != "2026-11-25T10:00:00Z" {
 		t.Errorf("running containers %v, want only abc (app)", p.running)
 	}
 }
@@ -128,5 +130,21 @@ func TestWriteProfileConfined(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(elsewhere); len(entries) > 0 {
 		t.Errorf("the link's target got %v", entries)
+	}
+}
+
+// A container that started during a recording but reached the agent without
+// the hook is called out: the node runs no syscage-runc.
+func TestNodeStatusSaysNoHook(t *testing.T) {
+	a := &Agent{opts: Options{Node: "n1"}, recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{}}
+	r := &recording{obj: kubeapi.SyscallRecording{Metadata: kubeapi.ObjectMeta{Name: "r1", UID: "u1"}, Spec: kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord}}}
+	a.recordings["u1"] = r
+	a.containers["u1/c1"] = &container{id: "c1", name: "app", pod: "web-1", recording: "u1", from: kubeapi.FromAttach, attached: time.Now()}
+	if st := a.nodeStatus("u1", r, false); st.Message != "" {
+		t.Errorf("a container running before the recording: message %q", st.Message)
+	}
+	a.containers["u1/c1"].noHook = true
+	if st := a.nodeStatus("u1", r, false); !strings.Contains(st.Message, "syscage-runc") || !strings.Contains(st.Message, "web-1/app") {
+		t.Errorf("message %q does not say the runtime ran no hook for web-1/app", st.Message)
 	}
 }

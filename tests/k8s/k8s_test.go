@@ -82,7 +82,10 @@ func TestKubernetes(t *testing.T) {
 				t.Errorf("the merged profile lacks %s: %v", want, keys(names))
 			}
 		}
-		if !strings.Contains(out, "2 pods") {
+		if strings.Contains(out, "no syscage hook ran") {
+			t.Errorf("the agent says containers were not sent by the hook, though containerd runs syscage-runc")
+		}
+		if !strings.Contains(out, "2 pods recorded from the start") {
 			t.Errorf("the summary does not say that 2 pods contributed")
 		}
 	})
@@ -135,6 +138,8 @@ func TestKubernetes(t *testing.T) {
 	})
 
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
+
+	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
 
 	t.Run("enforce", func(t *testing.T) {
 		out, code := c.syscage(t, "apply", "-n", ns, "deployment/web", "--profile", strict, "--name", "web-strict", "--timeout", "2m")
@@ -200,6 +205,51 @@ func TestKubernetes(t *testing.T) {
 		if out, _ := exec.Command("pgrep", "-f", "syscage agent").Output(); len(out) > 0 {
 			t.Errorf("an agent is still running: %s", out)
 		}
+	})
+}
+
+// noHook starts a pod during a recording on a node whose runc wrapper looks for
+// the selection in the wrong place (its hook config names another run
+// directory), as on a node set up without syscage-runc: the agent attaches to
+// the container and says why it could not record it from the start.
+func noHook(t *testing.T, c *cluster, ns string) {
+	const cfg = "/etc/syscage/hook.json"
+	if _, err := os.Stat(cfg); err == nil {
+		t.Skipf("%s exists: the test would replace this host's hook config", cfg)
+	}
+	os.MkdirAll(filepath.Dir(cfg), 0o755)
+	if err := os.WriteFile(cfg, []byte(`{"runDir": "/run/syscage-e2e-elsewhere"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cfg)
+	defer os.Remove(filepath.Dir(cfg))
+	apply(t, c, fmt.Sprintf(`apiVersion: syscage.io/v1alpha1
+kind: SyscallRecording
+metadata: {name: no-hook, namespace: %[1]s}
+spec: {mode: record, selector: {matchLabels: {app: no-hook}}}
+`, ns))
+	defer c.kc(t, "-n", ns, "delete", "syscallrecording/no-hook", "--wait=false")
+	status := func() (kubeapi.NodeRecording, bool) {
+		var o kubeapi.SyscallRecording
+		json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "no-hook", "-o", "json")), &o)
+		for _, n := range o.Status.Nodes {
+			return n, true
+		}
+		return kubeapi.NodeRecording{}, false
+	}
+	waitFor(t, "the agent to arm", 30*time.Second, func() (bool, string) { _, ok := status(); return ok, "" })
+	time.Sleep(2 * time.Second) // the pod starts well after the selection names its namespace
+	apply(t, c, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: no-hook, namespace: %[1]s, labels: {app: no-hook}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers: [{name: app, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [sleep, "3600"]}]
+`, ns))
+	defer c.kc(t, "-n", ns, "delete", "pod/no-hook", "--wait=false")
+	waitFor(t, "the agent to attach to the pod and say no hook ran", time.Minute, func() (bool, string) {
+		n, _ := status()
+		return len(n.Containers) == 1 && n.Containers[0].From == kubeapi.FromAttach && strings.Contains(n.Message, "no-hook/app"), fmt.Sprintf("%+v", n)
 	})
 }
 
