@@ -214,15 +214,16 @@ func TestKubernetes(t *testing.T) {
 // the container and says why it could not record it from the start.
 func noHook(t *testing.T, c *cluster, ns string) {
 	const cfg = "/etc/syscage/hook.json"
-	if _, err := os.Stat(cfg); err == nil {
-		t.Skipf("%s exists: the test would replace this host's hook config", cfg)
+	if prev, err := os.ReadFile(cfg); err == nil {
+		defer os.WriteFile(cfg, prev, 0o644) // this host's own config, back as it was
+	} else {
+		defer os.Remove(filepath.Dir(cfg))
+		defer os.Remove(cfg)
 	}
 	os.MkdirAll(filepath.Dir(cfg), 0o755)
 	if err := os.WriteFile(cfg, []byte(`{"runDir": "/run/syscage-e2e-elsewhere"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(cfg)
-	defer os.Remove(filepath.Dir(cfg))
 	apply(t, c, fmt.Sprintf(`apiVersion: syscage.io/v1alpha1
 kind: SyscallRecording
 metadata: {name: no-hook, namespace: %[1]s}
