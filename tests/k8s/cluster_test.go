@@ -116,6 +116,11 @@ func setup(t *testing.T) *cluster {
 			c.up(t, "down")
 			// containerd ran runc through it; with the cluster down, it goes too.
 			os.RemoveAll(hostDir)
+			// The kubelet's QoS cgroups, which the script leaves, empty.
+			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
+			for _, d := range dirs {
+				removeCgroupTree(d)
+			}
 		})
 	}
 
@@ -130,6 +135,21 @@ func setup(t *testing.T) *cluster {
 	run(t, "python3", filepath.Join(filepath.Dir(upSh), "mkimage.py"), root, c.image, tar, "/syscage")
 	run(t, "ctr", "-a", filepath.Join(c.dir, "containerd", "containerd.sock"), "-n", "k8s.io", "images", "import", tar)
 	return c
+}
+
+// removeCgroupTree removes a cgroup and its descendants, deepest first; a
+// cgroup that still has processes stays.
+func removeCgroupTree(root string) {
+	var dirs []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
 }
 
 func (c *cluster) isUp() bool {
