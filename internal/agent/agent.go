@@ -94,6 +94,7 @@ type recording struct {
 	err       error        // why it cannot be served
 	stopped   bool         // spec.stop seen: containers read and untracked
 	published []byte       // the node status last published, without its time
+	shape     string       // what changes publish at once, as last published
 	lastSent  time.Time
 	final     bool // a Done or Failed status has been published
 	// armed is when the selection file first named the recording's namespace.
@@ -559,11 +560,20 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		if r.final {
 			continue
 		}
-		st := a.nodeStatus(uid, r, stopping)
-		key, _ := json.Marshal(st)
-		if bytes.Equal(key, r.published) && time.Since(r.lastSent) < 15*time.Second {
+		// A new container, one that exits, a phase or a message is published at
+		// once; what the running containers call, every publishInterval at most:
+		// each publication rewrites the node's whole entry in the API server.
+		shape := a.shape(uid, r, stopping)
+		if shape == r.shape && time.Since(r.lastSent) < publishInterval {
 			continue
 		}
+		st := a.nodeStatus(uid, r, stopping)
+		key, _ := json.Marshal(st)
+		if bytes.Equal(key, r.published) && time.Since(r.lastSent) < time.Minute {
+			r.shape = shape
+			continue
+		}
+		r.shape = shape
 		st.Updated = time.Now().UTC().Format(time.RFC3339)
 		body, err := json.Marshal(map[string]any{"status": map[string]any{"nodes": map[string]any{a.opts.Node: st}}})
 		if err != nil {
@@ -586,10 +596,30 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		if err := a.opts.Client.Patch(pctx, path, kube.MergePatch, p.body, nil); err != nil && !kube.IsNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
-			p.r.published, p.r.final = nil, false // try again
+			p.r.published, p.r.final, p.r.shape = nil, false, "" // try again
 			a.mu.Unlock()
 		}
 	}
+}
+
+// publishInterval bounds how often a node publishes a recording whose containers
+// merely made new calls.
+const publishInterval = 5 * time.Second
+
+// shape is what of a recording's node status is published without delay: its
+// phase and message inputs and its containers, with whether each runs.
+func (a *Agent) shape(uid string, r *recording, stopping bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v %v %v %v %d|", r.err, r.stopped, stopping, len(r.carried), len(a.heldElsewhere(uid, r)))
+	var ids []string
+	for key, c := range a.containers {
+		if c.recording == uid {
+			ids = append(ids, fmt.Sprintf("%s:%v:%v", key, c.live, c.noHook))
+		}
+	}
+	slices.Sort(ids)
+	b.WriteString(strings.Join(ids, ","))
+	return b.String()
 }
 
 // writeSelection tells the hook and the runc wrapper which namespaces to send.

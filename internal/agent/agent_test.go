@@ -148,3 +148,27 @@ func TestNodeStatusSaysNoHook(t *testing.T) {
 		t.Errorf("message %q does not say the runtime ran no hook for web-1/app", st.Message)
 	}
 }
+
+// What is published at once: containers arriving and leaving, not their calls.
+func TestShape(t *testing.T) {
+	a := &Agent{opts: Options{Node: "n1"}, recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{}}
+	r := &recording{obj: kubeapi.SyscallRecording{Metadata: kubeapi.ObjectMeta{Name: "r1", UID: "u1"}, Spec: kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord}}}
+	a.recordings["u1"] = r
+	empty := a.shape("u1", r, false)
+	a.containers["u1/c1"] = &container{id: "c1", recording: "u1", live: true}
+	one := a.shape("u1", r, false)
+	if one == empty {
+		t.Error("a new container does not change the shape")
+	}
+	a.containers["u2/c9"] = &container{id: "c9", recording: "u2", live: true}
+	if a.shape("u1", r, false) != one {
+		t.Error("another recording's container changes the shape")
+	}
+	a.containers["u1/c1"].live = false
+	if a.shape("u1", r, false) == one {
+		t.Error("a container that stopped being tracked does not change the shape")
+	}
+	if a.shape("u1", r, true) == a.shape("u1", r, false) {
+		t.Error("the agent stopping does not change the shape")
+	}
+}
