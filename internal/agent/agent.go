@@ -762,6 +762,12 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		}
 		st.Containers = append(st.Containers, res)
 	}
+	merged, err := mergeResults(st.Containers)
+	if err != nil {
+		st.Message = strings.TrimPrefix(st.Message+"; ", "; ") + err.Error()
+		return st
+	}
+	st.Containers = merged
 	return st
 }
 

@@ -172,7 +172,10 @@ type ContainerResult struct {
 	From        string `json:"from"`               // FromStart or FromAttach
 	Attached    string `json:"attached,omitempty"` // RFC 3339, for FromAttach
 	Running     bool   `json:"running"`            // still running when published
-	Events      uint64 `json:"events"`
+	// Runs counts the containers merged into this result: a container
+	// restarted in its pod (a new ContainerID, the latest here) adds a run.
+	Runs   int    `json:"runs,omitempty"`
+	Events uint64 `json:"events"`
 	// Profile (record mode) allows what the container did; the plugin merges them.
 	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
 	// Denied lists calls the filter in force refused while it was recorded: they

@@ -280,16 +280,12 @@ spec: {mode: record, selector: {matchLabels: {app: web}}}
 	c.kc(t, "-n", kubeapi.Namespace, "rollout", "status", "ds/"+kubeapi.AgentName, "--timeout=60s")
 	waitFor(t, "the new agent to carry the 2 containers over and attach to them again", time.Minute, func() (bool, string) {
 		st := status()
-		carried, attached := 0, 0
+		ok := st.Phase == kubeapi.PhaseRecording && len(st.Containers) == 2
 		for _, r := range st.Containers {
-			switch {
-			case r.From == kubeapi.FromStart || (!r.Running && r.Profile != nil):
-				carried++
-			case r.From == kubeapi.FromAttach && r.Running:
-				attached++
-			}
+			// What the first agent published, merged with what the second records.
+			ok = ok && r.Runs == 2 && r.Running && r.From == kubeapi.FromAttach
 		}
-		return st.Phase == kubeapi.PhaseRecording && carried == 2 && attached == 2, fmt.Sprintf("%+v", st)
+		return ok, fmt.Sprintf("%+v", st)
 	})
 }
 

@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/profile"
+)
+
+// mergeResults merges the results of one container of one pod into one: its
+// restarts, and what an earlier run of the agent published of it. A node's
+// status then grows with the pods, not with their restarts.
+func mergeResults(in []kubeapi.ContainerResult) ([]kubeapi.ContainerResult, error) {
+	var out []kubeapi.ContainerResult
+	at := map[string]int{}
+	for _, r := range in {
+		r.Runs = max(r.Runs, 1)
+		key := cmp.Or(r.PodUID, r.Pod) + "/" + r.Container
+		i, ok := at[key]
+		if !ok {
+			at[key] = len(out)
+			out = append(out, r)
+			continue
+		}
+		m, err := mergeResult(out[i], r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = m
+	}
+	slices.SortStableFunc(out, func(a, b kubeapi.ContainerResult) int {
+		return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container))
+	})
+	return out, nil
+}
+
+func mergeResult(a, b kubeapi.ContainerResult) (kubeapi.ContainerResult, error) {
+	m := a
+	m.Runs = a.Runs + b.Runs
+	m.Running = a.Running || b.Running
+	if b.Running || !a.Running {
+		m.ContainerID = b.ContainerID // the running one, or the later
+	}
+	if a.From == kubeapi.FromAttach || b.From == kubeapi.FromAttach {
+		m.From = kubeapi.FromAttach
+		m.Attached = earliest(a.Attached, b.Attached)
+	}
+	m.Events = a.Events + b.Events
+	switch {
+	case a.Profile != nil && b.Profile != nil:
+		p, err := profile.Merge(profile.Named{Name: a.ContainerID, Profile: a.Profile}, profile.Named{Name: b.ContainerID, Profile: b.Profile})
+		if err != nil {
+			return m, err
+		}
+		m.Profile = p
+	case b.Profile != nil:
+		m.Profile = b.Profile
+	}
+	m.Denied = sumCalls(a.Denied, b.Denied)
+	m.Missing = sumCalls(a.Missing, b.Missing)
+	m.Conditional = sumCalls(a.Conditional, b.Conditional)
+	m.Unnamed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a.Unnamed), b.Unnamed...))))
+	return m, nil
+}
+
+// earliest of two RFC 3339 times in UTC ("" for none): they order as strings.
+func earliest(a, b string) string {
+	if a == "" || (b != "" && b < a) {
+		return b
+	}
+	return a
+}
+
+// sumCalls adds up the counts of the same calls, keeping the first process seen.
+func sumCalls(a, b []kubeapi.Call) []kubeapi.Call {
+	out := slices.Clone(a)
+	for _, c := range b {
+		i := slices.IndexFunc(out, func(o kubeapi.Call) bool { return o.Arch == c.Arch && o.Name == c.Name })
+		if i < 0 {
+			out = append(out, c)
+			continue
+		}
+		out[i].Count += c.Count
+	}
+	slices.SortFunc(out, func(x, y kubeapi.Call) int {
+		return cmp.Or(profile.CompareArches(x.Arch, y.Arch), cmp.Compare(x.Name, y.Name))
+	})
+	return out
+}
