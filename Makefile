@@ -7,7 +7,7 @@ GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 DEBS     := runc podman containerd busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static containernetworking-plugins etcd-server iptables openssl
 
-.PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean
+.PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean image
 
 all: build
 
@@ -75,6 +75,14 @@ demo: deps build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/
+
+# The node agent's image, for `kubectl syscage install --image`: built with podman
+# and saved as bin/syscage-image.tar (load it, or push it to your registry).
+IMAGE ?= localhost/syscage:$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+image: build
+	podman build -q -f Containerfile -t $(IMAGE) .
+	rm -f bin/syscage-image.tar && podman save -q --format oci-archive -o bin/syscage-image.tar $(IMAGE)
+	@echo "$(IMAGE) -> bin/syscage-image.tar"
 
 clean:
 	rm -rf bin
