@@ -152,6 +152,11 @@ func removeCgroupTree(root string) {
 	}
 }
 
+// node is the cluster's one node.
+func (c *cluster) node(t *testing.T) string {
+	return strings.TrimPrefix(strings.TrimSpace(c.kc(t, "get", "nodes", "-o", "name")), "node/")
+}
+
 func (c *cluster) isUp() bool {
 	cmd := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "--request-timeout=3s", "get", "--raw", "/readyz")
 	return cmd.Run() == nil

@@ -3,6 +3,7 @@ package k8s
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,7 +391,7 @@ spec: {mode: record, selector: {matchLabels: {bench: recorded}}}
 	apply(t, c, fmt.Sprintf(rec, ns))
 	defer c.kc(t, "-n", ns, "delete", "syscallrecording", "start-bench", "--wait=false")
 	time.Sleep(2 * time.Second) // the agent arms
-	var times [2][]time.Duration
+	var times, starts [2][]time.Duration
 	for i := range 16 {
 		kind := []string{"recorded", "plain"}[i%2]
 		name := fmt.Sprintf("start-%s-%d", kind, i)
@@ -402,10 +403,17 @@ spec:
   securityContext: {seccompProfile: {type: RuntimeDefault}}
   containers: [{name: app, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [sleep, "3600"]}]
 `, name, ns, kind)
+		// The kubelet notices a started container at its next relist, once a
+		// second: a random pause keeps the loop from locking onto that period.
+		time.Sleep(time.Duration(rand.Int64N(int64(time.Second))))
+		sum0, n0 := startContainer(t, c)
 		start := time.Now()
 		apply(t, c, pod)
 		c.kc(t, "-n", ns, "wait", "--for=condition=Ready", "pod/"+name, "--timeout=60s")
 		times[i%2] = append(times[i%2], time.Since(start))
+		if sum1, n1 := startContainer(t, c); n1 == n0+1 {
+			starts[i%2] = append(starts[i%2], sum1-sum0)
+		}
 		c.kc(t, "-n", ns, "delete", "pod", name, "--wait=true")
 	}
 	med := func(d []time.Duration) time.Duration {
@@ -427,9 +435,33 @@ spec:
 	if len(took) > 0 {
 		t.Logf("the agent's admission of a container (hook request to tracked), median of %d: %s", len(took), med(took))
 	}
+	if len(starts[0]) > 0 && len(starts[1]) > 0 {
+		r, p := med(starts[0]), med(starts[1])
+		t.Logf("the kubelet's StartContainer (runc create with the hook, and start), median of %d and %d: recorded %s, not recorded %s: +%s (%.2fx)",
+			len(starts[0]), len(starts[1]), r.Round(100*time.Microsecond), p.Round(100*time.Microsecond), (r - p).Round(100*time.Microsecond), float64(r)/float64(p))
+	}
 	r, p := med(times[0]), med(times[1])
 	t.Logf("pod create to Ready, median of 8 each, interleaved: recorded %s, not recorded %s: +%s (%.2fx)",
 		r.Round(time.Millisecond), p.Round(time.Millisecond), (r - p).Round(time.Millisecond), float64(r)/float64(p))
+}
+
+// startContainer reads, from the kubelet's metrics, the total time and number of
+// its StartContainer calls to the runtime: for containerd that is runc create,
+// with the prestart hook, and runc start.
+func startContainer(t *testing.T, c *cluster) (time.Duration, int) {
+	out := c.kc(t, "get", "--raw", "/api/v1/nodes/"+c.node(t)+"/proxy/metrics")
+	var sum float64
+	var n int
+	for _, l := range strings.Split(out, "\n") {
+		const series = `kubelet_runtime_operations_duration_seconds_%s{operation_type="start_container"} `
+		if v, ok := strings.CutPrefix(l, fmt.Sprintf(series, "sum")); ok {
+			fmt.Sscan(v, &sum)
+		}
+		if v, ok := strings.CutPrefix(l, fmt.Sprintf(series, "count")); ok {
+			fmt.Sscan(v, &n)
+		}
+	}
+	return time.Duration(sum * float64(time.Second)), n
 }
 
 // agentMemory logs the agent's resident memory, read from the host.
