@@ -392,7 +392,7 @@ spec: {mode: record, selector: {matchLabels: {bench: recorded}}}
 	defer c.kc(t, "-n", ns, "delete", "syscallrecording", "start-bench", "--wait=false")
 	time.Sleep(2 * time.Second) // the agent arms
 	var times, starts [2][]time.Duration
-	for i := range 16 {
+	for i := range 24 {
 		kind := []string{"recorded", "plain"}[i%2]
 		name := fmt.Sprintf("start-%s-%d", kind, i)
 		pod := fmt.Sprintf(`apiVersion: v1
@@ -441,7 +441,7 @@ spec:
 			len(starts[0]), len(starts[1]), r.Round(100*time.Microsecond), p.Round(100*time.Microsecond), (r - p).Round(100*time.Microsecond), float64(r)/float64(p))
 	}
 	r, p := med(times[0]), med(times[1])
-	t.Logf("pod create to Ready, median of 8 each, interleaved: recorded %s, not recorded %s: +%s (%.2fx)",
+	t.Logf("pod create to Ready, median of 12 each, interleaved: recorded %s, not recorded %s: +%s (%.2fx)",
 		r.Round(time.Millisecond), p.Round(time.Millisecond), (r - p).Round(time.Millisecond), float64(r)/float64(p))
 }
 
