@@ -348,11 +348,7 @@ func (d *Daemon) write(c *container) error {
 	if d.opts.Finish != nil {
 		return d.opts.Finish(c.id, rec)
 	}
-	named, err := record.Named(rec)
-	if err != nil {
-		return err
-	}
-	p, unnamed, err := profile.FromRecorded(named, profile.Options{})
+	p, unnamed, err := record.Profile(rec, profile.Options{})
 	if err != nil {
 		return err
 	}

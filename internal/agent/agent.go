@@ -31,6 +31,7 @@ import (
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/internal/cgroups"
 	"github.com/syscage/syscage/internal/kube"
 	"github.com/syscage/syscage/internal/kubeapi"
 	"github.com/syscage/syscage/internal/record"
@@ -677,7 +678,7 @@ func (a *Agent) attach() {
 				a.log.Warn("cannot attach to a container", "pod", p.ns+"/"+p.name, "container", cname, "err", err)
 				continue
 			}
-			cgid, err := cgroupID(dir)
+			cgid, err := cgroups.ID(dir)
 			if err != nil {
 				continue
 			}
@@ -808,11 +809,7 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		res.Missing, res.Conditional = calls(missing), calls(conditional)
 		return nil
 	}
-	named, err := record.Named(rec)
-	if err != nil {
-		return err
-	}
-	p, unnamed, err := profile.FromRecorded(named, profile.Options{})
+	p, unnamed, err := record.Profile(rec, profile.Options{})
 	if err != nil {
 		return err
 	}
@@ -825,23 +822,23 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		return err
 	}
 	for _, d := range denials {
-		name := d.Name
-		if name == "" {
-			name = fmt.Sprint(d.Nr)
-		}
-		res.Denied = append(res.Denied, kubeapi.Call{Arch: d.Arch, Name: name, Count: d.Count})
+		res.Denied = append(res.Denied, kubeapi.Call{Arch: d.Arch, Name: callName(d.Name, d.Nr), Count: d.Count})
 	}
 	return nil
+}
+
+// callName is a syscall's name, or its number where the table has none.
+func callName(name string, nr int) string {
+	if name == "" {
+		return fmt.Sprint(nr)
+	}
+	return name
 }
 
 func calls(fs []verify.Finding) []kubeapi.Call {
 	var out []kubeapi.Call
 	for _, f := range fs {
-		name := f.Name
-		if name == "" {
-			name = fmt.Sprint(f.Nr)
-		}
-		out = append(out, kubeapi.Call{Arch: f.Arch, Name: name, Count: f.Count, Pid: f.Pid, Comm: f.Comm})
+		out = append(out, kubeapi.Call{Arch: f.Arch, Name: callName(f.Name, f.Nr), Count: f.Count, Pid: f.Pid, Comm: f.Comm})
 	}
 	return out
 }

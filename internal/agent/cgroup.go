@@ -63,5 +63,3 @@ func inPod(rel string, uids []string) bool {
 	}
 	return false
 }
-
-func cgroupID(dir string) (uint64, error) { return cgroups.ID(dir) }

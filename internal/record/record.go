@@ -76,6 +76,16 @@ func Named(rec *bpf.Recording) (profile.Recorded, error) {
 	return out, nil
 }
 
+// Profile turns a recording into a profile that allows what it recorded, and
+// lists the numbers no table names.
+func Profile(rec *bpf.Recording, opts profile.Options) (*specs.LinuxSeccomp, []profile.Unnamed, error) {
+	named, err := Named(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return profile.FromRecorded(named, opts)
+}
+
 // Distinct counts the distinct syscalls of a recording over all ABIs.
 func Distinct(rec *bpf.Recording) int {
 	n := 0
