@@ -3,9 +3,11 @@ package oci
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -16,6 +18,33 @@ import (
 // hooks.d, say) is left alone. Fields other than "hooks" keep their values; the file
 // is replaced atomically.
 func InjectHook(bundle string, hook specs.Hook, want func(annotations map[string]string) bool) (bool, error) {
+	return InjectHookFor(bundle, hook, func(c Container) (map[string]string, bool, error) {
+		return nil, want(c.Annotations), nil
+	})
+}
+
+// Container is what a bundle's config.json says that decides whether a container
+// is recorded: its annotations and its environment (process.env, KEY=VALUE).
+type Container struct {
+	Annotations map[string]string
+	Env         []string
+}
+
+// Getenv returns the last value of key in the container's environment, as the
+// container's process would see it.
+func (c Container) Getenv(key string) (string, bool) {
+	for i := len(c.Env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(c.Env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// InjectHookFor is InjectHook for a decision that may also add annotations (the
+// hook reads its instructions from them, through the OCI state) or refuse the
+// container: decide's error is returned and the config is left as it was.
+func InjectHookFor(bundle string, hook specs.Hook, decide func(Container) (add map[string]string, want bool, err error)) (bool, error) {
 	path := filepath.Join(bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -31,7 +60,19 @@ func InjectHook(bundle string, hook specs.Hook, want func(annotations map[string
 			return false, fmt.Errorf("%s: annotations: %w", path, err)
 		}
 	}
-	if !want(annotations) {
+	var process struct {
+		Env []string `json:"env"`
+	}
+	if raw, ok := top["process"]; ok {
+		if err := json.Unmarshal(raw, &process); err != nil {
+			return false, fmt.Errorf("%s: process.env: %w", path, err)
+		}
+	}
+	add, want, err := decide(Container{Annotations: annotations, Env: process.Env})
+	if err != nil {
+		return false, err
+	}
+	if !want {
 		return false, nil
 	}
 	var hooks specs.Hooks
@@ -40,13 +81,32 @@ func InjectHook(bundle string, hook specs.Hook, want func(annotations map[string
 			return false, fmt.Errorf("%s: hooks: %w", path, err)
 		}
 	}
-	if slices.ContainsFunc(hooks.Prestart, func(h specs.Hook) bool { return h.Path == hook.Path }) {
+	// The annotations are added even where the hook already is: it reads them.
+	changed := false
+	for k, v := range add {
+		if old, ok := annotations[k]; !ok || old != v {
+			changed = true
+		}
+	}
+	if changed {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		maps.Copy(annotations, add)
+		if top["annotations"], err = json.Marshal(annotations); err != nil {
+			return false, err
+		}
+	}
+	has := slices.ContainsFunc(hooks.Prestart, func(h specs.Hook) bool { return h.Path == hook.Path })
+	if has && !changed {
 		return false, nil
 	}
-	hooks.Prestart = append(hooks.Prestart, hook)
-	hooks.Poststop = append(hooks.Poststop, hook)
-	if top["hooks"], err = json.Marshal(hooks); err != nil {
-		return false, err
+	if !has {
+		hooks.Prestart = append(hooks.Prestart, hook)
+		hooks.Poststop = append(hooks.Poststop, hook)
+		if top["hooks"], err = json.Marshal(hooks); err != nil {
+			return false, err
+		}
 	}
 	out, err := json.Marshal(top)
 	if err != nil {

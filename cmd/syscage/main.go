@@ -17,6 +17,9 @@ func main() {
 	if filepath.Base(os.Args[0]) == hooks.RuncName {
 		err := hooks.WrapRunc(os.Args[1:])
 		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
+		if lerr := hooks.ReportRuncError(os.Args[1:], err); lerr != nil {
+			fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
+		}
 		os.Exit(1)
 	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
