@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -257,4 +259,43 @@ func deniedNames(t *testing.T, path string) []string {
 		out = append(out, d.Name)
 	}
 	return out
+}
+
+// BenchmarkDocker: `docker run --rm IMAGE true` through syscage-runc recording the
+// container, and through it not selecting it, against Docker's own runc, side by
+// side in 9 interleaved rounds (the recorder already running: it is warm after
+// the first recorded run, which is not counted).
+func BenchmarkDocker(b *testing.B) {
+	// The recorder stays (idleExit 0s, as a service would), so that each round
+	// measures a warm recorder; the benchmark stops it at the end.
+	e := newDockerEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "0s" })
+	b.Cleanup(func() {
+		if pid := e.recorderPid(); pid > 0 {
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+	})
+	cfgs := map[string][]string{
+		"none":     nil,
+		"wrapper":  {"--runtime", "syscage"},
+		"recorded": {"--runtime", "syscage", "-e", "SYSCAGE_RECORD=bench"},
+	}
+	order := []string{"none", "wrapper", "recorded"}
+	e.docker.Run(b, e.image, cfgs["recorded"], "true") // starts the recorder
+	samples := map[string][]float64{}
+	for round := range 9 {
+		for i := range order {
+			name := order[(i+round)%len(order)]
+			start := time.Now()
+			if res := e.docker.Run(b, e.image, cfgs[name], "true"); res.ExitCode != 0 {
+				b.Fatalf("%s: exit %d: %s", name, res.ExitCode, res.Stderr)
+			}
+			samples[name] = append(samples[name], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	none := median(samples["none"])
+	for _, name := range order {
+		b.ReportMetric(median(samples[name]), "ms-"+name)
+	}
+	b.ReportMetric(median(samples["recorded"])/none, "x-recorded/none")
+	b.ReportMetric(median(samples["wrapper"])/none, "x-wrapper/none")
 }
