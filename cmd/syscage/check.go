@@ -37,18 +37,22 @@ calls no working profile may forbid (exit, exit_group, rt_sigreturn,
 restart_syscall).
 
 Exit status: 0 clean (notes only), 1 invalid, 2 valid with warnings.
+--format github writes GitHub Actions workflow commands (::error file=…,line=…::…),
+which show on the lines of a pull request; --format sarif writes SARIF 2.1.0 for
+code scanning.
 A Docker profile is validated as written and linted as resolved for --arch and
 --cap.`,
 		Example: `  syscage check app.json
-  syscage check --format json app.json`,
+  syscage check --format json app.json
+  syscage check --format github app.json   # in a GitHub Actions step`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCheck(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args)
 		},
 	}
-	cmd.Flags().StringVar(&opts.format, "format", "text", "text or json")
+	cmd.Flags().StringVar(&opts.format, "format", "text", "text, json, github (workflow commands) or sarif")
 	opts.host.register(cmd)
-	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", formatGitHub, formatSARIF}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -59,11 +63,12 @@ type fileFindings struct {
 }
 
 func runCheck(_ context.Context, stdout, _ io.Writer, opts *checkOptions, args []string) error {
-	if opts.format != "text" && opts.format != "json" {
-		return fmt.Errorf("--format %q: use text or json", opts.format)
+	if err := reportFormat(opts.format, "text", "json"); err != nil {
+		return err
 	}
 	worst := profile.Note
 	var all []fileFindings
+	var report []finding
 	for _, path := range args {
 		in, err := readInput(path)
 		if err != nil {
@@ -74,6 +79,13 @@ func runCheck(_ context.Context, stdout, _ io.Writer, opts *checkOptions, args [
 			return err
 		}
 		all = append(all, fileFindings{File: in.name, Findings: findings})
+		if opts.format == formatGitHub || opts.format == formatSARIF {
+			rf := newReportFile(in.name)
+			for _, f := range findings {
+				rule, lvl := level(f.Severity)
+				report = append(report, finding{rule: rule, level: lvl, file: rf.file, line: rf.index.line(f.Path), message: f.String()})
+			}
+		}
 		counts := map[profile.Severity]int{}
 		for _, f := range findings {
 			counts[f.Severity]++
@@ -90,10 +102,15 @@ func runCheck(_ context.Context, stdout, _ io.Writer, opts *checkOptions, args [
 			fmt.Fprintf(stdout, "%s: %s\n", in.name, summarize(counts))
 		}
 	}
-	if opts.format == "json" {
+	switch opts.format {
+	case "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(all); err != nil {
+			return err
+		}
+	case formatGitHub, formatSARIF:
+		if err := writeReport(stdout, opts.format, report); err != nil {
 			return err
 		}
 	}

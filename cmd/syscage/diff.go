@@ -30,8 +30,10 @@ syscalls B allows and A does not (+) and the reverse (-); then syscalls whose
 action changed otherwise (another errno, KILL instead of ERRNO), and rules with
 argument conditions only one side has.
 
-Colour is used on a terminal. --format json is for programs. With --exit-code,
-exit 1 when the profiles differ.`,
+Colour is used on a terminal. --format json is for programs; --format github
+(workflow commands: a warning on each line of B that allows more, a notice for
+what it no longer allows) and --format sarif are for CI. With --exit-code, exit 1
+when the profiles differ.`,
 		Example: `  syscage diff app.json new.json
   syscage diff --format json app.json new.json | jq .arches`,
 		Args: cobra.ExactArgs(2),
@@ -40,17 +42,17 @@ exit 1 when the profiles differ.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.format, "format", "text", "text or json")
+	f.StringVar(&opts.format, "format", "text", "text, json, github (workflow commands) or sarif")
 	f.StringVar(&opts.color, "color", "auto", "auto (on a terminal), always or never")
 	f.BoolVar(&opts.exitCode, "exit-code", false, "exit 1 when the profiles differ")
 	opts.host.register(cmd)
-	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json", formatGitHub, formatSARIF}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 func runDiff(_ context.Context, stdout, _ io.Writer, opts *diffOptions, args []string) error {
-	if opts.format != "text" && opts.format != "json" {
-		return fmt.Errorf("--format %q: use text or json", opts.format)
+	if err := reportFormat(opts.format, "text", "json"); err != nil {
+		return err
 	}
 	color, err := useColor(opts.color, stdout)
 	if err != nil {
@@ -68,15 +70,21 @@ func runDiff(_ context.Context, stdout, _ io.Writer, opts *diffOptions, args []s
 	if err != nil {
 		return err
 	}
-	if opts.format == "json" {
+	switch {
+	case opts.format == "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(d); err != nil {
 			return err
 		}
-	} else if d.Empty() {
+	case opts.format == formatGitHub || opts.format == formatSARIF:
+		findings := diffFindings(d, newReportFile(args[0]), newReportFile(args[1]), "", false)
+		if err := writeReport(stdout, opts.format, findings); err != nil {
+			return err
+		}
+	case d.Empty():
 		fmt.Fprintf(stdout, "%s and %s allow the same\n", a.Name, b.Name)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "--- %s\n+++ %s\n", a.Name, b.Name)
 		printDiff(stdout, d, color)
 	}

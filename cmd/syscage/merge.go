@@ -17,6 +17,7 @@ type mergeOptions struct {
 	output string
 	base   string
 	check  bool
+	format string
 	color  string
 	host   hostOptions
 }
@@ -34,7 +35,9 @@ one a SeccompProfile's baseProfileName names.
 
 With --check, write nothing: exit 1 when A does not allow everything B... allow,
 and list what is missing per architecture. This is the CI drift gate: it passes
-exactly when merging B... into A would not change A.
+exactly when merging B... into A would not change A. --format github reports each
+missing syscall as a workflow command (::error file=A,line=…::…) on the rule of A
+that would allow it; --format sarif writes SARIF 2.1.0.
 
 Inputs may be in any format convert reads.`,
 		Example: `  syscage merge -o app.json run1.json run2.json
@@ -49,6 +52,8 @@ Inputs may be in any format convert reads.`,
 	f.StringVar(&opts.base, "base", "", "start from the profile in `FILE`")
 	f.BoolVar(&opts.check, "check", false, "exit 1 if A does not allow everything B... allow, and say what is missing")
 	f.StringVar(&opts.color, "color", "auto", "colour the --check report: auto (on a terminal), always or never")
+	f.StringVar(&opts.format, "format", "text", "the --check report: text, github (workflow commands) or sarif")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", formatGitHub, formatSARIF}, cobra.ShellCompDirectiveNoFileComp))
 	opts.host.register(cmd)
 	return cmd
 }
@@ -59,6 +64,12 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 	}
 	if opts.check && len(args) < 2 {
 		return errors.New("--check needs the profile to check and at least one to check it against: merge --check A B...")
+	}
+	if err := reportFormat(opts.format, "text"); err != nil {
+		return err
+	}
+	if opts.format != "text" && !opts.check {
+		return fmt.Errorf("--format %s is for the --check report: add --check, or drop --format", opts.format)
 	}
 	color, err := useColor(opts.color, stdout)
 	if err != nil {
@@ -106,6 +117,18 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 		missing, err := profile.Missing(nativeFallback(), a, in[split:]...)
 		if err != nil {
 			return err
+		}
+		if opts.format != "text" {
+			others := names(in[split:])
+			findings := diffFindings(missing, newReportFile(a.Name), &reportFile{name: others}, others, true)
+			if err := writeReport(stdout, opts.format, findings); err != nil {
+				return err
+			}
+			if missing.Empty() {
+				return nil
+			}
+			fmt.Fprintf(stderr, "to accept: syscage merge -o %s %s %s\n", a.Name, a.Name, others)
+			return exitCodeError(1)
 		}
 		if missing.Empty() {
 			fmt.Fprintf(stdout, "%s allows everything %s %s\n", a.Name, names(in[split:]), verb(len(in)-split))
