@@ -26,7 +26,7 @@ var reportCases = []struct {
 	{"check-bad-sarif", "sarif", []string{"check", "--format", "sarif", "testdata/ci-bad.input.json"}, 1},
 	{"check-clean-sarif", "sarif", []string{"check", "--format", "sarif", "testdata/ci-app.input.json"}, 0},
 	{"check-docker-github", "txt", []string{"check", "--format", "github", "testdata/docker.input.json", "--arch", "amd64", "--kernel", "6.2"}, 2},
-	{"check-spo-github", "txt", []string{"check", "--format", "github", "testdata/spo-base.input.yaml"}, 2},
+	{"check-spo-github", "txt", []string{"check", "--format", "github", "testdata/ci-spo.input.yaml"}, 2},
 	{"diff-github", "txt", []string{"diff", "--format", "github", "testdata/ci-app.input.json", "testdata/ci-new.input.json"}, 0},
 	{"diff-sarif", "sarif", []string{"diff", "--format", "sarif", "--exit-code", "testdata/ci-app.input.json", "testdata/ci-new.input.json"}, 1},
 	{"merge-check-github", "txt", []string{"merge", "--check", "--format", "github", "testdata/ci-app.input.json", "testdata/ci-new.input.json"}, 1},
@@ -208,4 +208,32 @@ func TestReportFormatErrors(t *testing.T) {
 			t.Errorf("%v: got %v, want %q", tt.args, err, tt.want)
 		}
 	}
+}
+
+// Profiles are files from pull requests: indexing one never panics, and every
+// line it finds is in the file.
+func FuzzIndexJSON(f *testing.F) {
+	for _, name := range []string{"ci-bad.input.json", "ci-new.input.json", "docker.input.json", "ci-spo.input.yaml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"a":[1,{"b":"c"}],"d":"\n"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ix := indexJSON(data)
+		if ix == nil {
+			return
+		}
+		n := strings.Count(string(data), "\n") + 1
+		for p, l := range ix.lines {
+			if l < 1 || l > n {
+				t.Errorf("path %q at line %d of %d", p, l, n)
+			}
+		}
+		ix.allowLine()
+		ix.nameLine("read")
+		ix.line("syscalls[0].names[0]")
+	})
 }
