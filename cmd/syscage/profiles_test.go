@@ -183,9 +183,9 @@ func TestProfileCommandsHelp(t *testing.T) {
 		flags []string
 	}{
 		{"convert", []string{"--to", "--format", "--arch", "--cap", "--kernel", "--kubelet-dir", "--output"}},
-		{"merge", []string{"--check", "--base", "--output"}},
-		{"diff", []string{"--format", "--color", "--exit-code"}},
-		{"check", []string{"--format", "Exit status: 0 clean"}},
+		{"merge", []string{"--check", "--base", "--output", "--format", "github"}},
+		{"diff", []string{"--format", "--color", "--exit-code", "sarif"}},
+		{"check", []string{"--format", "Exit status: 0 clean", "sarif"}},
 		{"stats", []string{"--format"}},
 	} {
 		out, _, err := execute(t, c.cmd, "--help")

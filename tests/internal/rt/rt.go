@@ -1,8 +1,9 @@
-// Package rt runs real containers with runc and podman for end-to-end tests. Every
-// helper gates on root and the runtime (skip on a laptop, fail under
-// SYSCAGE_TEST_PRIVILEGED=1) and registers cleanup for what it creates: bundles live
-// in t.TempDir(), containers get unique names and are force-removed, and podman
-// images are removed only under the unique tag this package imported them as.
+// Package rt runs real containers with runc, podman and Docker (a dockerd of the
+// test's own, see StartDocker) for end-to-end tests. Every helper gates on root
+// and the runtime (skip on a laptop, fail under SYSCAGE_TEST_PRIVILEGED=1) and
+// registers cleanup for what it creates: bundles live in t.TempDir(), containers
+// get unique names and are force-removed, podman images are removed only under
+// the unique tag this package imported them as, and a dockerd goes with its roots.
 //
 // Measured on the CI VM (Debian 12, kernel 6.18, runc 1.1.5, podman 4.3.1) with the
 // benchmarks in rt_test.go: one `runc run` of `true` takes about 0.035 s, one
