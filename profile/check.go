@@ -413,7 +413,7 @@ func (c *checker) lint(p *specs.LinuxSeccomp, opts CheckOptions) {
 			c.add(Warning, path, "%s %q, which %s", how, name, beyond)
 		}
 	}
-	for _, name := range Baseline {
+	for _, name := range AlwaysAllowed {
 		var on []specs.Arch
 		for _, arch := range arches {
 			t, err := TableFor(arch)
