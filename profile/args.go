@@ -176,7 +176,7 @@ func cmpOr(a, b string) string {
 
 // DescribeCall names a call of a curated syscall with the values its conditions
 // fix, for people: "clone(CLONE_NEWUSER)", "socket(AF_ALG, SOCK_SEQPACKET)",
-// "ioctl(, 0x5412)". Conditions of other syscalls are shown as written.
+// "ioctl(*, TIOCSTI)". Conditions of other syscalls are shown as written.
 func DescribeCall(name string, conds []specs.LinuxSeccompArg) string {
 	if len(conds) == 0 {
 		return name + "(any arguments)"
@@ -191,6 +191,7 @@ func DescribeCall(name string, conds []specs.LinuxSeccompArg) string {
 	for i := uint(0); i <= maxIdx; i++ {
 		c, ok := byIdx[i]
 		if !ok {
+			parts[i] = "*"
 			continue
 		}
 		parts[i] = describeCond(name, c)
@@ -217,6 +218,10 @@ func describeCond(name string, c specs.LinuxSeccompArg) string {
 		}
 	case (name == "socket" || name == "socketpair") && c.Index == 1:
 		if n, ok := typeNames[v]; ok {
+			return n
+		}
+	case name == "ioctl" && c.Index == 1:
+		if n, ok := ioctlNames[v]; ok {
 			return n
 		}
 	case (name == "mmap" || name == "mmap2" || name == "mprotect" || name == "pkey_mprotect") && c.Index == 2 && c.Op == specs.OpMaskedEqual:
@@ -285,6 +290,12 @@ var familyNames = map[uint64]string{
 	0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 3: "AF_AX25", 4: "AF_IPX", 5: "AF_APPLETALK", 9: "AF_X25",
 	10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET", 29: "AF_CAN", 31: "AF_BLUETOOTH", 38: "AF_ALG",
 	40: "AF_VSOCK", 42: "AF_QIPCRTR", 44: "AF_XDP",
+}
+
+var ioctlNames = map[uint64]string{
+	0x5401: "TCGETS", 0x5402: "TCSETS", 0x5403: "TCSETSW", 0x540f: "TIOCGPGRP", 0x5410: "TIOCSPGRP",
+	0x5412: "TIOCSTI", 0x5413: "TIOCGWINSZ", 0x5414: "TIOCSWINSZ", 0x541b: "FIONREAD", 0x5421: "FIONBIO",
+	0x5450: "FIONCLEX", 0x5451: "FIOCLEX",
 }
 
 var typeNames = map[uint64]string{1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM", 5: "SOCK_SEQPACKET", 10: "SOCK_PACKET"}

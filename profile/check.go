@@ -443,7 +443,7 @@ var ArgSensitive = map[string]string{
 	"unshare":     "unshare(CLONE_NEWUSER)",
 	"socket":      "socket(AF_ALG), socket(AF_VSOCK)",
 	"ioctl":       "ioctl(TIOCSTI)",
-	"personality": "personality(PER_LINUX32)",
+	"personality": "personality(ADDR_NO_RANDOMIZE)",
 }
 
 // lintArgs warns about argument-level width: syscalls whose arguments matter
