@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,4 +158,33 @@ func runOut(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
 	return string(out)
+}
+
+// A JIT keeps its writable-executable memory: grep -P compiles its pattern with
+// PCRE2's JIT, which maps W+X; recorded, its profile allows that, and grep runs
+// under it. (The attack tests show a profile without it refuses W+X.)
+func TestArgsJIT(t *testing.T) {
+	testenv.RequireRoot(t)
+	grep := testenv.RequireCommand(t, "grep")
+	out := filepath.Join(t.TempDir(), "jit.json")
+	args := []string{grep, "-cP", "(ro+t)+:", "/etc/passwd"}
+	if res := syscage(t, append([]string{"record", "-q", "-o", out, "--"}, args...)...); res.code != 0 {
+		t.Fatalf("record: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	p, _ := readSpecProfile(t, out)
+	wx := false
+	for _, sc := range p.Syscalls {
+		for _, a := range sc.Args {
+			if slices.Contains(sc.Names, "mmap") && a.Op == specs.OpMaskedEqual && a.Value == 6 && a.ValueTwo == 6 {
+				wx = true
+			}
+		}
+	}
+	if !wx {
+		showRules(t, p)
+		t.Fatal("grep -P's profile does not allow mmap(PROT_WRITE|PROT_EXEC): did PCRE2's JIT run?")
+	}
+	if res := syscage(t, append([]string{"exec", "--profile", out, "--"}, args...)...); res.code != 0 || strings.TrimSpace(res.stdout) == "" {
+		t.Fatalf("grep -P under its profile: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 }
