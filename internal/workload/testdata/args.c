@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -144,6 +145,14 @@ int main(int argc, char **argv)
 		return benign();
 	if (argc == 3 && !strcmp(argv[1], "attack"))
 		return attack(argv[2]);
-	fprintf(stderr, "usage: args benign | args attack NAME\n");
+	if (argc == 3 && !strcmp(argv[1], "ioctls")) {
+		/* N distinct requests, for the recorder's cap. */
+		int fd = open("/dev/null", O_RDONLY);
+		for (int i = 0, n = atoi(argv[2]); i < n; i++)
+			ioctl(fd, 0x10000 + i, 0);
+		printf("ok\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: args benign | args attack NAME | args ioctls N\n");
 	return 2;
 }
