@@ -32,8 +32,8 @@ import (
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/internal/record"
-	"github.com/syscage/syscage/oci"
 	"github.com/syscage/syscage/internal/seccomp"
+	"github.com/syscage/syscage/oci"
 	"github.com/syscage/syscage/profile"
 )
 
