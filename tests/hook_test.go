@@ -360,7 +360,7 @@ func denyGetitimer(t *testing.T) string {
 // Through the hook, the refusals of the filter in force are written beside the
 // profile, and the report goes away once a run has none.
 func TestHookReportsRefusedCalls(t *testing.T) {
-	e := newHookEnv(t)
+	e := newHookEnv(t, func(cfg map[string]any) { cfg["reportRefused"] = true })
 	image, _ := workloadImage(t)
 	deny := denyGetitimer(t)
 	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + deny}, "/bin/workload", "calls")
@@ -394,9 +394,9 @@ func TestHookReportsRefusedCalls(t *testing.T) {
 	}
 }
 
-// With reportRefused off, nothing is attached to sys_exit and no report is written.
+// With reportRefused off (the default), nothing is attached to sys_exit and no report is written.
 func TestHookReportRefusedOff(t *testing.T) {
-	e := newHookEnv(t, func(cfg map[string]any) { cfg["reportRefused"] = false })
+	e := newHookEnv(t)
 	image, _ := workloadImage(t)
 	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + denyGetitimer(t)}, "/bin/workload", "calls")
 	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {
