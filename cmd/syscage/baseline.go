@@ -53,6 +53,10 @@ func reportDropped(w io.Writer, baseline string, dropped []profile.Dropped) {
 	for i, d := range dropped {
 		calls[i] = d.String()
 	}
-	fmt.Fprintf(w, "syscage: warning: %s refuses %d recorded calls, left out of the profile: %s (to keep them, use --baseline none)\n",
-		baseline, len(dropped), strings.Join(calls, ", "))
+	noun, them := "calls", "them"
+	if len(dropped) == 1 {
+		noun, them = "call", "it"
+	}
+	fmt.Fprintf(w, "syscage: warning: %s refuses %d recorded %s, left out of the profile: %s (to keep %s, use --baseline none)\n",
+		baseline, len(dropped), noun, strings.Join(calls, ", "), them)
 }
