@@ -188,3 +188,34 @@ func TestArgsJIT(t *testing.T) {
 		t.Fatalf("grep -P under its profile: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// A recorded call the baseline refuses is reported and left out; --baseline none
+// keeps it; --args none gives rules by name only.
+func TestArgsBaselineChoice(t *testing.T) {
+	testenv.RequireRoot(t)
+	bin := workload.BuildArgs(t, t.TempDir())
+	dir := t.TempDir()
+	clipped, kept, names := filepath.Join(dir, "clipped.json"), filepath.Join(dir, "kept.json"), filepath.Join(dir, "names.json")
+	res := syscage(t, "record", "-q", "-o", clipped, "--", bin, "attack", "unshare-newuser")
+	if res.code != 0 || !strings.Contains(res.stderr, "refuses 1 recorded call") || !strings.Contains(res.stderr, "unshare(CLONE_NEWUSER)") {
+		t.Errorf("record: exit %d, stderr %q: want the dropped unshare(CLONE_NEWUSER) named", res.code, res.stderr)
+	}
+	if p, _ := readSpecProfile(t, clipped); slices.ContainsFunc(p.Syscalls, func(sc specs.LinuxSyscall) bool { return slices.Contains(sc.Names, "unshare") }) {
+		t.Errorf("unshare is in the profile clipped to containerd's default")
+	}
+	if res := syscage(t, "record", "-q", "--baseline", "none", "-o", kept, "--", bin, "attack", "unshare-newuser"); res.code != 0 || res.stderr != "" {
+		t.Errorf("record --baseline none: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if out := syscage(t, "exec", "--profile", kept, "--", bin, "attack", "unshare-newuser").stdout; attackResult(t, "unshare-newuser", out) == 1 {
+		t.Errorf("with --baseline none the recorded unshare(CLONE_NEWUSER) is refused: %q", out)
+	}
+	if res := syscage(t, "record", "-q", "--args", "none", "--baseline", "none", "-o", names, "--", bin, "benign"); res.code != 0 {
+		t.Fatalf("record --args none: exit %d %s", res.code, res.stderr)
+	}
+	p, _ := readSpecProfile(t, names)
+	for _, sc := range p.Syscalls {
+		if len(sc.Args) > 0 || sc.Action != specs.ActAllow {
+			t.Errorf("--args none --baseline none wrote a rule other than names: %+v", sc)
+		}
+	}
+}
