@@ -288,15 +288,25 @@ func pushManifest(t *testing.T, ref, configType, artifactType string, config []b
 
 // BenchmarkPushPull times syscage push and pull (the whole command, process
 // start included) against the local registry, for the shipped containerd profile
-// (11 KB) and a small recorded one (demo-tar, 0.8 KB), and reports the medians.
+// (11 KB) and a small recorded one (demo-tar, 0.8 KB), and reports the medians,
+// beside the baseline of starting syscage at all (--version).
 func BenchmarkPushPull(b *testing.B) {
 	reg := registry.Start(b)
+	b.Run("baseline/version", func(b *testing.B) {
+		median(b, func() { mustSyscage(b, "--version") })
+	})
 	for _, name := range []string{"containerd-default-x86_64", "demo-tar"} {
 		path := filepath.Join(root, "profiles", name+".json")
 		ref := reg.Addr + "/bench/" + name + ":v1"
+		// A new repository each time: the blobs are uploaded, not found there.
+		n := 0
 		b.Run("push/"+name, func(b *testing.B) {
-			median(b, func() { mustSyscage(b, "push", path, ref, "--plain-http") })
+			median(b, func() {
+				n++
+				mustSyscage(b, "push", path, fmt.Sprintf("%s/bench/%s-%d:v1", reg.Addr, name, n), "--plain-http")
+			})
 		})
+		mustSyscage(b, "push", path, ref, "--plain-http")
 		b.Run("pull/"+name, func(b *testing.B) {
 			median(b, func() { mustSyscage(b, "pull", ref, "--plain-http") })
 		})
