@@ -126,11 +126,11 @@ func Push(ctx context.Context, s string, name string, data []byte, opts Options)
 			continue
 		}
 		if err := target.Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
-			return ocispec.Descriptor{}, fmt.Errorf("push %s: uploading the %s (%s): %w", r.name, b.what, b.desc.Digest, err)
+			return ocispec.Descriptor{}, fmt.Errorf("push %s: uploading the %s (%s): %w%s", r.name, b.what, b.desc.Digest, err, hint(err))
 		}
 	}
 	if err := pushManifest(ctx, target, mdesc, mdata, r.tag); err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("push %s: uploading the manifest: %w", r.name, err)
+		return ocispec.Descriptor{}, fmt.Errorf("push %s: uploading the manifest: %w%s", r.name, err, hint(err))
 	}
 	return mdesc, nil
 }
@@ -181,7 +181,7 @@ func Pull(ctx context.Context, s string, opts Options) (*Pulled, error) {
 		if r.tag != "" {
 			desc, err := target.Resolve(ctx, r.tag)
 			if err != nil {
-				return nil, fmt.Errorf("pull %s: resolving tag %s: %w", r.name, r.tag, err)
+				return nil, fmt.Errorf("pull %s: resolving tag %s: %w%s", r.name, r.tag, err, hint(err))
 			}
 			if desc.Digest != r.digest {
 				return nil, fmt.Errorf("pull %s: tag %s is %s, not the pinned %s: %w (pull @%s alone for the pinned artifact, or update the pin)",
@@ -226,7 +226,16 @@ func fetchError(r ref, what, which string, err error) error {
 	if errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) {
 		return fmt.Errorf("pull %s: fetching %s (%s): what was served does not match its digest, it was tampered with or corrupted: %w", r.name, what, which, err)
 	}
-	return fmt.Errorf("pull %s: fetching %s (%s): %w", r.name, what, which, err)
+	return fmt.Errorf("pull %s: fetching %s (%s): %w%s", r.name, what, which, err, hint(err))
+}
+
+// hint says how to reach a registry that speaks plain HTTP, which Go's client
+// only reports in words.
+func hint(err error) string {
+	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return ": the registry speaks plain HTTP: add --plain-http"
+	}
+	return ""
 }
 
 // storage and readOnlyStorage are what push and pull need of a registry's

@@ -200,6 +200,10 @@ func TestPushPull(t *testing.T) {
 		refused(t, []string{repo + ":v1@" + other, "tag v1 is " + dgst, "not the pinned " + other}, "pull", repo+":v1@"+other, "--plain-http")
 		refused(t, []string{"no artifact has that tag or digest"}, "pull", repo+"@sha256:"+strings.Repeat("0", 64), "--plain-http")
 	})
+	t.Run("plain HTTP registry without --plain-http", func(t *testing.T) {
+		refused(t, []string{"add --plain-http"}, "pull", repo+":v1")
+		refused(t, []string{"add --plain-http"}, "push", demo, repo+":v3")
+	})
 	t.Run("tampered blob", func(t *testing.T) {
 		path := smallProfile(t, "tamper")
 		data := readFile(t, path)
