@@ -74,7 +74,7 @@ demo: deps build
 	./$(BIN) verify --profile bin/demo-strict.json -- tar -cf /dev/null -C /etc . || true
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/ ./tests/registry/
 
 # The node agent's image, for `kubectl syscage install --image`: built with podman
 # and saved as bin/syscage-image.tar (load it, or push it to your registry).

@@ -20,21 +20,26 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/oci/artifact"
 	"github.com/syscage/syscage/profile"
 )
 
 type applyOptions struct {
 	profile string
-	name    string
-	timeout time.Duration
-	noSPO   bool
-	wait    bool
+	// from, with layout and plainHTTP, names a profile stored as an OCI artifact.
+	from      string
+	layout    string
+	plainHTTP bool
+	name      string
+	timeout   time.Duration
+	noSPO     bool
+	wait      bool
 }
 
 func newApplyCmd(o *rootOptions) *cobra.Command {
 	opts := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply WORKLOAD --profile FILE",
+		Use:   "apply WORKLOAD --profile FILE|--from REF",
 		Short: "Install a profile on every node and make a workload's pods use it",
 		Long: `Install an OCI seccomp profile on every node and set the workload's pod template
 securityContext.seccompProfile to it (type Localhost), which rolls its pods.
@@ -42,8 +47,12 @@ securityContext.seccompProfile to it (type Localhost), which rolls its pods.
 Where the security-profiles-operator serves its SeccompProfile API, the profile
 becomes a SeccompProfile the operator installs (unless --no-spo). Otherwise it
 becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
-directory of every node, and apply waits until each agent has the current one.`,
+directory of every node, and apply waits until each agent has the current one.
+
+--from REF pulls the profile from an OCI artifact (syscage push), checked as
+'syscage pull' checks it, and applies it as a file would be.`,
 		Example: `  kubectl syscage apply deployment/web --profile web.json
+  kubectl syscage apply deployment/web --from registry.example.com/profiles/web:v1
   kubectl syscage apply sts/db -n prod --profile db.json --name db-v2 --wait`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeWorkload(o),
@@ -52,12 +61,16 @@ directory of every node, and apply waits until each agent has the current one.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to apply (required)")
+	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to apply")
+	f.StringVar(&opts.from, "from", "", "pull the profile to apply from the OCI artifact `REF` (REGISTRY/REPOSITORY:TAG[@DIGEST])")
+	f.StringVar(&opts.layout, "oci-layout", "", "with --from, an OCI image layout `DIR` instead of a registry (REF is then TAG or @DIGEST)")
+	f.BoolVar(&opts.plainHTTP, "plain-http", false, "with --from, talk to the registry over HTTP (a registry on loopback)")
 	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name)")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (nodes, rollout)")
 	f.BoolVar(&opts.noSPO, "no-spo", false, "use syscage's agents even where the security-profiles-operator is installed")
 	f.BoolVar(&opts.wait, "wait", false, "wait for the workload's rollout to complete")
-	cmd.MarkFlagRequired("profile")
+	cmd.MarkFlagsOneRequired("profile", "from")
+	cmd.MarkFlagsMutuallyExclusive("profile", "from")
 	return cmd
 }
 
@@ -77,12 +90,12 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		return fmt.Errorf("--name %q: %s", name, strings.Join(errs, "; "))
 	}
-	p, err := readProfile(opts.profile)
+	p, source, err := applySource(ctx, o.streams.ErrOut, opts)
 	if err != nil {
 		return err
 	}
 	if err := storable(p); err != nil {
-		return fmt.Errorf("--profile %s: %w", opts.profile, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	c, err := o.connect()
 	if err != nil {
@@ -142,6 +155,21 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 		fmt.Fprintf(out, "its pods are being replaced: kubectl -n %s rollout status %s\n", w.namespace, w.ref)
 	}
 	return nil
+}
+
+// applySource reads the profile to apply, from --profile or --from, and names
+// where it came from for errors.
+func applySource(ctx context.Context, log io.Writer, opts *applyOptions) (*specs.LinuxSeccomp, string, error) {
+	if opts.from == "" {
+		p, err := readProfile(opts.profile)
+		return p, "--profile " + opts.profile, err
+	}
+	pulled, err := artifact.Pull(ctx, opts.from, artifact.Options{Layout: opts.layout, PlainHTTP: opts.plainHTTP})
+	if err != nil {
+		return nil, "", err
+	}
+	fmt.Fprintf(log, "pulled %s (%s)\n", opts.from, pulled.Manifest.Digest)
+	return pulled.Profile, "--from " + opts.from, nil
 }
 
 // sameSeccomp reports whether a seccompProfile is already want.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/oci/artifact"
 	"github.com/syscage/syscage/profile"
 )
 
@@ -582,5 +584,46 @@ func TestInstallDryRun(t *testing.T) {
 	}
 	if applies != 7 {
 		t.Errorf("%d applies, want 7", applies)
+	}
+}
+
+// --from pulls the profile from an OCI artifact and applies it as --profile would.
+func TestApplyFrom(t *testing.T) {
+	data, err := os.ReadFile("testdata/recording.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := t.TempDir()
+	desc, err := artifact.Push(context.Background(), "v1", "recording.golden.json", data, artifact.Options{Layout: layout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := webCluster(t, "recording.input.json")
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--from", "v1@"+desc.Digest.String(), "--oci-layout", layout)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if want := "pulled v1@" + desc.Digest.String() + " (" + desc.Digest.String() + ")\n"; !strings.HasPrefix(stderr, want) {
+		t.Errorf("stderr does not start with %q:\n%s", want, stderr)
+	}
+	if want := "syscallprofile shop/web: written on 3 nodes as syscage/shop/web.json (" + kubeapi.Digest(data) + ")\n"; !strings.HasPrefix(stdout, want) {
+		t.Errorf("stdout does not start with %q:\n%s", want, stdout)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"both", []string{"--profile", "testdata/recording.golden.json", "--from", "v1", "--oci-layout", layout}, "[from profile] were all set"},
+		{"neither", nil, "at least one of the flags in the group [profile from] is required"},
+		{"pin mismatch", []string{"--from", "v1@sha256:" + strings.Repeat("0", 64), "--oci-layout", layout}, "not the pinned sha256:0000"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := fc.run(append([]string{"apply", "deploy/web", "-n", "shop"}, tt.args...)...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q, want it to say %q", code, stderr, tt.want)
+			}
+		})
 	}
 }

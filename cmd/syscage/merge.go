@@ -20,6 +20,7 @@ type mergeOptions struct {
 	format string
 	color  string
 	host   hostOptions
+	limits baselineOptions
 }
 
 func newMergeCmd() *cobra.Command {
@@ -32,6 +33,9 @@ unioned name by name, rules with argument conditions are kept as they are. Input
 that disagree (different default actions, one syscall given two actions) are an
 error that names both files. --base FILE starts from a base profile, such as the
 one a SeccompProfile's baseProfileName names.
+
+The merged profile never allows what --baseline refuses (containerd's default
+unless told otherwise): calls the inputs allow beyond it are reported and left out.
 
 With --check, write nothing: exit 1 when A does not allow everything B... allow,
 and list what is missing per architecture. This is the CI drift gate: it passes
@@ -55,6 +59,7 @@ Inputs may be in any format convert reads.`,
 	f.StringVar(&opts.format, "format", "text", "the --check report: text, github (workflow commands) or sarif")
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", formatGitHub, formatSARIF}, cobra.ShellCompDirectiveNoFileComp))
 	opts.host.register(cmd)
+	opts.limits.register(cmd, false)
 	return cmd
 }
 
@@ -72,6 +77,10 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 		return fmt.Errorf("--format %s is for the --check report: add --check, or drop --format", opts.format)
 	}
 	color, err := useColor(opts.color, stdout)
+	if err != nil {
+		return err
+	}
+	baselineName, baseline, _, err := opts.limits.resolve()
 	if err != nil {
 		return err
 	}
@@ -142,6 +151,13 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 	p, err := profile.Merge(in...)
 	if err != nil {
 		return err
+	}
+	if baseline != nil {
+		var dropped []profile.Dropped
+		if p, dropped, err = profile.Clip("the merged profile", p, baselineName, baseline); err != nil {
+			return err
+		}
+		reportDropped(stderr, baselineName, dropped)
 	}
 	data, err := profile.Marshal(p)
 	if err != nil {

@@ -45,5 +45,6 @@ func newRootCmd() *cobra.Command {
 	cmd.AddCommand(newRecordCmd(), newVerifyCmd(), newHookCmd(opts), newDaemonCmd(opts))
 	cmd.AddCommand(newConvertCmd(), newMergeCmd(), newDiffCmd(), newCheckCmd(), newStatsCmd())
 	cmd.AddCommand(newExecCmd(), newApplyCmd(), newAgentCmd(opts))
+	cmd.AddCommand(newPushCmd(), newPullCmd())
 	return cmd
 }
