@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/internal/cgroups"
 	"github.com/syscage/syscage/internal/record"
@@ -35,8 +33,6 @@ type request struct {
 	CgroupID    uint64            `json:"cgroupId,omitempty"`
 	CgroupDir   string            `json:"cgroupDir,omitempty"`
 	Start       bpf.StartAt       `json:"start,omitempty"`
-	// Filter is the container's seccomp filter, whose ENOSYS answers the profile keeps.
-	Filter *specs.LinuxSeccomp `json:"filter,omitempty"`
 }
 
 // response is the recorder's one-line answer.
@@ -53,7 +49,6 @@ type container struct {
 	cgroupID uint64
 	dir      string // its cgroup2 directory
 	target   *Target
-	filter   *specs.LinuxSeccomp // the filter in force, if any
 	once     sync.Once
 	err      error
 }
@@ -323,7 +318,7 @@ func (d *Daemon) track(req request) response {
 	if err := d.rec.TrackWith(req.CgroupID, topts); err != nil {
 		return response{Error: err.Error()}
 	}
-	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target, filter: req.Filter}
+	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target}
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
 	return response{Profile: target.Path(), Tracked: true}
 }
@@ -364,15 +359,6 @@ func (d *Daemon) write(c *container) error {
 	p, unnamed := built.Profile, built.Unnamed
 	if len(unnamed) > 0 || rec.Stats.OutOfRange > 0 {
 		d.log.Warn("syscalls left out of the profile", "container", c.id, "unnamed", unnamed, "outOfRange", rec.Stats.OutOfRange)
-	}
-	if c.filter != nil {
-		denials, err := record.Denials(rec)
-		if err != nil {
-			return err
-		}
-		if r := enosysRule(c.filter, denials); r != nil {
-			p.Syscalls = append(p.Syscalls, *r)
-		}
 	}
 	t := c.target
 	if err := os.MkdirAll(t.Dir, 0o755); err != nil {

@@ -111,17 +111,16 @@ func trackRequest(st *specs.State) (request, error) {
 	// Under a seccomp filter the profile is what its tasks do from the moment the
 	// filter is in; a container without one is recorded from its entrypoint's exec.
 	start := bpf.StartExec
-	var filter *specs.LinuxSeccomp
 	if st.Bundle != "" {
 		spec, err := oci.LoadSpec(st.Bundle)
 		if err != nil {
 			return request{}, err
 		}
 		if oci.HasSeccomp(spec) {
-			start, filter = bpf.StartSeccomp, spec.Linux.Seccomp
+			start = bpf.StartSeccomp
 		}
 	}
-	return request{Op: "track", Container: st.ID, Annotations: st.Annotations, CgroupID: id, CgroupDir: dir, Start: start, Filter: filter}, nil
+	return request{Op: "track", Container: st.ID, Annotations: st.Annotations, CgroupID: id, CgroupDir: dir, Start: start}, nil
 }
 
 // call sends req to the recorder, starting one if none answers, and gives up at
