@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,12 @@ type Options struct {
 	// filter refused (Recording.Denied). It attaches a program to sys_exit while
 	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more.
 	ReportRefused bool
+	// PinDir, if set, is a directory on a bpf filesystem (mounted if need be) where
+	// the recorder keeps its maps, and its links while a cgroup is tracked: the kernel
+	// goes on recording if the process dies, and the next recorder opened with the
+	// same PinDir takes the recordings over (see Takeover). Close removes the pins
+	// once nothing is tracked.
+	PinDir string
 }
 
 // Recording is what a tracked cgroup made so far.
@@ -134,6 +141,7 @@ type Recorder struct {
 	modes   map[uint64]TrackOptions
 	free    []uint32
 	gen     uint32
+	pins    *pinState // with Options.PinDir
 }
 
 // objects is the part of the collection the recorder loads at once; sys_exit is
@@ -199,12 +207,15 @@ func Open(opts Options) (*Recorder, error) {
 		return nil, fmt.Errorf("setting exec_nr: %w", err)
 	}
 	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts, spec: spec}
-	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
+	if err := r.load(); err != nil {
 		r.objs.close()
-		return nil, explainLoad(err)
+		return nil, err
 	}
 	for i := int(r.objs.Records.MaxEntries()) - 1; i >= 0; i-- {
 		r.free = append(r.free, uint32(i))
+	}
+	if err := r.resume(); err != nil {
+		return nil, errors.Join(err, r.Close())
 	}
 	return r, nil
 }
@@ -330,7 +341,7 @@ func (r *Recorder) attach() error {
 		return fmt.Errorf("attaching sys_enter: %w", err)
 	}
 	r.exec, r.enter = exec, enter
-	return nil
+	return errors.Join(r.pinLink("sched_process_exec", exec), r.pinLink("sys_enter", enter))
 }
 
 // syncExit attaches sys_exit while refusals are asked for and some cgroup is
@@ -351,7 +362,9 @@ func (r *Recorder) syncExit() error {
 			return fmt.Errorf("attaching sys_exit: %w", err)
 		}
 		r.exit = l
+		return r.pinLink("sys_exit", l)
 	case !want && r.exit != nil:
+		r.unpinLink("sys_exit")
 		err := r.exit.Close()
 		r.exit = nil
 		return err
@@ -425,6 +438,7 @@ func (r *Recorder) clearDenied(slot uint32) error {
 }
 
 func (r *Recorder) detach() error {
+	r.unpinLinks()
 	var errs []error
 	if r.enter != nil {
 		errs = append(errs, r.enter.Close())
@@ -534,7 +548,9 @@ func (r *Recorder) untrackLocked(cgroupID uint64) error {
 	return errors.Join(errs...)
 }
 
-// Close detaches and unloads everything. It is safe to call more than once.
+// Close detaches and unloads everything. It is safe to call more than once. A
+// recorder with Options.PinDir that still tracks cgroups leaves its pins: they go
+// on recording for the next recorder to take over.
 func (r *Recorder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -543,6 +559,8 @@ func (r *Recorder) Close() error {
 		err = errors.Join(err, r.sysExit.Close())
 		r.sysExit = nil
 	}
+	err = errors.Join(err, r.removePins())
+	r.pins = nil
 	r.objs = objects{}
 	r.slots = map[uint64]uint32{}
 	r.modes = map[uint64]TrackOptions{}
@@ -560,9 +578,14 @@ func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
 			continue
 		}
 		if info, err := p.Info(); err == nil {
-			if id, ok := info.ID(); ok {
+			if id, ok := info.ID(); ok && !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
+		}
+	}
+	for _, id := range r.linkProgramIDs() {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	return ids
