@@ -78,6 +78,10 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		return resp.Profile, nil
 	}
 	resp, err := call(opts, req, deadline)
+	if err != nil && req.Op == "flush" {
+		// No recorder answered for the recording: say so beside the profile too.
+		return "", notWritten(target, st.ID, err)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -141,10 +145,12 @@ func call(opts HookOptions, req request, deadline time.Time) (response, error) {
 		// No recorder (or one on its way out): start one. Several hooks may do so at
 		// once; the recorders' lock lets one serve.
 		if !spawned || (err == nil && resp.Retry) {
-			if req.Op == "flush" {
-				// Nothing to flush without a recorder: it wrote everything before it left.
+			if req.Op == "flush" && !hasState(opts.Config.RunDir, req.Container) {
+				// No recorder tracked it, or one told its poststop hook already.
 				return response{}, nil
 			}
+			// A recorder that died left its recordings pinned: the one started
+			// takes them over.
 			if err := spawn(opts); err != nil {
 				return response{}, err
 			}
@@ -189,7 +195,17 @@ func spawn(opts HookOptions) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(mnt, RecorderCgroup)
+	// A recorder on its way out removes the cgroup: make it again.
+	for try := 0; ; try++ {
+		err := spawnIn(opts, filepath.Join(mnt, RecorderCgroup))
+		if err == nil || try == 2 {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func spawnIn(opts HookOptions, dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating the recorder's cgroup: %w", err)
 	}
