@@ -21,6 +21,8 @@ import (
 // are first written as they stand, as a recorder that is stopped writes them. It
 // refuses while a recorder runs. Each thing removed is reported to out.
 func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
+	_, err := os.Stat(cfg.RunDir)
+	runDir := err == nil
 	lockPath := filepath.Join(cfg.RunDir, "recorder.lock")
 	lock, err := lockFile(lockPath, time.Second)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -57,7 +59,7 @@ func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
 		}
 	}
 	unlock(lock, lockPath)
-	if err := os.Remove(cfg.RunDir); err == nil {
+	if err := os.Remove(cfg.RunDir); err == nil && runDir {
 		fmt.Fprintf(out, "removed %s\n", cfg.RunDir)
 	}
 	if mnt, err := cgroups.Mount(); err == nil {
@@ -95,6 +97,17 @@ func finishLeft(cfg *Config, log *slog.Logger, out io.Writer) error {
 			fmt.Fprintf(out, "container %s: wrote %s as recorded so far\n", c.id, c.target.Path())
 		}
 	}
-	return rec.Close()
+	tk := rec.Takeover()
+	for _, dir := range tk.Stale {
+		fmt.Fprintf(out, "removed pins %s\n", dir)
+	}
+	_, err = os.Stat(tk.Dir)
+	if err := rec.Close(); err != nil {
+		return err
+	}
+	if err == nil && len(tk.Tracked) > 0 {
+		fmt.Fprintf(out, "removed pins %s\n", tk.Dir)
+	}
+	return nil
 }
 
