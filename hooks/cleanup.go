@@ -110,4 +110,3 @@ func finishLeft(cfg *Config, log *slog.Logger, out io.Writer) error {
 	}
 	return nil
 }
-

@@ -453,4 +453,3 @@ func allCallsProfile(t *testing.T) []byte {
 	}
 	return data
 }
-
