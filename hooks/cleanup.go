@@ -63,7 +63,7 @@ func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
 		fmt.Fprintf(out, "removed %s\n", cfg.RunDir)
 	}
 	if mnt, err := cgroups.Mount(); err == nil {
-		dir := filepath.Join(mnt, RecorderCgroup)
+		dir := filepath.Join(mnt, cfg.RecorderCgroup())
 		if _, err := os.Stat(dir); err == nil {
 			if err := os.Remove(dir); err != nil {
 				errs = append(errs, fmt.Errorf("removing the recorder's cgroup %s (is a process still in it? see its cgroup.procs): %w", dir, err))

@@ -123,7 +123,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		log.Debug("another recorder is running", "err", err)
 		if opts.Recorder == nil {
-			leaveCgroup()
+			leaveCgroup(cfg)
 		}
 		return nil
 	}
@@ -145,14 +145,14 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		unlock(lock, lockPath)
 		os.Remove(cfg.RunDir) // if nothing else is in it
 		if opts.Recorder == nil {
-			leaveCgroup()
+			leaveCgroup(cfg)
 		}
 	}()
 
 	if opts.Recorder != nil {
 		d.rec = opts.Recorder
 	} else {
-		removeStaleCgroup(log)
+		removeStaleCgroup(cfg, log)
 		var pinErr error
 		if d.rec, pinErr, err = openHostRecorder(cfg, log); err != nil {
 			return err
@@ -309,12 +309,12 @@ func lostReason(s saved, tk bpf.Takeover, pinErr error) error {
 
 // removeStaleCgroup removes the recorder cgroup a recorder that died left, unless
 // this recorder runs in it.
-func removeStaleCgroup(log *slog.Logger) {
+func removeStaleCgroup(cfg *Config, log *slog.Logger) {
 	mnt, err := cgroups.Mount()
 	if err != nil {
 		return
 	}
-	dir := filepath.Join(mnt, RecorderCgroup)
+	dir := filepath.Join(mnt, cfg.RecorderCgroup())
 	if self, err := cgroups.Self(); err != nil || self == dir {
 		return
 	}
@@ -329,9 +329,9 @@ func removeStaleCgroup(log *slog.Logger) {
 // so that nothing of it is left once it exits. A recorder that lost the race for
 // the lock may still be on its way out of it, so removal is retried briefly; one
 // that serves keeps it, and then it stays.
-func leaveCgroup() {
+func leaveCgroup(cfg *Config) {
 	self, err := cgroups.Self()
-	if err != nil || filepath.Base(self) != RecorderCgroup {
+	if err != nil || filepath.Base(self) != cfg.RecorderCgroup() {
 		return
 	}
 	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {

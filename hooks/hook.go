@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,6 +189,17 @@ func roundTrip(sock string, req request, deadline time.Time) (response, error) {
 // outside every container's, so no container's teardown can take it along.
 const RecorderCgroup = "syscage-recorder"
 
+// RecorderCgroup is the cgroup of this config's recorder: RecorderCgroup for the
+// default run directory, and one of its own for any other (a test's), so that
+// recorders of different configs never share, or remove, each other's.
+func (c *Config) RecorderCgroup() string {
+	if c.RunDir == DefaultConfig().RunDir {
+		return RecorderCgroup
+	}
+	sum := sha256.Sum256([]byte(c.RunDir))
+	return RecorderCgroup + "-" + hex.EncodeToString(sum[:4])
+}
+
 // spawn starts a recorder in its own session and cgroup, detached from the hook:
 // its stdio is /dev/null, so the runtime waiting on the hook's output does not
 // wait on the recorder.
@@ -197,7 +210,7 @@ func spawn(opts HookOptions) error {
 	}
 	// A recorder on its way out removes the cgroup: make it again.
 	for try := 0; ; try++ {
-		err := spawnIn(opts, filepath.Join(mnt, RecorderCgroup))
+		err := spawnIn(opts, filepath.Join(mnt, opts.Config.RecorderCgroup()))
 		if err == nil || try == 2 {
 			return err
 		}

@@ -203,7 +203,7 @@ func TestCrashStalePinsRemoved(t *testing.T) {
 		t.Errorf("stale pins %s not reported removed:\n%s", stale[0], log)
 	}
 	e.waitRecorderGone(t)
-	if _, err := os.Stat(filepath.Join(mnt, hooks.RecorderCgroup)); err == nil {
+	if _, err := os.Stat(filepath.Join(mnt, e.recorderCgroup())); err == nil {
 		t.Error("the cgroup of the killed recorder is left")
 	}
 }

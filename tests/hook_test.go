@@ -105,7 +105,7 @@ func (e *hookEnv) waitRecorderGone(t testing.TB) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if mnt, err := cgroups.Mount(); err == nil {
-		if _, err := os.Stat(filepath.Join(mnt, hooks.RecorderCgroup)); err == nil {
+		if _, err := os.Stat(filepath.Join(mnt, e.recorderCgroup())); err == nil {
 			t.Errorf("the recorder's cgroup is left behind")
 		}
 	}
@@ -132,6 +132,10 @@ func (e *hookEnv) waitRecorderGone(t testing.TB) {
 			t.Logf("hook log:\n%s", log)
 		}
 	}
+}
+
+func (e *hookEnv) recorderCgroup() string {
+	return (&hooks.Config{RunDir: e.runDir}).RecorderCgroup()
 }
 
 // programIDs returns the programs every recorder of the test loaded, from the
