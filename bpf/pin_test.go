@@ -205,7 +205,7 @@ func BenchmarkPinning(b *testing.B) {
 	}
 	ms := func(start time.Time) float64 { return float64(time.Since(start).Microseconds()) / 1000 }
 	m := map[string][]float64{}
-	for round := range 10 {
+	for round := range 20 {
 		for i := range 2 {
 			pinDir, name := "", "none"
 			if (i+round)%2 == 1 {

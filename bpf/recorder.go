@@ -578,7 +578,7 @@ func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
 			continue
 		}
 		if info, err := p.Info(); err == nil {
-			if id, ok := info.ID(); ok && !slices.Contains(ids, id) {
+			if id, ok := info.ID(); ok {
 				ids = append(ids, id)
 			}
 		}
