@@ -263,12 +263,26 @@ func TestCrashDaemonCleanup(t *testing.T) {
 	}
 }
 
-// A recorder killed with no way to take over (its pins are gone) fails the
-// poststop hook, which podman reports; NAME.json.error says why; the log says so
-// at level ERROR; the profile of an earlier run is untouched.
+// A recorder killed with no way to take over (its pins were removed, or it
+// recorded without: pinDir "") fails the poststop hook; NAME.json.error says why;
+// the log says so at level ERROR; the profile of an earlier run is untouched.
 func TestCrashNoTakeoverIsNotSilent(t *testing.T) {
-	e := newHookEnv(t)
 	image, _ := workloadImage(t)
+	t.Run("pins removed", func(t *testing.T) {
+		e := newHookEnv(t)
+		noTakeover(t, e, image, func() {
+			if err := os.RemoveAll(e.pinDir); err != nil {
+				t.Fatal(err)
+			}
+		}, "its pins in "+e.pinDir)
+	})
+	t.Run("no pins", func(t *testing.T) {
+		e := newHookEnv(t, func(cfg map[string]any) { cfg["pinDir"] = "" })
+		noTakeover(t, e, image, func() {}, "it recorded without pins")
+	})
+}
+
+func noTakeover(t *testing.T, e *hookEnv, image string, afterKill func(), why string) {
 	if res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=lost"}, "true"); err != nil || res.ExitCode != 0 {
 		t.Fatalf("first run: %v", err)
 	}
@@ -284,15 +298,14 @@ func TestCrashNoTakeoverIsNotSilent(t *testing.T) {
 	}()
 	s.waitBefore(t, running)
 	e.killRecorder(t)
-	if err := os.RemoveAll(e.pinDir); err != nil {
-		t.Fatal(err)
-	}
+	afterKill()
 	s.release(t)
 	if err := <-running; err != nil {
 		t.Fatalf("podman: %v", err)
 	}
 	const cause = "the recording was lost: the recorder that made it"
 	wantHookFailed(t, e, cause)
+	wantHookFailed(t, e, why)
 	wantErrorFile(t, e, "lost", cause)
 	if now, _ := os.ReadFile(filepath.Join(e.profiles, "lost.json")); !bytes.Equal(now, old) {
 		t.Error("the earlier profile was changed")
