@@ -348,7 +348,7 @@ func (r *Recorder) linkProgramIDs() []ebpf.ProgramID {
 }
 
 // RemovePins removes everything recorders left pinned below root, whatever build
-// they were: their links detach, and their maps are freed with the last reference.
+// they were (the recorder-* directories): their links detach, and their maps are freed with the last reference.
 // It returns the directories it removed.
 func RemovePins(root string) ([]string, error) {
 	if !isFS(root, unix.BPF_FS_MAGIC) {
@@ -361,6 +361,9 @@ func RemovePins(root string) ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), buildPrefix) {
+			continue // not a recorder's (a bpffs root has its own iterators)
+		}
 		dir := filepath.Join(root, e.Name())
 		if err := os.RemoveAll(dir); err != nil {
 			errs = append(errs, err)

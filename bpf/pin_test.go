@@ -21,6 +21,7 @@ import (
 	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
+	"golang.org/x/sys/unix"
 )
 
 // pinRoot is a pin directory of the test's own below /sys/fs/bpf, removed (and
@@ -174,6 +175,30 @@ func TestStalePinsRemoved(t *testing.T) {
 	}
 	if err := r2.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pin directory that is on no bpf filesystem gets one mounted there.
+func TestPinDirMounted(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := filepath.Join(t.TempDir(), "pins")
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	r := openPinned(t, root)
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		t.Errorf("%s is not a bpf filesystem (%x, %v)", root, st.Type, err)
+	}
+	if _, err := os.Stat(filepath.Join(r.Takeover().Dir, "maps", "tracked")); err != nil {
+		t.Errorf("not pinned: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		if e.Name() != "maps.debug" && e.Name() != "progs.debug" { // the bpffs's own
+			t.Errorf("left in %s: %s", root, e.Name())
+		}
 	}
 }
 

@@ -38,8 +38,11 @@ func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
 	var errs []error
 	states, serrs := loadStates(cfg.RunDir)
 	errs = append(errs, serrs...)
-	pins, _ := os.ReadDir(cfg.PinDir)
-	if len(states) > 0 || (cfg.PinDir != "" && len(pins) > 0) {
+	var pins []string
+	if cfg.PinDir != "" {
+		pins, _ = filepath.Glob(filepath.Join(cfg.PinDir, "recorder-*"))
+	}
+	if len(states) > 0 || len(pins) > 0 {
 		errs = append(errs, finishLeft(cfg, log, out))
 	}
 	removed, err := bpf.RemovePins(cfg.PinDir)
