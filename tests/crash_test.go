@@ -30,14 +30,14 @@ const crashScript = `sync; touch /sync/before; while [ ! -e /sync/go ]; do sleep
 // stepper lets the test act between the two halves of crashScript.
 type stepper struct{ dir string }
 
-func newStepper(t *testing.T) *stepper {
+func newStepper(t testing.TB) *stepper {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
 	return &stepper{dir: dir}
 }
 
 // waitBefore waits until the container has made its first call.
-func (s *stepper) waitBefore(t *testing.T, running <-chan error) {
+func (s *stepper) waitBefore(t testing.TB, running <-chan error) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(filepath.Join(s.dir, "before")); err == nil {
@@ -54,7 +54,7 @@ func (s *stepper) waitBefore(t *testing.T, running <-chan error) {
 	}
 }
 
-func (s *stepper) release(t *testing.T) {
+func (s *stepper) release(t testing.TB) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(s.dir, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func (s *stepper) release(t *testing.T) {
 
 // killRecorder SIGKILLs the recorder, as the OOM killer would, and waits until it
 // is gone. Its pins stay, with the container still tracked in them.
-func (e *hookEnv) killRecorder(t *testing.T) {
+func (e *hookEnv) killRecorder(t testing.TB) {
 	t.Helper()
 	pid := e.recorderPid()
 	if pid <= 0 {
@@ -465,4 +465,50 @@ func allCallsProfile(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// BenchmarkTakeover: the poststop of a container whose recorder was SIGKILLed (the
+// recorder the hook starts takes the recording over from the pins, then writes
+// the profile), side by side with one whose recorder lives; from the container's
+// last step to runc's return.
+func BenchmarkTakeover(b *testing.B) {
+	e := newHookEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "30s" })
+	s := newStepper(b)
+	dir, spec := rt.Bundle(b, []string{"sh", "-c", `sync; touch /sync/before; while [ ! -e /sync/go ]; do sleep 0.01; done`}, nil)
+	hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
+	spec.Annotations = map[string]string{"io.syscage.record": "takeover"}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sync", Type: "bind", Source: s.dir, Options: []string{"rbind", "rw"}})
+	rt.WriteSpec(b, dir, spec)
+	m := map[string][]float64{}
+	for round := range 8 {
+		for i := range 2 {
+			mode := []string{"live", "killed"}[(i+round)%2]
+			os.Remove(filepath.Join(s.dir, "before"))
+			os.Remove(filepath.Join(s.dir, "go"))
+			running := make(chan error, 1)
+			go func() {
+				_, err := rt.RuncTry(b, dir)
+				running <- err
+			}()
+			s.waitBefore(b, running)
+			if mode == "killed" {
+				e.killRecorder(b)
+			}
+			start := time.Now()
+			s.release(b)
+			if err := <-running; err != nil {
+				b.Fatal(err)
+			}
+			m[mode] = append(m[mode], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	live, killed := median(m["live"]), median(m["killed"])
+	b.ReportMetric(live, "ms-poststop-live")
+	b.ReportMetric(killed, "ms-poststop-takeover")
+	b.ReportMetric(killed-live, "ms-takeover-added")
+	// Stopped rather than left to its idle exit: the cleanup checks it is gone.
+	if pid := e.recorderPid(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
 }
