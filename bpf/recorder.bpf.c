@@ -56,6 +56,30 @@ enum record_flags {
 	FLAG_EXACT_REFUSALS = 2,
 };
 
+/* Argument recording. A few syscalls decide by an argument what they can reach
+ * (namespaces, socket families, ioctl requests, W+X memory): for those, user space
+ * passes a spec per syscall number (arg_spec_of, arg_specs), and the values seen
+ * are recorded per cgroup and ABI. Values below 64 are a bit in the record, which
+ * costs no helper call; larger ones go into arg_values, at most ARG_CAP distinct
+ * ones per spec, after which the spec is recorded as "any value" (any). */
+#define MAX_ARG_SPECS 16
+#define ARG_CAP 64
+
+enum arg_kind {
+	ARG_ONE = 1,  /* value = arg[idx0] & mask0 */
+	ARG_PAIR = 2, /* value = (arg[idx0] & mask0) | (arg[idx1] & mask1) << 32 */
+	ARG_MEM = 3,  /* value = *(u64 *)arg[idx0] & mask0: clone3's clone_args.flags */
+};
+
+struct arg_spec {
+	__u32 kind; /* enum arg_kind; 0: unused */
+	__u8 idx0;
+	__u8 idx1;
+	__u16 _pad;
+	__u64 mask0;
+	__u64 mask1;
+};
+
 /* One tracked cgroup: what was recorded, and when recording starts. */
 struct record {
 	__u32 start;   /* enum start, written by user space before tracking */
@@ -64,6 +88,9 @@ struct record {
 	__u32 flags;   /* enum record_flags, written by user space before tracking */
 	__u64 bits[ABI_COUNT][NR_WORDS];
 	__u64 watch[ABI_COUNT][NR_WORDS];
+	__u64 small[ABI_COUNT][MAX_ARG_SPECS]; /* argument values < 64 seen, as bits */
+	__u32 nvals[ABI_COUNT][MAX_ARG_SPECS]; /* distinct values >= 64 in arg_values */
+	__u32 any[ABI_COUNT];                  /* bit per spec: too many values to keep */
 };
 
 /* Per-CPU counters of a slot, so loss is measured rather than assumed. */
@@ -150,6 +177,21 @@ struct {
 	__type(value, struct noted);
 } denied SEC(".maps");
 
+struct arg_key {
+	__u32 slot;
+	__u16 abi;
+	__u16 spec;
+	__u64 value;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, struct arg_key);
+	__type(value, __u32);
+} arg_values SEC(".maps");
+
 /* FLAG_EXACT_REFUSALS: the call a task entered and has not yet left, (abi<<16|nr)+1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -184,6 +226,11 @@ __u64 no_cache;
 
 /* execve and execveat per ABI (-1 where absent), set by user space from its tables. */
 volatile const __s32 exec_nr[ABI_COUNT][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+
+/* The argument spec of each syscall number per ABI, as index+1 (0: none), and the
+ * specs themselves, set by user space from profile.ArgSpecs. */
+volatile const __u8 arg_spec_of[ABI_COUNT][NR_BITS] = {};
+volatile const struct arg_spec arg_specs[MAX_ARG_SPECS] = {};
 
 /* Kernel ABI constants, cited from the kernel headers named. */
 #define X32_SYSCALL_BIT 0x40000000 /* arch/x86/include/uapi/asm/unistd.h */
@@ -292,6 +339,85 @@ static __always_inline void set_bit(struct record *rec, int abi, long nr)
 		__sync_fetch_and_or(word, bit);
 }
 
+/* arg_of reads argument i of the syscall being entered, as the kernel's
+ * syscall_get_arguments() does (arch/x86/include/asm/syscall.h,
+ * arch/arm64/include/asm/syscall.h). 32-bit ABIs pass 32-bit registers. */
+static __always_inline __u64 arg_of(struct pt_regs *regs, int abi, int i)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (abi == ABI_COMPAT) {
+		switch (i) {
+		case 0: return (__u32)regs->bx;
+		case 1: return (__u32)regs->cx;
+		case 2: return (__u32)regs->dx;
+		case 3: return (__u32)regs->si;
+		case 4: return (__u32)regs->di;
+		default: return (__u32)regs->bp;
+		}
+	}
+	switch (i) {
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	default: return regs->r9;
+	}
+#elif defined(__TARGET_ARCH_arm64)
+	__u64 v;
+	switch (i) {
+	case 0: v = regs->orig_x0; break;
+	case 1: v = regs->regs[1]; break;
+	case 2: v = regs->regs[2]; break;
+	case 3: v = regs->regs[3]; break;
+	case 4: v = regs->regs[4]; break;
+	default: v = regs->regs[5]; break;
+	}
+	return abi == ABI_COMPAT ? (__u32)v : v;
+#else
+	return 0;
+#endif
+}
+
+/* record_arg notes the value of spec si that the call entered with. */
+static __always_inline void record_arg(struct record *rec, __u32 slot, int abi, __u32 si, struct pt_regs *regs)
+{
+	if (abi < 0 || abi >= ABI_COUNT || si >= MAX_ARG_SPECS)
+		return;
+	__u32 kind = arg_specs[si].kind;
+	__u64 v = arg_of(regs, abi, arg_specs[si].idx0);
+	if (kind == ARG_MEM) {
+		__u64 flags = 0;
+		/* A bad pointer leaves flags 0; the kernel then fails the call with EFAULT. */
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)v);
+		v = flags;
+	}
+	v &= arg_specs[si].mask0;
+	if (kind == ARG_PAIR)
+		v = (v & 0xffffffffULL) | ((arg_of(regs, abi, arg_specs[si].idx1) & arg_specs[si].mask1) << 32);
+	if (v < 64) {
+		__u64 bit = 1ULL << v;
+		if (!(rec->small[abi][si] & bit))
+			__sync_fetch_and_or(&rec->small[abi][si], bit);
+		return;
+	}
+	if (rec->any[abi] & (1U << si))
+		return;
+	struct arg_key k = {.slot = slot, .abi = abi, .spec = si, .value = v};
+	if (bpf_map_lookup_elem(&arg_values, &k))
+		return;
+	if (rec->nvals[abi][si] >= ARG_CAP) {
+		__sync_fetch_and_or(&rec->any[abi], 1U << si);
+		return;
+	}
+	__u32 one = 1;
+	long err = bpf_map_update_elem(&arg_values, &k, &one, BPF_NOEXIST);
+	if (err == 0)
+		__sync_fetch_and_add(&rec->nvals[abi][si], 1);
+	else if (err != -17 /* EEXIST: another CPU was first */)
+		__sync_fetch_and_or(&rec->any[abi], 1U << si); /* the table is full */
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 {
@@ -327,6 +453,11 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	}
 	set_bit(rec, abi, nr);
 	cnt->events++;
+	if (abi >= 0 && abi < ABI_COUNT) {
+		__u8 si = arg_spec_of[abi][nr & (NR_BITS - 1)];
+		if (si)
+			record_arg(rec, key, abi, si - 1, regs);
+	}
 	if (rec->flags) {
 		if ((rec->flags & FLAG_WATCH) && (rec->watch[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63))))
 			note(slot, abi, nr, 0);

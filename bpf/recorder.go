@@ -73,6 +73,11 @@ type Options struct {
 	// ExecSyscalls holds the numbers of execve and execveat in each ABI (-1 where an
 	// ABI lacks one). StartExec keeps the execve that started the workload with them.
 	ExecSyscalls [NumABIs][2]int32
+	// ArgSpecs say which argument values to record for the syscalls that
+	// ArgSyscalls names; see ArgSpec.
+	ArgSpecs []ArgSpec
+	// ArgSyscalls maps, per ABI, a syscall number to its index in ArgSpecs.
+	ArgSyscalls [NumABIs]map[int]int
 	// ReportRefused counts, for StartSeccomp cgroups, the calls their seccomp
 	// filter refused (Recording.Denied). It attaches a program to sys_exit while
 	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more.
@@ -85,6 +90,40 @@ type Options struct {
 	PinDir string
 }
 
+// ArgKind says how a spec turns a call's arguments into the value recorded.
+type ArgKind uint32
+
+const (
+	// ArgOne records Args[Index0] & Mask0.
+	ArgOne ArgKind = iota + 1
+	// ArgPair records (Args[Index0] & Mask0) in the low 32 bits and
+	// (Args[Index1] & Mask1) in the high 32 bits.
+	ArgPair
+	// ArgMem records the 64-bit word that Args[Index0] points to, & Mask0: clone3's
+	// clone_args.flags, which a seccomp filter cannot see but a recorder can.
+	ArgMem
+)
+
+// ArgSpec is what to record of one syscall's arguments.
+type ArgSpec struct {
+	Kind           ArgKind
+	Index0, Index1 uint8
+	Mask0, Mask1   uint64
+}
+
+// MaxArgSpecs is how many ArgSpecs a recorder takes.
+const MaxArgSpecs = 16
+
+// ArgCap is how many distinct values of 64 or more a recording keeps per spec and
+// ABI; past it the spec is recorded as any value (ArgValues.Any).
+const ArgCap = 64
+
+// ArgValues are the values of one spec that a cgroup's calls were made with.
+type ArgValues struct {
+	Values []uint64 // sorted
+	Any    bool     // more than ArgCap values, or the kernel's table was full
+}
+
 // Recording is what a tracked cgroup made so far.
 type Recording struct {
 	// Syscalls holds, per ABI, the sorted numbers seen.
@@ -93,6 +132,8 @@ type Recording struct {
 	// (StartSeccomp with refusals asked for: they never reach sys_enter, so they
 	// are not in Syscalls) and the calls made from the watch list.
 	Noted [NumABIs]map[int]Noted
+	// Args holds, per ABI and index in Options.ArgSpecs, the argument values seen.
+	Args  [NumABIs]map[int]ArgValues
 	Stats Stats
 }
 
@@ -151,6 +192,7 @@ type objects struct {
 	SchedProcessExec *ebpf.Program  `ebpf:"sched_process_exec"`
 	Denied           *ebpf.Map      `ebpf:"denied"`
 	Entered          *ebpf.Map      `ebpf:"entered"`
+	ArgValues        *ebpf.Map      `ebpf:"arg_values"`
 	Tracked          *ebpf.Map      `ebpf:"tracked"`
 	Records          *ebpf.Map      `ebpf:"records"`
 	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
@@ -170,7 +212,7 @@ func (o *objects) close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.Bss, o.Rodata} {
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.ArgValues, o.Bss, o.Rodata} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -205,6 +247,9 @@ func Open(opts Options) (*Recorder, error) {
 	}
 	if err := spec.Variables["exec_nr"].Set(opts.ExecSyscalls); err != nil {
 		return nil, fmt.Errorf("setting exec_nr: %w", err)
+	}
+	if err := setArgSpecs(spec, opts); err != nil {
+		return nil, err
 	}
 	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts, spec: spec}
 	if err := r.load(); err != nil {
@@ -268,6 +313,9 @@ func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
 		return fmt.Errorf("resetting counters %d: %w", slot, err)
 	}
 	if err := r.clearDenied(slot); err != nil {
+		return err
+	}
+	if err := r.clearArgs(slot); err != nil {
 		return err
 	}
 	if err := r.objs.Tracked.Update(cgroupID, slot, ebpf.UpdateNoExist); err != nil {
@@ -406,7 +454,7 @@ func (r *Recorder) loadExit() error {
 	repl := map[string]*ebpf.Map{}
 	for name, m := range map[string]*ebpf.Map{
 		"tracked": r.objs.Tracked, "records": r.objs.Records, "slot_counters": r.objs.SlotCounters,
-		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered,
+		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered, "arg_values": r.objs.ArgValues,
 	} {
 		repl[name] = m
 	}
@@ -512,6 +560,9 @@ func (r *Recorder) Read(cgroupID uint64) (*Recording, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("reading denied: %w", err)
 	}
+	if err := r.readArgs(slot, &rec, out); err != nil {
+		return nil, err
+	}
 	if err := r.objs.TooDeep.Get(&out.Stats.TooDeep); err != nil {
 		return nil, fmt.Errorf("reading too_deep: %w", err)
 	}
@@ -541,7 +592,7 @@ func (r *Recorder) untrackLocked(cgroupID uint64) error {
 	if errors.Is(errs[0], ebpf.ErrKeyNotExist) {
 		errs[0] = nil
 	}
-	errs = append(errs, r.bump(), r.syncExit(), r.clearDenied(slot))
+	errs = append(errs, r.bump(), r.syncExit(), r.clearDenied(slot), r.clearArgs(slot))
 	if len(r.slots) == 0 {
 		errs = append(errs, r.detach())
 	}

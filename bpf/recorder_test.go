@@ -43,6 +43,15 @@ func openRecorder(t *testing.T) (*bpf.Recorder, [bpf.NumABIs]*profile.Table) {
 				opts.ExecSyscalls[abi][i] = int32(nr)
 			}
 		}
+		opts.ArgSyscalls[abi] = map[int]int{}
+		for si, s := range profile.ArgSpecs {
+			if nr, ok := tab.Number(s.Name); ok {
+				opts.ArgSyscalls[abi][nr] = si
+			}
+		}
+	}
+	for _, s := range profile.ArgSpecs {
+		opts.ArgSpecs = append(opts.ArgSpecs, bpf.ArgSpec{Kind: bpf.ArgKind(s.Kind), Index0: uint8(s.Index0), Index1: uint8(s.Index1), Mask0: s.Mask0, Mask1: s.Mask1})
 	}
 	r, err := bpf.Open(opts)
 	if errors.Is(err, bpf.ErrNotSupported) || errors.Is(err, bpf.ErrPermission) {

@@ -13,6 +13,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type recorderArgKey struct {
+	_     structs.HostLayout
+	Slot  uint32
+	Abi   uint16
+	Spec  uint16
+	Value uint64
+}
+
+type recorderArgSpec struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Idx0  uint8
+	Idx1  uint8
+	Pad   uint16
+	Mask0 uint64
+	Mask1 uint64
+}
+
 type recorderCached struct {
 	_          structs.HostLayout
 	Generation uint32
@@ -51,12 +69,17 @@ type recorderRecord struct {
 	Flags   uint32
 	Bits    [3][16]uint64
 	Watch   [3][16]uint64
+	Small   [3][16]uint64
+	Nvals   [3][16]uint32
+	Any     [3]uint32
+	_       [4]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	recorderMapArgValues         = "arg_values"
 	recorderMapCgroupCache       = "cgroup_cache"
 	recorderMapDenied            = "denied"
 	recorderMapEntered           = "entered"
@@ -68,6 +91,8 @@ const (
 	recorderProgSchedProcessExec = "sched_process_exec"
 	recorderProgSysEnter         = "sys_enter"
 	recorderProgSysExit          = "sys_exit"
+	recorderVarArgSpecOf         = "arg_spec_of"
+	recorderVarArgSpecs          = "arg_specs"
 	recorderVarExecNr            = "exec_nr"
 	recorderVarGeneration        = "generation"
 	recorderVarNoCache           = "no_cache"
@@ -126,6 +151,7 @@ type recorderProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type recorderMapSpecs struct {
+	ArgValues    *ebpf.MapSpec `ebpf:"arg_values"`
 	CgroupCache  *ebpf.MapSpec `ebpf:"cgroup_cache"`
 	Denied       *ebpf.MapSpec `ebpf:"denied"`
 	Entered      *ebpf.MapSpec `ebpf:"entered"`
@@ -139,6 +165,8 @@ type recorderMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type recorderVariableSpecs struct {
+	ArgSpecOf  *ebpf.VariableSpec `ebpf:"arg_spec_of"`
+	ArgSpecs   *ebpf.VariableSpec `ebpf:"arg_specs"`
 	ExecNr     *ebpf.VariableSpec `ebpf:"exec_nr"`
 	Generation *ebpf.VariableSpec `ebpf:"generation"`
 	NoCache    *ebpf.VariableSpec `ebpf:"no_cache"`
@@ -165,6 +193,7 @@ func (o *recorderObjects) Close() error {
 //
 // It can be passed to loadRecorderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type recorderMaps struct {
+	ArgValues    *ebpf.Map `ebpf:"arg_values"`
 	CgroupCache  *ebpf.Map `ebpf:"cgroup_cache"`
 	Denied       *ebpf.Map `ebpf:"denied"`
 	Entered      *ebpf.Map `ebpf:"entered"`
@@ -176,6 +205,7 @@ type recorderMaps struct {
 
 func (m *recorderMaps) Close() error {
 	return _RecorderClose(
+		m.ArgValues,
 		m.CgroupCache,
 		m.Denied,
 		m.Entered,
@@ -190,6 +220,8 @@ func (m *recorderMaps) Close() error {
 //
 // It can be passed to loadRecorderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type recorderVariables struct {
+	ArgSpecOf  *ebpf.Variable `ebpf:"arg_spec_of"`
+	ArgSpecs   *ebpf.Variable `ebpf:"arg_specs"`
 	ExecNr     *ebpf.Variable `ebpf:"exec_nr"`
 	Generation *ebpf.Variable `ebpf:"generation"`
 	NoCache    *ebpf.Variable `ebpf:"no_cache"`

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/profiles"
 )
 
 // DefaultConfigPath is read when the hook is given no --config.
@@ -39,13 +43,41 @@ type Config struct {
 	// Timeout bounds everything the hook waits for.
 	Timeout Duration `json:"timeout"`
 	// ReportRefused writes NAME.json.denied beside a profile: the calls the filter
-	// in force refused while the container was recorded. While such a container
-	// is recorded, every syscall on the host costs ~90 ns more (a sys_exit program).
+	// in force refused while the container was recorded. Off by default: while
+	// such a container is recorded, every syscall on the host costs ~90 ns more (a
+	// sys_exit program), and nothing cheaper can tell refusals on this kernel
+	// (fexit on the seccomp path is refused without ftrace trampolines).
 	ReportRefused *bool `json:"reportRefused,omitempty"`
+	// Baseline is the profile every written profile stays within: containerd
+	// (the default), docker, none, or the absolute path of an OCI profile.
+	Baseline string `json:"baseline,omitempty"`
+	// Args is "record" (the default: allow only the argument values seen) or
+	// "none" (allow recorded syscalls by name).
+	Args string `json:"args,omitempty"`
 }
 
-// Refused reports whether refused calls are counted (the default).
-func (c *Config) Refused() bool { return c.ReportRefused == nil || *c.ReportRefused }
+// ProfileOptions are what the recorder builds profiles with: the baseline loaded,
+// and whether argument values are kept.
+func (c *Config) ProfileOptions() (profile.Options, bool, error) {
+	v := c.Baseline
+	if v == "" {
+		v = profiles.DefaultBaseline
+	}
+	name, base, err := profiles.Baseline(v)
+	if err != nil {
+		return profile.Options{}, false, fmt.Errorf("baseline: %w", err)
+	}
+	switch c.Args {
+	case "", "record":
+		return profile.Options{Baseline: base, BaselineName: name}, true, nil
+	case "none":
+		return profile.Options{Baseline: base, BaselineName: name}, false, nil
+	}
+	return profile.Options{}, false, fmt.Errorf("args %q: use \"record\" or \"none\"", c.Args)
+}
+
+// Refused reports whether refused calls are counted (off unless asked for).
+func (c *Config) Refused() bool { return c.ReportRefused != nil && *c.ReportRefused }
 
 // Duration is a time.Duration written as "30s" in JSON.
 type Duration time.Duration
@@ -122,6 +154,12 @@ func (c *Config) validate() error {
 	}
 	if c.Timeout <= 0 {
 		return errors.New("timeout must be positive, e.g. \"2s\"")
+	}
+	if c.Baseline != "" && !slices.Contains(profiles.BaselineNames, c.Baseline) && !filepath.IsAbs(c.Baseline) {
+		return fmt.Errorf("baseline %q: use containerd, docker, none or the absolute path of an OCI profile", c.Baseline)
+	}
+	if _, _, err := c.ProfileOptions(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -535,10 +535,15 @@ func (d *Daemon) write(c *container) error {
 	if d.opts.Finish != nil {
 		return d.opts.Finish(c.id, rec)
 	}
-	p, unnamed, err := record.Profile(rec, profile.Options{})
+	popts, withArgs, err := d.cfg.ProfileOptions()
 	if err != nil {
 		return err
 	}
+	built, err := record.Profile(rec, popts, withArgs)
+	if err != nil {
+		return err
+	}
+	p, unnamed := built.Profile, built.Unnamed
 	if len(unnamed) > 0 || rec.Stats.OutOfRange > 0 {
 		d.log.Warn("syscalls left out of the profile", "container", c.id, "unnamed", unnamed, "outOfRange", rec.Stats.OutOfRange)
 	}
@@ -571,6 +576,11 @@ func (d *Daemon) write(c *container) error {
 	}
 	inputs = append(inputs, profile.Named{Name: "the recording of " + c.id, Profile: p})
 	merged, err := profile.Merge(inputs...)
+	if err == nil && popts.Baseline != nil {
+		var dropped []profile.Dropped
+		merged, dropped, err = profile.Clip(t.Path(), merged, popts.BaselineName, popts.Baseline)
+		built.Dropped = append(built.Dropped, dropped...)
+	}
 	if err != nil {
 		// Keep the recording rather than lose it to the conflict.
 		data, _ := profile.Marshal(p)
@@ -591,6 +601,12 @@ func (d *Daemon) write(c *container) error {
 	}
 	if err := d.writeDenials(root, c, rec); err != nil {
 		return err
+	}
+	if err := writeDropped(root, t.File+".dropped", popts.BaselineName, built.Dropped); err != nil {
+		return err
+	}
+	if len(built.Dropped) > 0 {
+		d.log.Warn("recorded calls the baseline refuses, left out of the profile", "container", c.id, "profile", t.Path(), "baseline", popts.BaselineName, "dropped", dropStrings(built.Dropped), "keep", "set \"baseline\": \"none\" in the hook config")
 	}
 	d.log.Info("profile written", "container", c.id, "profile", t.Path(), "syscalls", len(rec.Syscalls[bpf.Native]), "events", rec.Stats.Events)
 	return nil
@@ -737,4 +753,40 @@ func lockFile(path string, wait time.Duration) (*os.File, error) {
 func unlock(f *os.File, path string) {
 	os.Remove(path)
 	f.Close()
+}
+
+// DroppedSuffix names the report, beside a profile, of the recorded calls its
+// baseline refuses, left out of it; it is removed when there were none.
+const DroppedSuffix = ".dropped"
+
+type droppedReport struct {
+	Baseline string   `json:"baseline"`
+	Note     string   `json:"note"`
+	Dropped  []string `json:"dropped"`
+}
+
+func dropStrings(d []profile.Dropped) []string {
+	out := make([]string, len(d))
+	for i, x := range d {
+		out[i] = x.String()
+	}
+	return out
+}
+
+func writeDropped(root *os.Root, name, baseline string, dropped []profile.Dropped) error {
+	if len(dropped) == 0 {
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	data, err := json.MarshalIndent(droppedReport{
+		Baseline: baseline,
+		Note:     "recorded calls the baseline refuses, left out of the profile; to keep them, set \"baseline\": \"none\" in the hook config",
+		Dropped:  dropStrings(dropped),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteIn(root, name, append(data, '\n'))
 }

@@ -2,7 +2,6 @@ package oci
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,32 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/containers"
-	coci "github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/profile"
 )
-
-// WithProfile is a containerd SpecOpts that enforces p on the container:
-//
-//	client.NewContainer(ctx, id, containerd.WithNewSpec(oci.WithProfile(p), ...))
-//
-// It replaces the spec's seccomp profile (containerd's own default included), so it
-// belongs after any option that sets one.
-func WithProfile(p *specs.LinuxSeccomp) coci.SpecOpts {
-	return func(_ context.Context, _ coci.Client, _ *containers.Container, s *coci.Spec) error {
-		if p == nil {
-			return errors.New("oci.WithProfile: nil profile")
-		}
-		if s.Linux == nil {
-			s.Linux = &specs.Linux{}
-		}
-		cp := *p // the caller's profile stays the caller's
-		s.Linux.Seccomp = &cp
-		return nil
-	}
-}
 
 // ApplyProfile sets linux.seccomp in bundle/config.json to p, replacing the file
 // atomically. Everything else in the file keeps its bytes: fields syscage does not

@@ -2,16 +2,12 @@ package oci
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/containerd/containerd/v2/core/containers"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
-	coci "github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -119,28 +115,6 @@ func TestApplyProfile(t *testing.T) {
 	}
 	if err := ApplyProfile(t.TempDir(), testProfile); err == nil {
 		t.Error("no error for a bundle without config.json")
-	}
-}
-
-func TestWithProfile(t *testing.T) {
-	spec := &coci.Spec{}
-	if err := coci.ApplyOpts(context.Background(), nil, &containers.Container{ID: "c"}, spec, WithProfile(testProfile)); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(testProfile, spec.Linux.Seccomp); diff != "" {
-		t.Errorf("seccomp (-want +got):\n%s", diff)
-	}
-	spec.Linux.Seccomp.DefaultAction = specs.ActAllow
-	if testProfile.DefaultAction != specs.ActErrno {
-		t.Error("the spec shares the caller's profile")
-	}
-	// Over containerd's own defaults, as a client would build it.
-	spec, err := coci.GenerateSpec(namespaces.WithNamespace(context.Background(), "test"), nil, &containers.Container{ID: "c"}, WithProfile(testProfile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.Linux == nil || spec.Linux.Seccomp == nil || spec.Linux.Seccomp.DefaultAction != specs.ActErrno {
-		t.Errorf("GenerateSpec: seccomp %+v", spec.Linux)
 	}
 }
 

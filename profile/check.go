@@ -3,6 +3,7 @@ package profile
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -413,7 +414,7 @@ func (c *checker) lint(p *specs.LinuxSeccomp, opts CheckOptions) {
 			c.add(Warning, path, "%s %q, which %s", how, name, beyond)
 		}
 	}
-	for _, name := range Baseline {
+	for _, name := range AlwaysAllowed {
 		var on []specs.Arch
 		for _, arch := range arches {
 			t, err := TableFor(arch)
@@ -428,6 +429,87 @@ func (c *checker) lint(p *specs.LinuxSeccomp, opts CheckOptions) {
 		}
 		if len(on) > 0 {
 			c.add(Warning, cmp.Or(where[name], "syscalls"), "forbids %q on %s: the workload will die at random (signal return, interrupted calls, exit); allow it", name, joinStrings(on))
+		}
+	}
+	c.lintArgs(p, opts, arches, v, where, refName)
+}
+
+// ArgSensitive are syscalls whose arguments decide what they reach: allowed
+// whatever their arguments, they give namespaces, any socket family, any
+// personality or terminal injection.
+var ArgSensitive = map[string]string{
+	"clone":       "clone(CLONE_NEWUSER)",
+	"clone3":      "clone3 with CLONE_NEWUSER, which no filter can check (answer it with ENOSYS)",
+	"unshare":     "unshare(CLONE_NEWUSER)",
+	"socket":      "socket(AF_ALG), socket(AF_VSOCK)",
+	"ioctl":       "ioctl(TIOCSTI)",
+	"personality": "personality(ADDR_NO_RANDOMIZE)",
+}
+
+// lintArgs warns about argument-level width: syscalls whose arguments matter
+// allowed whatever their arguments, anything wider than the reference at the
+// argument level, rule shapes libseccomp compiles inexactly, and i386's
+// socketcall, which no socket rule can see through.
+func (c *checker) lintArgs(p *specs.LinuxSeccomp, opts CheckOptions, arches []specs.Arch, v verdicts, where map[string]string, refName string) {
+	var ref *specs.LinuxSeccomp
+	if opts.Reference != nil && len(arches) > 0 {
+		ref = opts.Reference(arches[0])
+	}
+	refCond := map[string]bool{}
+	if ref != nil {
+		for _, sc := range ref.Syscalls {
+			if len(sc.Args) > 0 && allows(sc.Action) {
+				for _, n := range sc.Names {
+					refCond[n] = true
+				}
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(ArgSensitive)) {
+		x := v.of(name)
+		if x.Conditional || !allows(x.Action) || where[name] == "" {
+			continue
+		}
+		if refCond[name] {
+			c.add(Warning, where[name], "allows %q whatever its arguments, so %s, which %s refuses: allow only the values the workload uses (syscage record does)", name, ArgSensitive[name], refName)
+		} else {
+			c.add(Warning, where[name], "allows %q whatever its arguments, including %s: allow only the values the workload uses (syscage record does)", name, ArgSensitive[name])
+		}
+	}
+	if ref != nil && !allows(p.DefaultAction) {
+		if _, dropped, err := Clip("profile", p, refName, ref); err == nil {
+			for _, d := range dropped {
+				if len(d.Args) == 0 {
+					continue // a name the reference forbids: said above
+				}
+				c.add(Warning, cmp.Or(where[d.Name], "syscalls"), "allows %s, which %s refuses", d, refName)
+			}
+		}
+	}
+	// Range comparisons on one argument across one syscall's rules.
+	ranges := map[string]map[uint]int{}
+	for _, sc := range p.Syscalls {
+		for _, a := range sc.Args {
+			if a.Op == specs.OpLessThan || a.Op == specs.OpLessEqual || a.Op == specs.OpGreaterThan || a.Op == specs.OpGreaterEqual {
+				for _, n := range sc.Names {
+					if ranges[n] == nil {
+						ranges[n] = map[uint]int{}
+					}
+					ranges[n][a.Index]++
+				}
+			}
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(ranges)) {
+		for _, idx := range slices.Sorted(maps.Keys(ranges[n])) {
+			if ranges[n][idx] > 1 {
+				c.add(Warning, cmp.Or(where[n], "syscalls"), "puts %d range comparisons (LT, LE, GT, GE) on argument %d of %q: libseccomp (2.5.4, with runc 1.1.5) compiles such rules inexactly, so runtimes may not enforce what the profile says; use sets of SCMP_CMP_EQ values or SCMP_CMP_MASKED_EQ", ranges[n][idx], idx, n)
+			}
+		}
+	}
+	if slices.Contains(arches, specs.ArchX86) {
+		if x := v.of("socketcall"); allows(x.Action) || v.condAllow["socketcall"] {
+			c.add(Warning, cmp.Or(where["socketcall"], "syscalls"), "allows \"socketcall\" on SCMP_ARCH_X86: seccomp cannot read its argument array, so no socket rule binds 32-bit programs that call through it")
 		}
 	}
 }

@@ -273,12 +273,21 @@ func setDelta[T ~string](a, b []T) *SetDelta {
 	return &d
 }
 
+// conditionalRules are p's rules with argument conditions, one per syscall name
+// (a rule over several names is several rules to a runtime), by content.
 func conditionalRules(p *specs.LinuxSeccomp) map[string]specs.LinuxSyscall {
 	out := map[string]specs.LinuxSyscall{}
 	for _, sc := range p.Syscalls {
-		if len(sc.Args) > 0 {
-			b, _ := json.Marshal(sc)
-			out[string(b)] = sc
+		if len(sc.Args) == 0 {
+			continue
+		}
+		for _, n := range sc.Names {
+			one := sc
+			one.Names = []string{n}
+			one.Args = slices.Clone(sc.Args)
+			sortConds(one.Args)
+			b, _ := json.Marshal(one)
+			out[string(b)] = one
 		}
 	}
 	return out

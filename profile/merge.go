@@ -74,10 +74,25 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 		out.Flags = append(out.Flags, p.Flags...)
 		for _, sc := range p.Syscalls {
 			if len(sc.Args) > 0 {
-				b, _ := json.Marshal(sc)
-				if _, ok := conditional[string(b)]; !ok {
-					conditional[string(b)] = sc
+				// Rules with the same action and conditions are one rule over the
+				// union of their names: the normal form of a set of (name,
+				// conditions) pairs, whatever the order they came in.
+				key := sc
+				key.Names = nil
+				key.Args = slices.Clone(sc.Args)
+				sortConds(key.Args)
+				key.ErrnoRet = ptrIf(hasErrno(sc.Action), effectiveErrno(sc.Action, sc.ErrnoRet))
+				b, _ := json.Marshal(key)
+				cur, ok := conditional[string(b)]
+				if !ok {
+					cur = key
+					cur.ErrnoRet = nil
 				}
+				if sc.ErrnoRet != nil {
+					cur.ErrnoRet = sc.ErrnoRet
+				}
+				cur.Names = append(slices.Clone(cur.Names), sc.Names...)
+				conditional[string(b)] = cur
 				continue
 			}
 			k := plainKey{action: sc.Action, errno: effectiveErrno(sc.Action, sc.ErrnoRet)}
@@ -132,7 +147,8 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 		if len(names) == 0 {
 			continue
 		}
-		sc.Names = names
+		slices.Sort(names)
+		sc.Names = slices.Compact(names)
 		b, _ := json.Marshal(sc)
 		kept[string(b)] = sc
 	}

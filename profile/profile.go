@@ -29,24 +29,48 @@ type Options struct {
 	DefaultAction specs.LinuxSeccompAction
 	// DefaultErrnoRet is the errno of an ERRNO default action (1, EPERM, if 0).
 	DefaultErrnoRet uint
-	// NoBaseline leaves out Baseline.
-	NoBaseline bool
+	// Strict leaves out AlwaysAllowed.
+	Strict bool
+	// Args are the argument values recorded for the syscalls of ArgSpecs; nil
+	// (not recorded) allows every recorded syscall by name.
+	Args Args
+	// Baseline, if set, is the profile the result must stay within (see Clip),
+	// known in messages as BaselineName.
+	Baseline     *specs.LinuxSeccomp
+	BaselineName string
 }
 
-// Baseline are the calls every profile built from a recording allows, recorded or
-// not, on the architectures that have them. Whether a run makes them depends on
+// AlwaysAllowed are the calls every profile built from a recording allows, recorded
+// or not, on the architectures that have them. Whether a run makes them depends on
 // timing alone -- a signal handler returns with rt_sigreturn only if a signal came,
 // an interrupted call resumes with restart_syscall only if it was interrupted --
 // and they give a process nothing it did not have, while denying them kills it
 // at random. The exits are here so that no profile can forbid ending.
-var Baseline = []string{"exit", "exit_group", "restart_syscall", "rt_sigreturn", "sigreturn"}
+var AlwaysAllowed = []string{"exit", "exit_group", "restart_syscall", "rt_sigreturn", "sigreturn"}
 
-// FromRecorded builds the profile that allows exactly what was recorded. Numbers of
-// each architecture are named from that architecture's own table: compat call 5 is
-// i386 "open", not x86_64 "fstat". Numbers without a name are returned, not dropped
-// silently. The OCI format cannot tie a rule to an architecture, so the allowed names
-// are the union over all recorded architectures, each of which is listed.
-func FromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, error) {
+// Built is a profile made from a recording, with what could not go into it.
+type Built struct {
+	Profile *specs.LinuxSeccomp
+	// Unnamed are recorded numbers without a name in their architecture's table.
+	Unnamed []Unnamed
+	// Dropped are recorded calls the baseline refuses, left out.
+	Dropped []Dropped
+}
+
+// FromRecorded builds the profile that allows exactly what was recorded, within the
+// baseline. Numbers of each architecture are named from that architecture's own
+// table: compat call 5 is i386 "open", not x86_64 "fstat". Numbers without a name
+// are returned, not dropped silently, and so are calls the baseline refuses. The
+// OCI format cannot tie a rule to an architecture, so the allowed names and
+// argument values are the union over all recorded architectures, each of which is
+// listed.
+//
+// With argument values or a baseline, clone3 is answered with ENOSYS whenever the
+// recording forked: seccomp cannot read clone3's flags, and libc falls back to
+// clone, whose flags the profile checks. Under a runtime's default filter the
+// recorder never sees clone3 at all (the filter answers it first), so a profile
+// that answered it with the default EPERM would break pthread_create.
+func FromRecorded(rec Recorded, opts Options) (*Built, error) {
 	p := &specs.LinuxSeccomp{DefaultAction: opts.DefaultAction}
 	if p.DefaultAction == "" {
 		p.DefaultAction = specs.ActErrno
@@ -58,7 +82,7 @@ func FromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, e
 		}
 		p.DefaultErrnoRet = &errno
 	}
-	var unnamed []Unnamed
+	b := &Built{Profile: p}
 	var names []string
 	for _, arch := range sortArches(mapsKeys(rec)) {
 		nrs := rec[arch]
@@ -67,22 +91,22 @@ func FromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, e
 		}
 		tab, err := TableFor(arch)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		p.Architectures = append(p.Architectures, arch)
 		for _, nr := range nrs {
 			name, ok := tab.Name(nr)
 			if !ok {
-				unnamed = append(unnamed, Unnamed{Arch: arch, Nr: nr})
+				b.Unnamed = append(b.Unnamed, Unnamed{Arch: arch, Nr: nr})
 				continue
 			}
 			names = append(names, name)
 		}
 	}
-	if !opts.NoBaseline {
+	if !opts.Strict {
 		for _, arch := range p.Architectures {
 			tab, _ := TableFor(arch)
-			for _, name := range Baseline {
+			for _, name := range AlwaysAllowed {
 				if _, ok := tab.Number(name); ok {
 					names = append(names, name)
 				}
@@ -91,10 +115,45 @@ func FromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, e
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	if len(names) > 0 {
-		p.Syscalls = []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}}
+
+	forked := slices.Contains(names, "clone") || slices.Contains(names, "clone3")
+	clone3ENOSYS := forked && (opts.Args != nil || opts.Baseline != nil)
+	var rules []specs.LinuxSyscall
+	plain := names
+	if opts.Args != nil {
+		var bare map[string]bool
+		rules, bare = argRules(names, opts.Args)
+		plain = slices.DeleteFunc(slices.Clone(names), func(n string) bool {
+			_, curated := ArgSpecOf(n)
+			return curated && !bare[n]
+		})
+		if slices.Contains(names, "clone3") && !slices.Contains(names, "clone") && bare["clone"] {
+			plain = append(plain, "clone")
+		}
+	} else if clone3ENOSYS && !slices.Contains(plain, "clone") {
+		plain = append(plain, "clone")
 	}
-	return p, unnamed, nil
+	if clone3ENOSYS {
+		plain = slices.DeleteFunc(plain, func(n string) bool { return n == "clone3" })
+		errno := uint(enosys)
+		rules = append(rules, specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &errno})
+	}
+	slices.Sort(plain)
+	if len(plain) > 0 {
+		p.Syscalls = append(p.Syscalls, specs.LinuxSyscall{Names: plain, Action: specs.ActAllow})
+	}
+	p.Syscalls = append(p.Syscalls, rules...)
+	var err error
+	if opts.Baseline != nil {
+		p, b.Dropped, err = Clip("the recorded profile", p, opts.BaselineName, opts.Baseline)
+	} else {
+		p, err = Normalize("the recorded profile", p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Profile = p
+	return b, nil
 }
 
 func mapsKeys(rec Recorded) []specs.Arch {

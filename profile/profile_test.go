@@ -27,7 +27,7 @@ func baselineOn(t *testing.T, arch specs.Arch) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, name := range Baseline {
+	for _, name := range AlwaysAllowed {
 		if _, ok := tab.Number(name); ok {
 			out = append(out, name)
 		}
@@ -60,7 +60,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "x86_64 nr 5 is fstat",
 			rec:  Recorded{specs.ArchX86_64: {5}},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86_64},
@@ -70,7 +70,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "x86 compat nr 5 is open",
 			rec:  Recorded{specs.ArchX86: {5}},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86},
@@ -80,7 +80,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "each arch named from its own table",
 			rec:  Recorded{specs.ArchX86: {5, 3}, specs.ArchX86_64: {5, 0}},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86},
@@ -93,7 +93,7 @@ func TestFromRecorded(t *testing.T) {
 				specs.ArchARM: {3}, specs.ArchAARCH64: {63}, specs.ArchX86: {3},
 				specs.ArchX86_64: {0}, specs.ArchX32: {}, specs.ArchS390X: nil,
 			},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchAARCH64, specs.ArchARM},
@@ -103,7 +103,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "unnamed numbers returned, not named",
 			rec:  Recorded{specs.ArchX86_64: {0, 999, -1}, specs.ArchX86: {5, 100000}},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86},
@@ -144,7 +144,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "no baseline",
 			rec:  Recorded{specs.ArchX86_64: {0}, specs.ArchX86: {4}},
-			opts: Options{NoBaseline: true},
+			opts: Options{Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(1),
 				Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86},
@@ -163,7 +163,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "custom errno",
 			rec:  Recorded{specs.ArchX86_64: {0}},
-			opts: Options{DefaultAction: specs.ActErrno, DefaultErrnoRet: 38, NoBaseline: true},
+			opts: Options{DefaultAction: specs.ActErrno, DefaultErrnoRet: 38, Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActErrno, DefaultErrnoRet: uintp(38),
 				Architectures: []specs.Arch{specs.ArchX86_64},
@@ -173,7 +173,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "kill default has no errno",
 			rec:  Recorded{specs.ArchX86_64: {0}},
-			opts: Options{DefaultAction: specs.ActKillProcess, DefaultErrnoRet: 13, NoBaseline: true},
+			opts: Options{DefaultAction: specs.ActKillProcess, DefaultErrnoRet: 13, Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActKillProcess,
 				Architectures: []specs.Arch{specs.ArchX86_64},
@@ -183,7 +183,7 @@ func TestFromRecorded(t *testing.T) {
 		{
 			name: "log default has no errno",
 			rec:  Recorded{specs.ArchX86_64: {0}},
-			opts: Options{DefaultAction: specs.ActLog, NoBaseline: true},
+			opts: Options{DefaultAction: specs.ActLog, Strict: true},
 			want: &specs.LinuxSeccomp{
 				DefaultAction: specs.ActLog,
 				Architectures: []specs.Arch{specs.ArchX86_64},
@@ -209,7 +209,7 @@ func TestFromRecorded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Map order is random: build several times so an order leak shows.
 			for range 20 {
-				got, unnamed, err := FromRecorded(tt.rec, tt.opts)
+				got, unnamed, err := fromRecorded(tt.rec, tt.opts)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -225,7 +225,7 @@ func TestFromRecorded(t *testing.T) {
 }
 
 func TestFromRecordedUnknownArch(t *testing.T) {
-	_, _, err := FromRecorded(Recorded{specs.ArchX86_64: {0}, "SCMP_ARCH_PDP11": {1}}, Options{})
+	_, _, err := fromRecorded(Recorded{specs.ArchX86_64: {0}, "SCMP_ARCH_PDP11": {1}}, Options{})
 	if err == nil {
 		t.Fatal("FromRecorded with an unknown arch succeeded")
 	}
@@ -271,10 +271,10 @@ func TestGolden(t *testing.T) {
 			if err := dec.Decode(&gi); err != nil {
 				t.Fatalf("%s: %v", in, err)
 			}
-			p, unnamed, err := FromRecorded(gi.Recorded, Options{
+			p, unnamed, err := fromRecorded(gi.Recorded, Options{
 				DefaultAction:   gi.DefaultAction,
 				DefaultErrnoRet: gi.DefaultErrnoRet,
-				NoBaseline:      gi.NoBaseline,
+				Strict:          gi.NoBaseline,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -506,11 +506,11 @@ func TestParse(t *testing.T) {
 // TestMarshalRoundTrip checks Marshal(Parse(x)) == x for profiles syscage writes.
 func TestMarshalRoundTrip(t *testing.T) {
 	rec := Recorded{specs.ArchX86_64: {0, 1, 2, 3, 59, 231}, specs.ArchX86: {1, 3, 4, 5, 11, 252}}
-	fresh, _, err := FromRecorded(rec, Options{})
+	fresh, _, err := fromRecorded(rec, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	kill, _, err := FromRecorded(rec, Options{DefaultAction: specs.ActKillProcess, NoBaseline: true})
+	kill, _, err := fromRecorded(rec, Options{DefaultAction: specs.ActKillProcess, Strict: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,4 +609,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Marshal not stable:\n%s\n---\n%s", out, out2)
 		}
 	})
+}
+
+// fromRecorded is FromRecorded as the tests of names alone read it.
+func fromRecorded(rec Recorded, opts Options) (*specs.LinuxSeccomp, []Unnamed, error) {
+	b, err := FromRecorded(rec, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Profile, b.Unnamed, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/profiles"
 	"github.com/syscage/syscage/tests/internal/rt"
 )
 
@@ -110,7 +111,7 @@ func matrixCases() []matrixCase {
 		probeCall{"OR(3)", "gettid", []uint64{3}},
 	)
 
-	return []matrixCase{
+	return append([]matrixCase{
 		{
 			name:    "plain names",
 			profile: `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["getppid","getuid"],"action":"SCMP_ACT_ALLOW"}]}`,
@@ -233,7 +234,93 @@ func matrixCases() []matrixCase {
 				{"clone3", "clone3", []uint64{0, 0}},
 			},
 		},
+	}, recordedShapes()...)
+}
+
+// recordedShapes are the rule shapes syscage records, clipped to containerd's
+// default, moved onto harmless syscalls (so the probe can call them with any
+// arguments): every shape the recorder emits must mean the same to runc with
+// libseccomp as to syscage.
+func recordedShapes() []matrixCase {
+	_, base, err := profiles.Baseline("containerd")
+	if err != nil {
+		panic(err)
 	}
+	onto := map[string]string{"clone": "getppid", "socket": "getuid", "ioctl": "getgid", "personality": "geteuid",
+		"mprotect": "getegid", "setsockopt": "getpgrp", "prctl": "gettid"}
+	tab, _ := profile.TableFor(specs.ArchX86_64)
+	var out []matrixCase
+	for i, args := range []map[string]profile.ArgValues{
+		{
+			"clone":       {Values: []uint64{0, profile.CloneNewNS, profile.CloneNewUser}},
+			"socket":      {Values: []uint64{1 | 1<<32, 1 | 2<<32, 2 | 2<<32, 10 | 1<<32, 38 | 5<<32}},
+			"ioctl":       {Values: []uint64{0x5401, 0x5413, 0x80045430, 0xffffffff80045430}},
+			"personality": {Values: []uint64{0xffffffff, 8, 0x40000}},
+			"mprotect":    {Values: []uint64{0, 2, 4}},
+			"setsockopt":  {Values: []uint64{1 | 2<<32, 6 | 1<<32}},
+			"prctl":       {Values: []uint64{15, 38}},
+		},
+		{"socket": {Any: true}, "clone": {Any: true}, "ioctl": {Any: true}, "personality": {Any: true}},
+	} {
+		rec := profile.Recorded{}
+		for name := range args {
+			nr, _ := tab.Number(name)
+			rec[specs.ArchX86_64] = append(rec[specs.ArchX86_64], nr)
+		}
+		slices.Sort(rec[specs.ArchX86_64])
+		built, err := profile.FromRecorded(rec, profile.Options{Args: profile.Args{specs.ArchX86_64: args}, Baseline: base, Strict: true})
+		if err != nil {
+			panic(err)
+		}
+		p := built.Profile
+		var calls []probeCall
+		for j, sc := range p.Syscalls {
+			var names []string
+			for _, n := range sc.Names {
+				if m, ok := onto[n]; ok {
+					names = append(names, m)
+				}
+			}
+			p.Syscalls[j].Names = names
+			for _, n := range names {
+				// The call the rule allows, with every condition met, and the same
+				// with each argument moved off it.
+				var exact [3]uint64
+				for _, a := range sc.Args {
+					exact[a.Index] = a.Value
+					if a.Op == specs.OpMaskedEqual {
+						exact[a.Index] = a.ValueTwo
+					}
+				}
+				calls = append(calls, probeCall{fmt.Sprintf("%s(%x,%x,%x)", n, exact[0], exact[1], exact[2]), n, exact[:]})
+				for _, a := range sc.Args {
+					off := exact
+					off[a.Index] ^= 0x102
+					calls = append(calls, probeCall{fmt.Sprintf("%s(%x,%x,%x)", n, off[0], off[1], off[2]), n, off[:]})
+				}
+				for _, a := range sc.Args {
+					for _, v := range []uint64{a.Value, a.Value + 1, a.Value - 1, a.ValueTwo, a.ValueTwo | 1<<32, a.ValueTwo | 0x81, a.Value | a.ValueTwo} {
+						var av [2]uint64
+						av[a.Index%2] = v
+						if a.Index < 2 {
+							calls = append(calls, probeCall{fmt.Sprintf("%s(%d:%#x)", n, a.Index, v), n, av[:]})
+						} else {
+							calls = append(calls, probeCall{fmt.Sprintf("%s(%d:%#x)", n, a.Index, v), n, []uint64{0, 0, v}})
+						}
+					}
+				}
+			}
+		}
+		p.Syscalls = slices.DeleteFunc(p.Syscalls, func(sc specs.LinuxSyscall) bool { return len(sc.Names) == 0 })
+		data, err := json.Marshal(p)
+		if err != nil {
+			panic(err)
+		}
+		slices.SortFunc(calls, func(a, b probeCall) int { return strings.Compare(a.label, b.label) })
+		calls = slices.CompactFunc(calls, func(a, b probeCall) bool { return a.label == b.label })
+		out = append(out, matrixCase{name: fmt.Sprintf("recorded shapes %d", i+1), profile: string(data), calls: calls})
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -187,6 +187,40 @@ func BenchmarkSyscallCost(b *testing.B) {
 	b.ReportMetric(med["untracked-seccomp"]-med["floor"], "ns-above-floor-untracked-with-exit")
 }
 
+// BenchmarkArgCost: what recording argument values costs, on the curated
+// syscalls whose values are large (kept in the kernel's hash, not the record's
+// bits): ioctl(TCGETS) on /dev/null and socket() of a family the kernel refuses
+// at once, so that the call itself stays cheap.
+func BenchmarkArgCost(b *testing.B) {
+	s := newBenchSetup(b)
+	const calls = 200_000
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	fd := null.Fd()
+	for _, c := range []struct {
+		name string
+		call func()
+	}{
+		{"getppid", func() { unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0) }},
+		{"ioctl", func() { unix.RawSyscall(unix.SYS_IOCTL, fd, unix.TCGETS, 0) }},
+		{"socket", func() { unix.RawSyscall(unix.SYS_SOCKET, 1000, unix.SOCK_STREAM, 0) }},
+	} {
+		med := interleave(11, s.configs(b, true, &childCgroup{}), func(string) float64 {
+			start := time.Now()
+			for range calls {
+				c.call()
+			}
+			return float64(time.Since(start).Nanoseconds()) / calls
+		})
+		b.ReportMetric(med["floor"]-med["none"], "ns-floor-"+c.name)
+		b.ReportMetric(med["untracked"]-med["floor"], "ns-above-floor-untracked-"+c.name)
+		b.ReportMetric(med["tracked"]-med["floor"], "ns-above-floor-tracked-"+c.name)
+	}
+}
+
 // BenchmarkWorkload: real work dominated by syscalls, in each configuration.
 func BenchmarkWorkload(b *testing.B) {
 	for _, w := range []struct {

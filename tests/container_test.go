@@ -18,6 +18,7 @@ import (
 	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/profiles"
 	"github.com/syscage/syscage/tests/internal/rt"
 )
 
@@ -69,14 +70,15 @@ func profileOf(t *testing.T, r *bpf.Recorder, id uint64) *specs.LinuxSeccomp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	named, err := record.Named(rec)
+	name, base, err := profiles.Baseline(profiles.DefaultBaseline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, unnamed, err := profile.FromRecorded(named, profile.Options{})
-	if err != nil || len(unnamed) > 0 {
-		t.Fatalf("profile: %v, unnamed %v", err, unnamed)
+	built, err := record.Profile(rec, profile.Options{Baseline: base, BaselineName: name}, true)
+	if err != nil || len(built.Unnamed) > 0 || len(built.Dropped) > 0 {
+		t.Fatalf("profile: %v, unnamed %v, dropped %v", err, built.Unnamed, built.Dropped)
 	}
+	p := built.Profile
 	t.Logf("recorded %d syscalls (%d before the filter left out): %v", len(allowed(p)), rec.Stats.BeforeStart, allowed(p))
 	return p
 }

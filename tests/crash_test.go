@@ -456,11 +456,11 @@ func allCallsProfile(t *testing.T) []byte {
 			nrs = append(nrs, nr)
 		}
 	}
-	p, _, err := profile.FromRecorded(profile.Recorded{native: nrs}, profile.Options{})
+	built, err := profile.FromRecorded(profile.Recorded{native: nrs}, profile.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := profile.Marshal(p)
+	data, err := profile.Marshal(built.Profile)
 	if err != nil {
 		t.Fatal(err)
 	}

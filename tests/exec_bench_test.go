@@ -119,3 +119,47 @@ func output(b *testing.B, cmd *exec.Cmd) string {
 	}
 	return string(out)
 }
+
+// BenchmarkArgRulesCache: a profile with argument rules costs getppid nothing more
+// than one by names only, because every allow that needs no argument stays in the
+// kernel's seccomp action cache; personality, whose value is checked, runs the
+// filter. Both profiles are recorded from the same loop, and the loop runs under
+// each with syscage exec, interleaved.
+func BenchmarkArgRulesCache(b *testing.B) {
+	testenv.RequireRoot(b)
+	cc := testenv.RequireCommand(b, "gcc")
+	dir := b.TempDir()
+	loop := filepath.Join(dir, "loop")
+	if out, err := exec.Command(cc, "-O2", "-static", "-o", loop, "testdata/loop.c").CombinedOutput(); err != nil {
+		testenv.Unavailable(b, "gcc: %v\n%s", err, out)
+	}
+	for b.Loop() {
+		for _, call := range []struct{ name, nr, arg string }{
+			{"getppid", "110", "0"},
+			{"personality", "135", "ffffffff"},
+		} {
+			args := []string{"2000000", call.nr, call.arg}
+			names, withArgs := filepath.Join(dir, call.name+"-names.json"), filepath.Join(dir, call.name+"-args.json")
+			for path, flags := range map[string][]string{names: {"--args", "none"}, withArgs: nil} {
+				rec := append(append([]string{"record", "-q", "-o", path}, flags...), "--", loop, "1000", call.nr, call.arg)
+				if out, err := exec.Command(binary, rec...).CombinedOutput(); err != nil {
+					b.Fatalf("record: %v\n%s", err, out)
+				}
+			}
+			var ns [2][]float64
+			for range 9 {
+				for i, p := range []string{names, withArgs} {
+					out := output(b, exec.Command(binary, append([]string{"exec", "--profile", p, "--", loop}, args...)...))
+					v, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ns[i] = append(ns[i], v)
+				}
+			}
+			n, a := median(ns[0]), median(ns[1])
+			b.Logf("%s: names only %.1f ns, with argument rules %.1f ns (%.2fx)", call.name, n, a, a/n)
+			b.ReportMetric(a/n, "x-args/names-"+call.name)
+		}
+	}
+}

@@ -327,7 +327,7 @@ func TestHookCompatAnnotation(t *testing.T) {
 	}
 	in := filepath.Join(e.profiles, "in.json")
 	writeJSON(t, in, map[string]any{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
-		"syscalls": []any{map[string]any{"names": []string{"kexec_load"}, "action": "SCMP_ACT_ALLOW"}}})
+		"syscalls": []any{map[string]any{"names": []string{"kexec_load", "sync"}, "action": "SCMP_ACT_ALLOW"}}})
 	out := filepath.Join(e.profiles, "out.json")
 	res, err := e.podman(t, image, []string{"--annotation", "io.containers.trace-syscall=of:" + out + ";if:" + in}, "/bin/workload", "calls")
 	if err != nil || res.ExitCode != 0 {
@@ -335,8 +335,15 @@ func TestHookCompatAnnotation(t *testing.T) {
 	}
 	names := readProfile(t, out)
 	wantAll(t, "compat", names)
-	if !slices.Contains(names, "kexec_load") {
+	if !slices.Contains(names, "sync") {
 		t.Errorf("if: profile not merged in: %v", names)
+	}
+	// kexec_load is beyond the baseline (containerd's default): left out, and said.
+	if slices.Contains(names, "kexec_load") {
+		t.Errorf("kexec_load, which the baseline refuses, is in the profile: %v", names)
+	}
+	if b, err := os.ReadFile(out + ".dropped"); err != nil || !strings.Contains(string(b), "kexec_load") {
+		t.Errorf("%s.dropped does not name kexec_load: %v %s", out, err, b)
 	}
 }
 
@@ -411,7 +418,7 @@ func denyGetitimer(t *testing.T) string {
 // Through the hook, the refusals of the filter in force are written beside the
 // profile, and the report goes away once a run has none.
 func TestHookReportsRefusedCalls(t *testing.T) {
-	e := newHookEnv(t)
+	e := newHookEnv(t, func(cfg map[string]any) { cfg["reportRefused"] = true })
 	image, _ := workloadImage(t)
 	deny := denyGetitimer(t)
 	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + deny}, "/bin/workload", "calls")
@@ -445,9 +452,9 @@ func TestHookReportsRefusedCalls(t *testing.T) {
 	}
 }
 
-// With reportRefused off, nothing is attached to sys_exit and no report is written.
+// With reportRefused off (the default), nothing is attached to sys_exit and no report is written.
 func TestHookReportRefusedOff(t *testing.T) {
-	e := newHookEnv(t, func(cfg map[string]any) { cfg["reportRefused"] = false })
+	e := newHookEnv(t)
 	image, _ := workloadImage(t)
 	res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r", "--security-opt", "seccomp=" + denyGetitimer(t)}, "/bin/workload", "calls")
 	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {

@@ -56,7 +56,9 @@ func without(t *testing.T, p *specs.LinuxSeccomp, name string) *specs.LinuxSecco
 			found = found || n == name
 			return n == name
 		})
-		q.Syscalls = append(q.Syscalls, r)
+		if len(r.Names) > 0 {
+			q.Syscalls = append(q.Syscalls, r)
+		}
 	}
 	if !found {
 		t.Fatalf("%q is not in the profile", name)

@@ -73,9 +73,17 @@ func checkVerify(t *testing.T, p *specs.LinuxSeccomp, target ...string) {
 	if res.code != 1 || !slices.Equal(missingNames(rep), []string{"personality"}) {
 		t.Errorf("enforce, personality(0) only: exit %d, missing %v (want 1, [personality])\n%s", res.code, missingNames(rep), res.stderr)
 	}
+	// Complain mode judges the values the recorder kept, and names the call.
 	rep, res = verifyJSON(t, append([]string{"--profile", cond, "--mode", "complain"}, target...)...)
-	if len(rep.Missing) != 0 || len(rep.Conditional) != 1 || rep.Conditional[0].Name != "personality" {
-		t.Errorf("complain, personality(0) only: missing %v, conditional %v (want none, [personality])", rep.Missing, rep.Conditional)
+	if res.code != 1 || len(rep.Missing) != 1 || len(rep.Conditional) != 0 || rep.Missing[0].Name != "personality" ||
+		!slices.Equal(rep.Missing[0].Calls, []string{"personality(0xffffffff)"}) {
+		t.Errorf("complain, personality(0) only: exit %d, missing %v, conditional %v (want 1, personality(0xffffffff), none)", res.code, rep.Missing, rep.Conditional)
+	}
+	// A rule on an argument the recorder does not keep stays for enforce mode.
+	other := writeProfile(t, withCondition(t, p, "getitimer", 0))
+	rep, _ = verifyJSON(t, append([]string{"--profile", other, "--mode", "complain"}, target...)...)
+	if len(rep.Missing) != 0 || len(rep.Conditional) != 1 || rep.Conditional[0].Name != "getitimer" {
+		t.Errorf("complain, getitimer(0) only: missing %v, conditional %v (want none, [getitimer])", rep.Missing, rep.Conditional)
 	}
 }
 

@@ -53,10 +53,15 @@ struct task_struct {
 
 struct pt_regs {
 #if defined(__TARGET_ARCH_arm64)
+	__u64 regs[31];
 	__u64 pstate;
+	__u64 orig_x0;
 	int syscallno;
 #elif defined(__TARGET_ARCH_x86)
 	unsigned long orig_ax;
+	/* The argument registers: di, si, dx, r10, r8, r9 for the 64-bit ABIs, and
+	 * bx, cx, dx, si, di, bp for i386 (arch/x86/include/asm/syscall.h). */
+	unsigned long di, si, dx, r10, r8, r9, bx, cx, bp;
 #endif
 	long unused;
 };

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 
 	"github.com/syscage/syscage/profile"
@@ -150,12 +151,27 @@ func printDiff(w io.Writer, d *profile.Diff, color bool) {
 	if r := d.Rules; r != nil {
 		fmt.Fprintln(w, "rules with argument conditions:")
 		for _, sc := range r.Added {
-			b, _ := json.Marshal(sc)
-			fmt.Fprintf(w, "  %s\n", add(string(b)))
+			fmt.Fprintf(w, "  %s\n", add(describeRule(sc)))
 		}
 		for _, sc := range r.Removed {
-			b, _ := json.Marshal(sc)
-			fmt.Fprintf(w, "  %s\n", del(string(b)))
+			fmt.Fprintf(w, "  %s\n", del(describeRule(sc)))
 		}
 	}
+}
+
+// describeRule writes a conditional rule in words: "socket(AF_INET6, SOCK_STREAM)",
+// with its action when it is not an allow.
+func describeRule(sc specs.LinuxSyscall) string {
+	var calls []string
+	for _, n := range sc.Names {
+		calls = append(calls, profile.DescribeCall(n, sc.Args))
+	}
+	s := strings.Join(calls, ", ")
+	if sc.Action != specs.ActAllow {
+		s += ": " + string(sc.Action)
+		if sc.ErrnoRet != nil {
+			s += fmt.Sprintf(" errno %d", *sc.ErrnoRet)
+		}
+	}
+	return s
 }

@@ -19,6 +19,7 @@ type mergeOptions struct {
 	check  bool
 	color  string
 	host   hostOptions
+	limits baselineOptions
 }
 
 func newMergeCmd() *cobra.Command {
@@ -31,6 +32,9 @@ unioned name by name, rules with argument conditions are kept as they are. Input
 that disagree (different default actions, one syscall given two actions) are an
 error that names both files. --base FILE starts from a base profile, such as the
 one a SeccompProfile's baseProfileName names.
+
+The merged profile never allows what --baseline refuses (containerd's default
+unless told otherwise): calls the inputs allow beyond it are reported and left out.
 
 With --check, write nothing: exit 1 when A does not allow everything B... allow,
 and list what is missing per architecture. This is the CI drift gate: it passes
@@ -50,6 +54,7 @@ Inputs may be in any format convert reads.`,
 	f.BoolVar(&opts.check, "check", false, "exit 1 if A does not allow everything B... allow, and say what is missing")
 	f.StringVar(&opts.color, "color", "auto", "colour the --check report: auto (on a terminal), always or never")
 	opts.host.register(cmd)
+	opts.limits.register(cmd, false)
 	return cmd
 }
 
@@ -61,6 +66,10 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 		return errors.New("--check needs the profile to check and at least one to check it against: merge --check A B...")
 	}
 	color, err := useColor(opts.color, stdout)
+	if err != nil {
+		return err
+	}
+	baselineName, baseline, _, err := opts.limits.resolve()
 	if err != nil {
 		return err
 	}
@@ -119,6 +128,13 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 	p, err := profile.Merge(in...)
 	if err != nil {
 		return err
+	}
+	if baseline != nil {
+		var dropped []profile.Dropped
+		if p, dropped, err = profile.Clip("the merged profile", p, baselineName, baseline); err != nil {
+			return err
+		}
+		reportDropped(stderr, baselineName, dropped)
 	}
 	data, err := profile.Marshal(p)
 	if err != nil {

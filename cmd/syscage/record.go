@@ -32,7 +32,8 @@ type recordOptions struct {
 	errno         uint
 	start         string
 	quiet         bool
-	noBaseline    bool
+	strict        bool
+	limits        baselineOptions
 }
 
 func newRecordCmd() *cobra.Command {
@@ -62,7 +63,10 @@ Processes CMD leaves running in its cgroup are killed when CMD exits.`,
 	f.UintVar(&opts.errno, "errno", 1, "errno returned by the errno default action (1 is EPERM)")
 	f.StringVar(&opts.start, "start", "exec", "when recording starts: exec (at CMD's own execve) or now (including syscage's launcher)")
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "print no progress or summary on stderr")
-	f.BoolVar(&opts.noBaseline, "no-baseline", false, "allow only what was recorded, without the calls every process may need at random (rt_sigreturn, restart_syscall, exit, exit_group)")
+	f.BoolVar(&opts.strict, "strict", false, "allow only what was recorded, without the calls every process may need at random (rt_sigreturn, restart_syscall, exit, exit_group)")
+	f.BoolVar(&opts.strict, "no-baseline", false, "the old name of --strict")
+	f.MarkDeprecated("no-baseline", "use --strict (--baseline now names the profile a recording stays within)")
+	opts.limits.register(cmd, true)
 	cmd.RegisterFlagCompletionFunc("default-action", cobra.FixedCompletions(
 		[]string{"errno", "kill", "kill-process", "kill-thread", "trap", "log"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("start", cobra.FixedCompletions([]string{"exec", "now"}, cobra.ShellCompDirectiveNoFileComp))
@@ -101,6 +105,13 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 	action, err := parseDefaultAction(opts.defaultAction)
 	if err != nil {
 		return err
+	}
+	baselineName, baseline, withArgs, err := opts.limits.resolve()
+	if err != nil {
+		return err
+	}
+	if baseline != nil && (action == specs.ActAllow || action == specs.ActLog) {
+		return fmt.Errorf("--default-action %s allows every call not recorded, which is wider than %s: use --baseline none with it", opts.defaultAction, baselineName)
 	}
 	start := bpf.StartExec
 	switch opts.start {
@@ -180,13 +191,25 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 	if err != nil {
 		return err
 	}
-	p, unnamed, err := profile.FromRecorded(named, profile.Options{DefaultAction: action, DefaultErrnoRet: opts.errno, NoBaseline: opts.noBaseline})
+	built, err := record.Profile(res.Recording, profile.Options{
+		DefaultAction: action, DefaultErrnoRet: opts.errno, Strict: opts.strict,
+		Baseline: baseline, BaselineName: baselineName,
+	}, withArgs)
 	if err != nil {
 		return err
 	}
+	p, unnamed := built.Profile, built.Unnamed
+	reportDropped(stderr, baselineName, built.Dropped)
 	if base != nil {
 		if p, err = profile.Merge(profile.Named{Name: target, Profile: base}, profile.Named{Name: "this recording", Profile: p}); err != nil {
 			return err
+		}
+		if baseline != nil {
+			var dropped []profile.Dropped
+			if p, dropped, err = profile.Clip(target, p, baselineName, baseline); err != nil {
+				return err
+			}
+			reportDropped(stderr, baselineName, dropped)
 		}
 	}
 	data, err := profile.Marshal(p)

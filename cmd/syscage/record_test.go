@@ -70,7 +70,7 @@ func TestVersionAndHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"record [flags] -- CMD [ARGS...]", "--output", "--append", "--default-action", "--no-baseline"} {
+	for _, want := range []string{"record [flags] -- CMD [ARGS...]", "--output", "--append", "--default-action", "--strict", "--baseline", "--args"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("record --help lacks %q:\n%s", want, out)
 		}

@@ -127,16 +127,35 @@ func statsOf(n profile.Named) (fileStats, error) {
 			ra, rc, _ := profile.Allowed(ref, arch)
 			def := len(ra) + len(rc)
 			mine := len(always) + len(cond)
-			red := 0.0
-			if def > 0 {
-				red = 100 * float64(def-mine) / float64(def)
-			}
-			a.Default, a.ReductionPercent = &def, &red
 			for _, name := range append(always, cond...) {
 				if !slices.Contains(ra, name) && !slices.Contains(rc, name) {
 					a.BeyondDefault = append(a.BeyondDefault, name)
 				}
 			}
+			// Argument-level width counts too: clone allowed whatever its flags is
+			// clone(CLONE_NEWUSER) beyond the default, though both allow "clone".
+			widened := 0
+			for _, name := range always {
+				if slices.Contains(rc, name) {
+					a.BeyondDefault = append(a.BeyondDefault, name+"(any arguments)")
+					widened++
+				}
+			}
+			if !allowsAll(p.DefaultAction) {
+				if _, dropped, err := profile.Clip(n.Name, p, "containerd's default", ref); err == nil {
+					for _, d := range dropped {
+						if len(d.Args) > 0 && slices.Contains(cond, d.Name) {
+							a.BeyondDefault = append(a.BeyondDefault, d.String())
+							widened++
+						}
+					}
+				}
+			}
+			red := 0.0
+			if def > 0 {
+				red = 100 * float64(def-mine-widened) / float64(def)
+			}
+			a.Default, a.ReductionPercent = &def, &red
 			slices.Sort(a.BeyondDefault)
 		}
 		s.Arches = append(s.Arches, a)
@@ -153,3 +172,5 @@ func errnoOf(p *specs.LinuxSeccomp) uint {
 	}
 	return 0
 }
+
+func allowsAll(a specs.LinuxSeccompAction) bool { return a == specs.ActAllow || a == specs.ActLog }

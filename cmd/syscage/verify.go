@@ -168,6 +168,9 @@ func printFindings(w io.Writer, fs []verify.Finding) {
 		if name == "" {
 			name = fmt.Sprintf("#%d", f.Nr)
 		}
+		if len(f.Calls) > 0 {
+			name = strings.Join(f.Calls, " ")
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s (pid %d)\n", profile.ShortArch(f.Arch), name, f.Count, f.Comm, f.Pid)
 	}
 	tw.Flush()

@@ -37,6 +37,7 @@ import (
 	"github.com/syscage/syscage/internal/record"
 	"github.com/syscage/syscage/internal/verify"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/profiles"
 )
 
 // Options configure an agent.
@@ -809,13 +810,20 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		res.Missing, res.Conditional = calls(missing), calls(conditional)
 		return nil
 	}
-	p, unnamed, err := record.Profile(rec, profile.Options{})
+	name, base, err := profiles.Baseline(profiles.DefaultBaseline)
 	if err != nil {
 		return err
 	}
-	res.Profile = p
-	for _, u := range unnamed {
+	built, err := record.Profile(rec, profile.Options{Baseline: base, BaselineName: name}, true)
+	if err != nil {
+		return err
+	}
+	res.Profile = built.Profile
+	for _, u := range built.Unnamed {
 		res.Unnamed = append(res.Unnamed, u.String())
+	}
+	for _, d := range built.Dropped {
+		res.Dropped = append(res.Dropped, d.String())
 	}
 	denials, err := record.Denials(rec)
 	if err != nil {

@@ -187,6 +187,9 @@ type ContainerResult struct {
 	// only; complain mode cannot judge the arguments.
 	Conditional []Call   `json:"conditional,omitempty"`
 	Unnamed     []string `json:"unnamed,omitempty"` // numbers with no name in the tables
+	// Dropped are recorded calls the baseline (containerd's default, what
+	// RuntimeDefault gives) refuses, left out of Profile.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // Call is one syscall with how often it was made and the first process to make it.

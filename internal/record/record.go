@@ -53,6 +53,18 @@ func OpenWith(opts bpf.Options) (*bpf.Recorder, error) {
 				opts.ExecSyscalls[abi][i] = int32(nr)
 			}
 		}
+		opts.ArgSyscalls[abi] = map[int]int{}
+		for si, s := range profile.ArgSpecs {
+			if nr, ok := tab.Number(s.Name); ok {
+				opts.ArgSyscalls[abi][nr] = si
+			}
+		}
+	}
+	opts.ArgSpecs = nil
+	for _, s := range profile.ArgSpecs {
+		opts.ArgSpecs = append(opts.ArgSpecs, bpf.ArgSpec{
+			Kind: bpf.ArgKind(s.Kind), Index0: uint8(s.Index0), Index1: uint8(s.Index1), Mask0: s.Mask0, Mask1: s.Mask1,
+		})
 	}
 	return bpf.Open(opts)
 }
@@ -76,12 +88,43 @@ func Named(rec *bpf.Recording) (profile.Recorded, error) {
 	return out, nil
 }
 
-// Profile turns a recording into a profile that allows what it recorded, and
-// lists the numbers no table names.
-func Profile(rec *bpf.Recording, opts profile.Options) (*specs.LinuxSeccomp, []profile.Unnamed, error) {
+// NamedArgs returns the recording's argument values keyed by seccomp architecture
+// and syscall name.
+func NamedArgs(rec *bpf.Recording) (profile.Args, error) {
+	arches, err := Arches()
+	if err != nil {
+		return nil, err
+	}
+	out := profile.Args{}
+	for abi, bySpec := range rec.Args {
+		if len(bySpec) == 0 || arches[abi] == "" {
+			continue
+		}
+		out[arches[abi]] = map[string]profile.ArgValues{}
+		for si, av := range bySpec {
+			if si >= len(profile.ArgSpecs) {
+				return nil, fmt.Errorf("recorded argument spec %d, of which syscage has %d", si, len(profile.ArgSpecs))
+			}
+			out[arches[abi]][profile.ArgSpecs[si].Name] = profile.ArgValues{Values: av.Values, Any: av.Any}
+		}
+	}
+	return out, nil
+}
+
+// Profile turns a recording into a profile that allows what it recorded within
+// opts' baseline: with the argument values recorded, or (withArgs false) by
+// syscall name alone.
+func Profile(rec *bpf.Recording, opts profile.Options, withArgs bool) (*profile.Built, error) {
 	named, err := Named(rec)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	if withArgs {
+		if opts.Args, err = NamedArgs(rec); err != nil {
+			return nil, err
+		}
+	} else {
+		opts.Args = nil
 	}
 	return profile.FromRecorded(named, opts)
 }

@@ -27,10 +27,12 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/internal/seccomp"
 	"github.com/syscage/syscage/oci"
 	"github.com/syscage/syscage/profile"
 )
@@ -51,6 +53,9 @@ type Finding struct {
 	Count uint64     `json:"count"`
 	Pid   uint32     `json:"pid"`  // the first process that made it
 	Comm  string     `json:"comm"` // and its name
+	// Calls are, for a syscall whose arguments the recorder keeps, the refused
+	// calls in words: "socket(AF_INET6, SOCK_STREAM)".
+	Calls []string `json:"calls,omitempty"`
 }
 
 // Report is the outcome of a verification.
@@ -84,6 +89,11 @@ type Plan struct {
 	arches      [bpf.NumABIs]specs.Arch
 	watch       [bpf.NumABIs][]int
 	conditional [bpf.NumABIs]map[int]bool
+	// filter judges recorded argument values as the profile would.
+	filter *seccomp.Filter
+	// clone3ENOSYS: the profile answers clone3 with ENOSYS, as the runtimes'
+	// defaults do, so that libc falls back to clone: a refusal by design.
+	clone3ENOSYS bool
 }
 
 // MakePlan lists, for each ABI of this machine, the numbers p does not allow for
@@ -94,6 +104,14 @@ func MakePlan(p *specs.LinuxSeccomp) (*Plan, error) {
 		return nil, err
 	}
 	pl := &Plan{arches: arches}
+	// A profile syscage cannot compile (SCMP_ACT_NOTIFY) leaves its argument
+	// rules to enforce mode.
+	if f, err := seccomp.Compile(p, seccomp.Options{}); err == nil {
+		pl.filter = f
+		if ret, err := f.Call(arches[bpf.Native], "clone3"); err == nil && ret == unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS) {
+			pl.clone3ENOSYS = true
+		}
+	}
 	for abi, arch := range arches {
 		if arch == "" {
 			continue
@@ -146,13 +164,23 @@ func (pl *Plan) Findings(rec *bpf.Recording) (missing, conditional []Finding) {
 		for nr, n := range m {
 			name, _ := tab.Name(nr)
 			f := Finding{Arch: arch, Name: name, Nr: nr, Pid: n.Pid, Comm: n.Comm}
+			if name == "clone3" && pl.clone3ENOSYS {
+				continue // libc falls back to clone, whose flags are judged
+			}
 			switch {
 			case n.Refused > 0:
 				f.Count = n.Refused
 				missing = append(missing, f)
 			case n.Watched > 0 && pl.conditional[abi][nr]:
 				f.Count = n.Watched
-				conditional = append(conditional, f)
+				refused, judged := pl.judge(rec, abi, arch, name)
+				switch {
+				case !judged:
+					conditional = append(conditional, f)
+				case len(refused) > 0:
+					f.Calls = refused
+					missing = append(missing, f)
+				}
 			case n.Watched > 0:
 				f.Count = n.Watched
 				missing = append(missing, f)
@@ -162,6 +190,40 @@ func (pl *Plan) Findings(rec *bpf.Recording) (missing, conditional []Finding) {
 	sortFindings(missing)
 	sortFindings(conditional)
 	return missing, conditional
+}
+
+// judge reads the argument values recorded for a syscall whose arguments the
+// recorder keeps, and returns the calls the profile refuses; judged is false when
+// nothing was kept (another syscall, or too many values).
+func (pl *Plan) judge(rec *bpf.Recording, abi int, arch specs.Arch, name string) (refused []string, judged bool) {
+	si := slices.IndexFunc(profile.ArgSpecs, func(s profile.ArgSpec) bool { return s.Name == name })
+	if si < 0 || pl.filter == nil {
+		return nil, false
+	}
+	av, ok := rec.Args[abi][si]
+	if !ok || av.Any {
+		return nil, false
+	}
+	s := profile.ArgSpecs[si]
+	for _, v := range av.Values {
+		var args [6]uint64
+		conds := s.Conds(v)
+		for _, c := range conds {
+			if c.Op == specs.OpMaskedEqual {
+				args[c.Index] = c.ValueTwo
+			} else {
+				args[c.Index] = c.Value
+			}
+		}
+		ret, err := pl.filter.Call(arch, name, args[:]...)
+		if err != nil {
+			return nil, false
+		}
+		if ret != unix.SECCOMP_RET_ALLOW && ret != unix.SECCOMP_RET_LOG {
+			refused = append(refused, profile.DescribeCall(name, conds))
+		}
+	}
+	return refused, true
 }
 
 func sortFindings(fs []Finding) {

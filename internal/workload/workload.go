@@ -15,6 +15,27 @@ import (
 //go:embed testdata/workload.c
 var source []byte
 
+//go:embed testdata/args.c
+var argsSource []byte
+
+// Attacks are what `args attack NAME` can do, each a call with an argument value
+// `args benign` never uses; Refusal is the errno a profile recorded from the benign
+// mode answers it with.
+var Attacks = []struct {
+	Name    string
+	Refusal int
+}{
+	{"clone-newuser", 1}, {"clone3-newuser", 38}, {"unshare-newuser", 1},
+	{"af-alg", 1}, {"af-vsock", 1}, {"af-inet6", 1}, {"af-packet", 1}, {"af-netlink", 1}, {"unix-dgram", 1},
+	{"per-linux32", 1}, {"tiocsti", 1}, {"tiocsti-high", 1}, {"mprotect-wx", 1},
+}
+
+// BuildArgs compiles the argument workload (testdata/args.c), static, into dir.
+func BuildArgs(t testing.TB, dir string) string {
+	t.Helper()
+	return compile(t, dir, "args", argsSource, []string{"-static"})
+}
+
 // Calls are the syscalls `workload calls` makes that nothing else in its life makes,
 // by the part of the process tree that makes them.
 var Calls = map[string][]string{
@@ -39,19 +60,25 @@ const (
 // 32-bit libc skips the test, or fails it in CI.
 func Build(t testing.TB, dir string, kind Kind) string {
 	t.Helper()
-	cc := testenv.RequireCommand(t, "gcc")
-	src := filepath.Join(dir, "workload.c")
-	if err := os.WriteFile(src, source, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, []string{"workload", "workload-static", "workload32"}[kind])
-	args := []string{"-O2", "-pthread", "-o", out, src}
+	var flags []string
 	switch kind {
 	case Static:
-		args = append(args, "-static")
+		flags = []string{"-static"}
 	case Static32:
-		args = append(args, "-static", "-m32")
+		flags = []string{"-static", "-m32"}
 	}
+	return compile(t, dir, []string{"workload", "workload-static", "workload32"}[kind], source, flags)
+}
+
+func compile(t testing.TB, dir, name string, src []byte, flags []string) string {
+	t.Helper()
+	cc := testenv.RequireCommand(t, "gcc")
+	file := filepath.Join(dir, name+".c")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	args := append([]string{"-O2", "-pthread", "-o", out, file}, flags...)
 	if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 		testenv.Unavailable(t, "compiling the workload (gcc %v): %v\n%s\n(install gcc and gcc-multilib)", args, err, b)
 	}

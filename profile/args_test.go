@@ -1,0 +1,182 @@
+package profile
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func randomArgsProfile(t *testing.T, r *rand.Rand) *specs.LinuxSeccomp {
+	t.Helper()
+	tab, _ := TableFor(specs.ArchX86_64)
+	rec := Recorded{}
+	args := Args{specs.ArchX86_64: {}}
+	for _, s := range ArgSpecs {
+		if r.IntN(2) == 0 {
+			continue
+		}
+		nr, ok := tab.Number(s.Name)
+		if !ok {
+			continue
+		}
+		rec[specs.ArchX86_64] = append(rec[specs.ArchX86_64], nr)
+		av := ArgValues{Any: r.IntN(8) == 0}
+		for range 1 + r.IntN(3) {
+			av.Values = append(av.Values, uint64(r.IntN(5))<<32|uint64(r.IntN(12))&s.Mask0)
+		}
+		args[specs.ArchX86_64][s.Name] = av
+	}
+	for _, n := range []string{"read", "write", "openat"} {
+		if r.IntN(2) == 0 {
+			nr, _ := tab.Number(n)
+			rec[specs.ArchX86_64] = append(rec[specs.ArchX86_64], nr)
+		}
+	}
+	b, err := FromRecorded(rec, Options{Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Profile
+}
+
+func mergeBytes(t *testing.T, ps ...*specs.LinuxSeccomp) []byte {
+	t.Helper()
+	var in []Named
+	for _, p := range ps {
+		in = append(in, Named{Name: "p", Profile: p})
+	}
+	m, err := Merge(in...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Merging profiles with argument rules is commutative, associative and
+// idempotent, byte for byte: a normal form whatever the order of the runs.
+func TestMergeArgsNormalForm(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	parse := func(b []byte) *specs.LinuxSeccomp {
+		p, err := Parse("merged", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for i := range 300 {
+		a, b, c := randomArgsProfile(t, r), randomArgsProfile(t, r), randomArgsProfile(t, r)
+		ab, ba := mergeBytes(t, a, b), mergeBytes(t, b, a)
+		if !bytes.Equal(ab, ba) {
+			t.Fatalf("case %d: merge(a, b) != merge(b, a):\n%s\n%s", i, ab, ba)
+		}
+		left := mergeBytes(t, parse(ab), c)
+		right := mergeBytes(t, a, parse(mergeBytes(t, b, c)))
+		if !bytes.Equal(left, right) {
+			t.Fatalf("case %d: merge(merge(a, b), c) != merge(a, merge(b, c)):\n%s\n%s", i, left, right)
+		}
+		if aa := mergeBytes(t, a, a); !bytes.Equal(aa, mergeBytes(t, a)) {
+			t.Fatalf("case %d: merge(a, a) != merge(a)", i)
+		}
+		if again := mergeBytes(t, parse(ab)); !bytes.Equal(again, ab) {
+			t.Fatalf("case %d: merging a merged profile changes it", i)
+		}
+	}
+}
+
+func TestClipJoins(t *testing.T) {
+	cond := func(idx uint, op specs.LinuxSeccompOperator, v, v2 uint64) specs.LinuxSeccompArg {
+		return specs.LinuxSeccompArg{Index: idx, Op: op, Value: v, ValueTwo: v2}
+	}
+	base := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{cond(0, specs.OpMaskedEqual, CloneNamespaces, 0)}},
+		{Names: []string{"socket"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{cond(0, specs.OpLessThan, 3, 0)}},
+		{Names: []string{"read"}, Action: specs.ActAllow},
+	}}
+	p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"clone", "socket", "read", "mount"}, Action: specs.ActAllow},
+	}}
+	got, dropped, err := Clip("p", p, "base", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Marshal(got)
+	want := `{
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "syscalls": [
+    {
+      "names": [
+        "read"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
+      "names": [
+        "clone"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 2114060288,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "names": [
+        "socket"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 0,
+          "op": "SCMP_CMP_EQ"
+        }
+      ]
+    },
+    {
+      "names": [
+        "socket"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 1,
+          "op": "SCMP_CMP_EQ"
+        }
+      ]
+    },
+    {
+      "names": [
+        "socket"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 2,
+          "op": "SCMP_CMP_EQ"
+        }
+      ]
+    }
+  ]
+}
+`
+	if string(b) != want {
+		t.Errorf("clipped:\n%s\nwant:\n%s", b, want)
+	}
+	if len(dropped) != 1 || dropped[0].String() != "mount(any arguments)" {
+		t.Errorf("dropped %v, want mount(any arguments)", dropped)
+	}
+	if _, _, err := Clip("p", p, "base", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}); err == nil {
+		t.Error("a baseline that allows by default was taken")
+	}
+}
