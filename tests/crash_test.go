@@ -238,6 +238,9 @@ func TestCrashDaemonCleanup(t *testing.T) {
 		running <- err
 	}()
 	s.waitBefore(t, running)
+	if res := syscage(t, "daemon", "--cleanup", "--config", e.config); res.code == 0 || !strings.Contains(res.stderr, "a recorder is running (pid ") {
+		t.Errorf("cleanup while a recorder runs: exit %d: %s", res.code, res.stderr)
+	}
 	e.killRecorder(t)
 	res := syscage(t, "daemon", "--cleanup", "--config", e.config)
 	if res.code != 0 {
