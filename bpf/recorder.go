@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +82,12 @@ type Options struct {
 	// filter refused (Recording.Denied). It attaches a program to sys_exit while
 	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more.
 	ReportRefused bool
+	// PinDir, if set, is a directory on a bpf filesystem (mounted if need be) where
+	// the recorder keeps its maps, and its links while a cgroup is tracked: the kernel
+	// goes on recording if the process dies, and the next recorder opened with the
+	// same PinDir takes the recordings over (see Takeover). Close removes the pins
+	// once nothing is tracked.
+	PinDir string
 }
 
 // ArgKind says how a spec turns a call's arguments into the value recorded.
@@ -175,6 +182,7 @@ type Recorder struct {
 	modes   map[uint64]TrackOptions
 	free    []uint32
 	gen     uint32
+	pins    *pinState // with Options.PinDir
 }
 
 // objects is the part of the collection the recorder loads at once; sys_exit is
@@ -244,12 +252,15 @@ func Open(opts Options) (*Recorder, error) {
 		return nil, err
 	}
 	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts, spec: spec}
-	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
+	if err := r.load(); err != nil {
 		r.objs.close()
-		return nil, explainLoad(err)
+		return nil, err
 	}
 	for i := int(r.objs.Records.MaxEntries()) - 1; i >= 0; i-- {
 		r.free = append(r.free, uint32(i))
+	}
+	if err := r.resume(); err != nil {
+		return nil, errors.Join(err, r.Close())
 	}
 	return r, nil
 }
@@ -378,7 +389,7 @@ func (r *Recorder) attach() error {
 		return fmt.Errorf("attaching sys_enter: %w", err)
 	}
 	r.exec, r.enter = exec, enter
-	return nil
+	return errors.Join(r.pinLink("sched_process_exec", exec), r.pinLink("sys_enter", enter))
 }
 
 // syncExit attaches sys_exit while refusals are asked for and some cgroup is
@@ -399,7 +410,9 @@ func (r *Recorder) syncExit() error {
 			return fmt.Errorf("attaching sys_exit: %w", err)
 		}
 		r.exit = l
+		return r.pinLink("sys_exit", l)
 	case !want && r.exit != nil:
+		r.unpinLink("sys_exit")
 		err := r.exit.Close()
 		r.exit = nil
 		return err
@@ -473,6 +486,7 @@ func (r *Recorder) clearDenied(slot uint32) error {
 }
 
 func (r *Recorder) detach() error {
+	r.unpinLinks()
 	var errs []error
 	if r.enter != nil {
 		errs = append(errs, r.enter.Close())
@@ -585,7 +599,9 @@ func (r *Recorder) untrackLocked(cgroupID uint64) error {
 	return errors.Join(errs...)
 }
 
-// Close detaches and unloads everything. It is safe to call more than once.
+// Close detaches and unloads everything. It is safe to call more than once. A
+// recorder with Options.PinDir that still tracks cgroups leaves its pins: they go
+// on recording for the next recorder to take over.
 func (r *Recorder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -594,6 +610,8 @@ func (r *Recorder) Close() error {
 		err = errors.Join(err, r.sysExit.Close())
 		r.sysExit = nil
 	}
+	err = errors.Join(err, r.removePins())
+	r.pins = nil
 	r.objs = objects{}
 	r.slots = map[uint64]uint32{}
 	r.modes = map[uint64]TrackOptions{}
@@ -614,6 +632,11 @@ func (r *Recorder) ProgramIDs() []ebpf.ProgramID {
 			if id, ok := info.ID(); ok {
 				ids = append(ids, id)
 			}
+		}
+	}
+	for _, id := range r.linkProgramIDs() {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
 	return ids

@@ -109,6 +109,7 @@ func TestLoadConfig(t *testing.T) {
 		"unknown field": {`{"profileDir":"/p"}`, `unknown field "profileDir"`},
 		"bad duration":  {`{"idleExit":"soon"}`, "invalid duration"},
 		"zero timeout":  {`{"timeout":"0s"}`, "timeout must be positive"},
+		"relative pins": {`{"pinDir":"bpf"}`, `pinDir "bpf" must be an absolute path`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := filepath.Join(dir, name+".json")

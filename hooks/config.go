@@ -28,8 +28,15 @@ type Config struct {
 	CompatDirs []string `json:"compatDirs"`
 	// LogFile is where the hook and the recorder log, besides the hook's stderr.
 	LogFile string `json:"logFile"`
-	// RunDir holds the recorder's socket, lock and pid files.
+	// RunDir holds the recorder's socket, lock and pid files, and what it
+	// records each container for (containers/ID.json).
 	RunDir string `json:"runDir"`
+	// PinDir is the directory of the recorder's own on a bpf filesystem (mounted
+	// at /sys/fs/bpf if none is) where it pins its maps and links, so that the
+	// kernel goes on recording if the recorder dies and the next one, started by
+	// the next hook, takes over. "" records without pins: a recorder that dies
+	// loses what it recorded, and the poststop hook says so.
+	PinDir string `json:"pinDir"`
 	// IdleExit is how long the recorder waits with nothing to record before it
 	// exits; 0 keeps it running (as a service, so no container waits for it to load).
 	IdleExit Duration `json:"idleExit"`
@@ -99,6 +106,7 @@ func DefaultConfig() *Config {
 		CompatDirs:  []string{"/var/lib/syscage/profiles"},
 		LogFile:     "/var/log/syscage/hook.log",
 		RunDir:      "/run/syscage",
+		PinDir:      "/sys/fs/bpf/syscage",
 		IdleExit:    Duration(30 * time.Second),
 		Timeout:     Duration(2 * time.Second),
 	}
@@ -132,6 +140,9 @@ func (c *Config) validate() error {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("%s %q must be an absolute path", name, p)
 		}
+	}
+	if c.PinDir != "" && !filepath.IsAbs(c.PinDir) {
+		return fmt.Errorf("pinDir %q must be an absolute path (or empty for none)", c.PinDir)
 	}
 	if c.LogFile != "" && !filepath.IsAbs(c.LogFile) {
 		return fmt.Errorf("logFile %q must be an absolute path (or empty for none)", c.LogFile)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,8 +50,14 @@ type container struct {
 	cgroupID uint64
 	dir      string // its cgroup2 directory
 	target   *Target
+	start    bpf.StartAt
+	pins     string // where its recording is pinned ("" nowhere)
+	lost     error  // taken over without its recording: why
 	once     sync.Once
 	err      error
+	// Once finished, the host's recorder keeps the outcome for the poststop hook.
+	done  bool
+	ended time.Time
 }
 
 // Daemon is the one recorder that serves every traced container on the host.
@@ -59,6 +66,12 @@ type Daemon struct {
 	log  *slog.Logger
 	rec  *bpf.Recorder
 	opts ServeOptions
+
+	// keep: this is the host's recorder, which saves what it tracks in the run
+	// directory, so that another takes over if it dies, and keeps each outcome
+	// for the poststop hook.
+	keep bool
+	pins string // where the recorder is pinned ("" nowhere)
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -105,25 +118,47 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 // ServeWith is Serve with options.
 func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOptions) error {
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return fmt.Errorf("run dir: %w", err)
-	}
-	lock, err := lockFile(filepath.Join(cfg.RunDir, "recorder.lock"), time.Second)
-	if err != nil {
+	lockPath := filepath.Join(cfg.RunDir, "recorder.lock")
+	lock, err := lockFile(lockPath, time.Second)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
 		log.Debug("another recorder is running", "err", err)
 		if opts.Recorder == nil {
-			leaveCgroup()
+			leaveCgroup(cfg)
 		}
 		return nil
 	}
-	defer lock.Close()
+	if err != nil {
+		return err
+	}
+	d := &Daemon{cfg: cfg, log: log, opts: opts, keep: opts.Recorder == nil, containers: map[string]*container{}, idleSince: time.Now()}
+	defer func() {
+		// Everything the recorder made goes, the lock last: a recorder that takes it
+		// next finds nothing of this one's.
+		if d.rec != nil && opts.Recorder == nil {
+			if err := d.rec.Close(); err != nil {
+				log.Error("closing the recorder", "err", err)
+			}
+		}
+		if d.keep {
+			os.Remove(filepath.Join(cfg.RunDir, stateDir)) // if no outcome waits for a hook
+		}
+		unlock(lock, lockPath)
+		os.Remove(cfg.RunDir) // if nothing else is in it
+		if opts.Recorder == nil {
+			leaveCgroup(cfg)
+		}
+	}()
 
-	rec := opts.Recorder
-	if rec == nil {
-		if rec, err = record.OpenWith(bpf.Options{ReportRefused: cfg.Refused()}); err != nil {
+	if opts.Recorder != nil {
+		d.rec = opts.Recorder
+	} else {
+		removeStaleCgroup(cfg, log)
+		var pinErr error
+		if d.rec, pinErr, err = openHostRecorder(cfg, log); err != nil {
 			return err
 		}
-		defer rec.Close()
+		d.pins = d.rec.Takeover().Dir
+		d.adopt(pinErr)
 	}
 
 	sock := cfg.Socket()
@@ -141,8 +176,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
-	d := &Daemon{cfg: cfg, log: log, rec: rec, opts: opts, containers: map[string]*container{}, idleSince: time.Now()}
-	log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", rec.ProgramIDs())
+	log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", d.rec.ProgramIDs(), "pins", d.pins)
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
@@ -170,30 +204,134 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		}()
 	}
 	wg.Wait()
-	// Whatever is still tracked (the daemon was stopped) is written as it stands.
-	d.mu.Lock()
-	left := make([]*container, 0, len(d.containers))
-	for _, c := range d.containers {
-		left = append(left, c)
-	}
-	d.mu.Unlock()
-	for _, c := range left {
+	// Whatever is still tracked (the daemon was stopped) is written as it stands;
+	// the outcomes stay in the run directory for the poststop hooks.
+	for _, c := range d.tracked() {
 		d.finish(c)
 	}
 	log.Info("recorder exiting", "pid", os.Getpid())
-	if opts.Recorder == nil {
-		leaveCgroup()
-	}
 	return nil
+}
+
+// openHostRecorder opens the host's recorder with its pins; where pinning fails it
+// records without, and says so.
+func openHostRecorder(cfg *Config, log *slog.Logger) (*bpf.Recorder, error, error) {
+	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir}
+	rec, err := record.OpenWith(opts)
+	if !errors.Is(err, bpf.ErrPinning) {
+		return rec, nil, err
+	}
+	log.Error("recording without pins: if this recorder dies, what it recorded is lost", "pinDir", cfg.PinDir, "err", err)
+	opts.PinDir = ""
+	rec, err2 := record.OpenWith(opts)
+	return rec, err, err2
+}
+
+// tracked returns the containers not yet finished.
+func (d *Daemon) tracked() []*container {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*container
+	for _, c := range d.containers {
+		if !c.done {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// adopt takes over what a recorder that is gone left in the run directory: the
+// containers it tracked go on being recorded from the pins, or, if their pins are
+// gone, are reported lost; the outcomes it kept wait for their hooks.
+func (d *Daemon) adopt(pinErr error) {
+	states, errs := loadStates(d.cfg.RunDir)
+	for _, err := range errs {
+		d.log.Error("the state of a container", "err", err)
+	}
+	tk := d.rec.Takeover()
+	for _, dir := range tk.Stale {
+		d.log.Info("removed stale pins", "dir", dir)
+	}
+	pinned := map[uint64]bool{}
+	for _, cg := range tk.Tracked {
+		pinned[cg] = true
+	}
+	var lost []*container
+	for _, s := range states {
+		target := s.Target
+		c := &container{id: s.Container, cgroupID: s.CgroupID, dir: s.CgroupDir, target: &target, start: s.Start, pins: s.Pins, done: s.Done, ended: s.Ended}
+		switch {
+		case s.Done:
+			if s.Error != "" {
+				c.err = errors.New(s.Error)
+			}
+			c.once.Do(func() {})
+		case pinned[s.CgroupID] && s.Pins == tk.Dir:
+			delete(pinned, s.CgroupID)
+			d.log.Info("took over a recording", "container", c.id, "from", s.Recorder, "cgroup", c.dir, "profile", target.Path())
+			if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
+				d.log.Error("saving state", "container", c.id, "err", err)
+			}
+		default:
+			c.lost = lostReason(s, tk, pinErr)
+			lost = append(lost, c)
+		}
+		d.containers[c.id] = c
+	}
+	for cg := range pinned {
+		d.log.Warn("a cgroup was recorded by a recorder that is gone, for no container it saved: dropped", "cgroup", cg)
+		if err := d.rec.Untrack(cg); err != nil {
+			d.log.Error("untracking", "cgroup", cg, "err", err)
+		}
+	}
+	for _, msg := range tk.Lost {
+		d.log.Error("pins of a recorder that is gone could not be taken over", "err", msg)
+	}
+	for _, c := range lost {
+		d.finish(c)
+	}
+}
+
+func lostReason(s saved, tk bpf.Takeover, pinErr error) error {
+	var why string
+	switch {
+	case s.Pins == "":
+		why = "it recorded without pins (pinDir is empty in the hook config, or pinning failed: see the log)"
+	case pinErr != nil:
+		why = fmt.Sprintf("its pins could not be read: %v", pinErr)
+	case len(tk.Lost) > 0:
+		why = strings.Join(tk.Lost, "; ")
+	default:
+		why = fmt.Sprintf("its pins in %s are gone", s.Pins)
+	}
+	return fmt.Errorf("the recording was lost: the recorder that made it (pid %d) died, and %s", s.Recorder, why)
+}
+
+// removeStaleCgroup removes the recorder cgroup a recorder that died left, unless
+// this recorder runs in it.
+func removeStaleCgroup(cfg *Config, log *slog.Logger) {
+	mnt, err := cgroups.Mount()
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(mnt, cfg.RecorderCgroup())
+	if self, err := cgroups.Self(); err != nil || self == dir {
+		return
+	}
+	if _, err := os.Stat(dir); err == nil && !Populated(dir) {
+		if err := os.Remove(dir); err == nil {
+			log.Info("removed the cgroup of a recorder that is gone", "cgroup", dir)
+		}
+	}
 }
 
 // leaveCgroup moves the recorder to the cgroup2 root and removes its own cgroup,
 // so that nothing of it is left once it exits. A recorder that lost the race for
 // the lock may still be on its way out of it, so removal is retried briefly; one
 // that serves keeps it, and then it stays.
-func leaveCgroup() {
+func leaveCgroup(cfg *Config) {
 	self, err := cgroups.Self()
-	if err != nil || filepath.Base(self) != RecorderCgroup {
+	if err != nil || filepath.Base(self) != cfg.RecorderCgroup() {
 		return
 	}
 	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
@@ -216,9 +354,14 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 		}
 		d.mu.Lock()
 		var done []*container
-		for _, c := range d.containers {
-			if !Populated(c.dir) {
+		for id, c := range d.containers {
+			switch {
+			case !c.done && !Populated(c.dir):
 				done = append(done, c)
+			case c.done && time.Since(c.ended) > resultTTL:
+				// Its poststop hook never asked.
+				delete(d.containers, id)
+				os.Remove(statePath(d.cfg.RunDir, id))
 			}
 		}
 		idle := d.cfg.IdleExit > 0 && len(d.containers) == 0 && d.conns == 0 && time.Since(d.idleSince) >= time.Duration(d.cfg.IdleExit)
@@ -273,6 +416,15 @@ func (d *Daemon) handle(req request) response {
 			return response{}
 		}
 		d.finish(c)
+		d.mu.Lock()
+		if d.containers[req.Container] == c {
+			delete(d.containers, req.Container)
+		}
+		d.idleSince = time.Now()
+		d.mu.Unlock()
+		if d.keep {
+			os.Remove(statePath(d.cfg.RunDir, c.id))
+		}
 		if c.err != nil {
 			return response{Error: c.err.Error()}
 		}
@@ -308,17 +460,37 @@ func (d *Daemon) track(req request) response {
 	if d.closing {
 		return response{Retry: true, Error: "recorder is exiting"}
 	}
-	if _, ok := d.containers[req.Container]; ok {
-		return response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
+	if c, ok := d.containers[req.Container]; ok {
+		if !c.done && c.cgroupID == req.CgroupID {
+			// Asked again: the recorder first asked died before it answered, and this
+			// one took the container over.
+			return response{Profile: target.Path(), Tracked: true}
+		}
+		if !c.done {
+			return response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
+		}
+		// An outcome no poststop hook asked for, of an earlier container by this ID.
+		delete(d.containers, req.Container)
 	}
 	topts := bpf.TrackOptions{Start: req.Start}
 	if d.opts.Track != nil {
 		d.opts.Track(&topts)
 	}
+	c := &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target, start: req.Start, pins: d.pins}
+	if d.keep {
+		// Saved first: a recorder that dies once the cgroup is tracked leaves what
+		// the next one needs to finish the recording.
+		if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
+			return response{Error: err.Error()}
+		}
+	}
 	if err := d.rec.TrackWith(req.CgroupID, topts); err != nil {
+		if d.keep {
+			os.Remove(statePath(d.cfg.RunDir, c.id))
+		}
 		return response{Error: err.Error()}
 	}
-	d.containers[req.Container] = &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target}
+	d.containers[req.Container] = c
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
 	return response{Profile: target.Path(), Tracked: true}
 }
@@ -326,16 +498,31 @@ func (d *Daemon) track(req request) response {
 // finish writes a container's profile and stops tracking it, once.
 func (d *Daemon) finish(c *container) {
 	c.once.Do(func() {
-		c.err = d.write(c)
-		if err := d.rec.Untrack(c.cgroupID); err != nil && c.err == nil {
-			c.err = err
+		if c.lost != nil {
+			c.err = c.lost
+		} else {
+			c.err = d.write(c)
+			if err := d.rec.Untrack(c.cgroupID); err != nil && c.err == nil {
+				c.err = err
+			}
 		}
-		d.mu.Lock()
-		delete(d.containers, c.id)
-		d.idleSince = time.Now()
-		d.mu.Unlock()
+		if c.err != nil && d.opts.Finish == nil {
+			c.err = notWritten(c.target, c.id, c.err)
+		}
 		if c.err != nil {
 			d.log.Error("writing profile", "container", c.id, "profile", c.target.Path(), "err", c.err)
+		}
+		d.mu.Lock()
+		c.done, c.ended = true, time.Now()
+		if !d.keep {
+			delete(d.containers, c.id)
+		}
+		d.idleSince = time.Now()
+		d.mu.Unlock()
+		if d.keep {
+			if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
+				d.log.Error("saving state", "container", c.id, "err", err)
+			}
 		}
 	})
 }
@@ -407,6 +594,9 @@ func (d *Daemon) write(c *container) error {
 		return err
 	}
 	if err := WriteIn(root, t.File, data); err != nil {
+		return err
+	}
+	if err := root.Remove(t.File + ErrorSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := d.writeDenials(root, c, rec); err != nil {
@@ -517,28 +707,52 @@ func WriteIn(root *os.Root, name string, data []byte) error {
 		root.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
 	}
+	// The rename lasts once the directory is on disk too.
+	if dir, err := root.Open(filepath.Dir(name)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
 	return nil
 }
 
 // lockFile takes an exclusive lock on path, waiting up to wait for a recorder that
-// is exiting to let go of it.
+// is exiting to let go of it. A recorder removes the file before it lets go, so a
+// lock taken on a file no longer at path is let go and taken again.
 func lockFile(path string, wait time.Duration) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	deadline := time.Now().Add(wait)
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return f, nil
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("run dir: %w", err)
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if errors.Is(err, fs.ErrNotExist) && time.Now().Before(deadline) {
+			continue // the directory went with the recorder that left
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			fi, ferr := f.Stat()
+			pi, perr := os.Stat(path)
+			if ferr == nil && perr == nil && os.SameFile(fi, pi) {
+				return f, nil
+			}
 			f.Close()
+			continue
+		}
+		f.Close()
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// unlock removes the lock file, then lets go of it.
+func unlock(f *os.File, path string) {
+	os.Remove(path)
+	f.Close()
 }
 
 // DroppedSuffix names the report, beside a profile, of the recorded calls its

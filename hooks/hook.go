@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +80,10 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		return resp.Profile, nil
 	}
 	resp, err := call(opts, req, deadline)
+	if err != nil && req.Op == "flush" {
+		// No recorder answered for the recording: say so beside the profile too.
+		return "", notWritten(target, st.ID, err)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -141,10 +147,12 @@ func call(opts HookOptions, req request, deadline time.Time) (response, error) {
 		// No recorder (or one on its way out): start one. Several hooks may do so at
 		// once; the recorders' lock lets one serve.
 		if !spawned || (err == nil && resp.Retry) {
-			if req.Op == "flush" {
-				// Nothing to flush without a recorder: it wrote everything before it left.
+			if req.Op == "flush" && !hasState(opts.Config.RunDir, req.Container) {
+				// No recorder tracked it, or one told its poststop hook already.
 				return response{}, nil
 			}
+			// A recorder that died left its recordings pinned: the one started
+			// takes them over.
 			if err := spawn(opts); err != nil {
 				return response{}, err
 			}
@@ -181,6 +189,17 @@ func roundTrip(sock string, req request, deadline time.Time) (response, error) {
 // outside every container's, so no container's teardown can take it along.
 const RecorderCgroup = "syscage-recorder"
 
+// RecorderCgroup is the cgroup of this config's recorder: RecorderCgroup for the
+// default run directory, and one of its own for any other (a test's), so that
+// recorders of different configs never share, or remove, each other's.
+func (c *Config) RecorderCgroup() string {
+	if c.RunDir == DefaultConfig().RunDir {
+		return RecorderCgroup
+	}
+	sum := sha256.Sum256([]byte(c.RunDir))
+	return RecorderCgroup + "-" + hex.EncodeToString(sum[:4])
+}
+
 // spawn starts a recorder in its own session and cgroup, detached from the hook:
 // its stdio is /dev/null, so the runtime waiting on the hook's output does not
 // wait on the recorder.
@@ -189,7 +208,17 @@ func spawn(opts HookOptions) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(mnt, RecorderCgroup)
+	// A recorder on its way out removes the cgroup: make it again.
+	for try := 0; ; try++ {
+		err := spawnIn(opts, filepath.Join(mnt, opts.Config.RecorderCgroup()))
+		if err == nil || try == 2 {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func spawnIn(opts HookOptions, dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating the recorder's cgroup: %w", err)
 	}

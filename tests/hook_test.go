@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/internal/cgroups"
 	"github.com/syscage/syscage/internal/testenv"
@@ -25,7 +30,7 @@ import (
 // hookEnv is an installed hook: a hooks.d directory whose hook runs the built
 // binary with a config of the test's own.
 type hookEnv struct {
-	profiles, runDir, log, config, hooksDir string
+	profiles, runDir, pinDir, log, config, hooksDir string
 }
 
 // newHookEnv installs the hook; tweaks change its config.
@@ -39,10 +44,13 @@ func newHookEnv(t testing.TB, tweaks ...func(cfg map[string]any)) *hookEnv {
 		log:      filepath.Join(dir, "hook.log"),
 		config:   filepath.Join(dir, "hook.json"),
 		hooksDir: filepath.Join(dir, "hooks.d"),
+		// A pin directory of its own: the recorders of tests running at once must
+		// not take over each other's pins.
+		pinDir: filepath.Join("/sys/fs/bpf", "syscage-test-"+randomHex()),
 	}
 	cfg := map[string]any{
 		"profilesDir": e.profiles, "compatDirs": []string{e.profiles}, "logFile": e.log,
-		"runDir": e.runDir, "idleExit": "1s", "timeout": "5s",
+		"runDir": e.runDir, "pinDir": e.pinDir, "idleExit": "1s", "timeout": "5s",
 	}
 	for _, tweak := range tweaks {
 		tweak(cfg)
@@ -64,6 +72,12 @@ func newHookEnv(t testing.TB, tweaks ...func(cfg map[string]any)) *hookEnv {
 	writeJSON(t, filepath.Join(e.hooksDir, "syscage.json"), hook)
 	t.Cleanup(func() { e.waitRecorderGone(t) })
 	return e
+}
+
+func randomHex() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func writeJSON(t testing.TB, path string, v any) {
@@ -91,8 +105,26 @@ func (e *hookEnv) waitRecorderGone(t testing.TB) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if mnt, err := cgroups.Mount(); err == nil {
-		if _, err := os.Stat(filepath.Join(mnt, hooks.RecorderCgroup)); err == nil {
+		if _, err := os.Stat(filepath.Join(mnt, e.recorderCgroup())); err == nil {
 			t.Errorf("the recorder's cgroup is left behind")
+		}
+	}
+	// Nothing at all is left after the idle exit: no pins, no run directory
+	// (socket, lock, pid, state), no program any recorder loaded.
+	if _, err := os.Stat(e.pinDir); err == nil {
+		t.Errorf("pins left behind in %s", e.pinDir)
+		bpf.RemovePins(e.pinDir)
+	}
+	if entries, err := os.ReadDir(e.runDir); err == nil {
+		var names []string
+		for _, en := range entries {
+			names = append(names, en.Name())
+		}
+		t.Errorf("%s left behind, holding %v", e.runDir, names)
+	}
+	if ids := e.programIDs(t); len(ids) > 0 {
+		if left := bpf.LoadedPrograms(ids, 5*time.Second); len(left) > 0 {
+			t.Errorf("programs %v of the recorders still loaded", left)
 		}
 	}
 	if t.Failed() {
@@ -101,6 +133,32 @@ func (e *hookEnv) waitRecorderGone(t testing.TB) {
 		}
 	}
 }
+
+func (e *hookEnv) recorderCgroup() string {
+	return (&hooks.Config{RunDir: e.runDir}).RecorderCgroup()
+}
+
+// programIDs returns the programs every recorder of the test loaded, from the
+// "recorder started" lines of the log.
+func (e *hookEnv) programIDs(t testing.TB) []ebpf.ProgramID {
+	data, err := os.ReadFile(e.log)
+	if err != nil {
+		return nil
+	}
+	var ids []ebpf.ProgramID
+	for _, m := range programsRE.FindAllStringSubmatch(string(data), -1) {
+		for _, f := range strings.Fields(m[1]) {
+			id, err := strconv.ParseUint(f, 10, 32)
+			if err != nil {
+				t.Fatalf("log: programs %q", m[1])
+			}
+			ids = append(ids, ebpf.ProgramID(id))
+		}
+	}
+	return ids
+}
+
+var programsRE = regexp.MustCompile(`msg="recorder started".* programs="?\[([0-9 ]*)\]`)
 
 func (e *hookEnv) recorderPid() int {
 	b, err := os.ReadFile(filepath.Join(e.runDir, "recorder.pid"))
@@ -433,7 +491,7 @@ func TestHookUnconfinedFromExec(t *testing.T) {
 
 // A recorder stopped with SIGTERM writes what it has recorded before it exits.
 func TestHookRecorderStoppedWritesProfiles(t *testing.T) {
-	e := newHookEnv(t, func(cfg map[string]any) { cfg["idleExit"] = "0s" })
+	e := newHookEnv(t)
 	image, _ := workloadImage(t)
 	// The container is still running when the recorder is stopped.
 	done := make(chan error, 1)
@@ -458,5 +516,9 @@ func TestHookRecorderStoppedWritesProfiles(t *testing.T) {
 		}
 	}
 	wantAll(t, "stopped", e.profile(t, "stopped"))
-	<-done // the poststop hook finds no recorder, and says nothing: the profile is written
+	// The poststop hook finds no recorder, and starts one, which tells it how the
+	// recording ended (the stopped one left that in the run directory).
+	if err := <-done; err != nil {
+		t.Errorf("poststop: %v", err)
+	}
 }

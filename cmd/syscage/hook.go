@@ -90,9 +90,17 @@ paths inside the config's compatDirs. Containers without either are left alone.`
 
 func newDaemonCmd(root *rootOptions) *cobra.Command {
 	opts := &hookOptions{}
+	var cleanup bool
 	cmd := &cobra.Command{
-		Use:    "daemon",
-		Short:  "Run the recorder that serves every hooked container (started by the hook)",
+		Use:   "daemon",
+		Short: "Run the recorder that serves every hooked container (started by the hook)",
+		Long: `Run the recorder that serves every hooked container. The hook starts it on
+demand, and it exits once idle for the config's idleExit, leaving nothing behind.
+It pins what it records in the config's pinDir, so that if it dies the kernel goes
+on recording and the next recorder takes over.
+
+--cleanup removes everything a recorder left on the host (pins, state, its cgroup),
+writing first, as they stand, the profiles of recordings still pinned.`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -101,6 +109,13 @@ func newDaemonCmd(root *rootOptions) *cobra.Command {
 				return err
 			}
 			defer done()
+			if cleanup {
+				if err := hooks.Cleanup(cfg, log, cmd.OutOrStdout()); err != nil {
+					log.Error("cleanup", "err", err)
+					return fmt.Errorf("cleanup: %w", err)
+				}
+				return nil
+			}
 			// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
@@ -112,5 +127,6 @@ func newDaemonCmd(root *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE`")
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove everything a recorder left on this host, and exit")
 	return cmd
 }
