@@ -67,13 +67,17 @@ install() {
 # hook config of the action's own: profiles go to $work/profiles.
 install_runtime() {
 	ln -sf syscage "$bin/syscage-runc"
-	mkdir -p "$work/profiles" "$work/run"
+	mkdir -p "$work/profiles"
+	# Pins of its own, apart from a recorder the host may run.
+	local pins
+	pins="/sys/fs/bpf/syscage-action-$(printf '%s' "$work" | sha256sum | cut -c1-12)"
 	cat >"$work/hook.json" <<-EOF
 		{
 		  "profilesDir": "$work/profiles",
 		  "compatDirs": [],
 		  "logFile": "$work/hook.log",
 		  "runDir": "$work/run",
+		  "pinDir": "$pins",
 		  "idleExit": "1s",
 		  "timeout": "5s"
 		}

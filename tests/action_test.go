@@ -497,7 +497,12 @@ func TestActionDocker(t *testing.T) {
 	r := newActionRun(t)
 	work := filepath.Join(r.temp, "syscage")
 	t.Cleanup(func() {
-		(&hookEnv{runDir: filepath.Join(work, "run"), log: filepath.Join(work, "hook.log")}).waitRecorderGone(t)
+		// The recorder the action's hook started leaves nothing behind either.
+		var cfg struct{ PinDir string }
+		if data, err := os.ReadFile(filepath.Join(work, "hook.json")); err == nil {
+			json.Unmarshal(data, &cfg)
+		}
+		(&hookEnv{runDir: filepath.Join(work, "run"), log: filepath.Join(work, "hook.log"), pinDir: cfg.PinDir}).waitRecorderGone(t)
 	})
 	d := rt.StartDocker(t, map[string]string{"syscage": filepath.Join(work, "bin", "syscage-runtime")})
 	wl := workload.Build(t, t.TempDir(), workload.Static)
