@@ -13,6 +13,7 @@ all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/syscage
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/syscage-hook ./cmd/syscage-hook
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/kubectl-syscage ./cmd/kubectl-syscage
 
 # Debian packages for the tests (runtimes, compilers for the test workload) and

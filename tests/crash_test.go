@@ -144,7 +144,7 @@ func TestCrashRuncRecorderKilled(t *testing.T) {
 	s := newStepper(t)
 	bundle := func(name string, args ...string) string {
 		dir, spec := rt.Bundle(t, args, map[string]string{"/bin/workload": wl})
-		hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+		hook := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
 		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
 		spec.Annotations = map[string]string{"io.syscage.record": name}
 		spec.Linux.Seccomp = permissive(t)
@@ -400,7 +400,7 @@ func diskFull(t *testing.T, runtime string) {
 		}
 	case "runc":
 		dir, spec := rt.Bundle(t, []string{"true"}, nil)
-		hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+		hook := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
 		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
 		spec.Annotations = map[string]string{"io.syscage.record": "full"}
 		rt.WriteSpec(t, dir, spec)
@@ -478,7 +478,7 @@ func BenchmarkTakeover(b *testing.B) {
 	e := newHookEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "30s" })
 	s := newStepper(b)
 	dir, spec := rt.Bundle(b, []string{"sh", "-c", `sync; touch /sync/before; while [ ! -e /sync/go ]; do sleep 0.01; done`}, nil)
-	hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+	hook := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
 	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
 	spec.Annotations = map[string]string{"io.syscage.record": "takeover"}
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sync", Type: "bind", Source: s.dir, Options: []string{"rbind", "rw"}})

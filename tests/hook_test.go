@@ -65,7 +65,7 @@ func newHookEnv(t testing.TB, tweaks ...func(cfg map[string]any)) *hookEnv {
 	if err := json.Unmarshal(data, &hook); err != nil {
 		t.Fatal(err)
 	}
-	hook["hook"] = map[string]any{"path": binary, "args": []string{"syscage", "hook", "--config", e.config}}
+	hook["hook"] = map[string]any{"path": hookBinary, "args": []string{"syscage-hook", "hook", "--config", e.config}}
 	if err := os.MkdirAll(e.hooksDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestHookRuncBundle(t *testing.T) {
 	wl := workload.Build(t, t.TempDir(), workload.Static)
 	files := map[string]string{"/bin/workload": wl}
 	dir, spec := rt.Bundle(t, []string{"/bin/workload", "calls"}, files)
-	hook := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
+	hook := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
 	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
 	spec.Annotations = map[string]string{"io.syscage.record": "bundle"}
 	spec.Linux.Seccomp = permissive(t)

@@ -12,7 +12,9 @@ import (
 	"testing"
 )
 
-var binary string
+// binary is the whole syscage; hookBinary is syscage-hook, the hot path alone
+// (the hook, its recorder and syscage-runc), which the hook tests install.
+var binary, hookBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "syscage-e2e-")
@@ -22,13 +24,15 @@ func TestMain(m *testing.M) {
 	}
 	// Readable by all: one test runs the binary as an unprivileged user.
 	os.Chmod(dir, 0o755)
-	binary = filepath.Join(dir, "syscage")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/syscage")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building syscage:", err)
-		os.Exit(1)
+	binary, hookBinary = filepath.Join(dir, "syscage"), filepath.Join(dir, "syscage-hook")
+	for out, pkg := range map[string]string{binary: "../cmd/syscage", hookBinary: "../cmd/syscage-hook"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

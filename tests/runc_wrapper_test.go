@@ -20,7 +20,7 @@ func TestRuncWrapperPodman(t *testing.T) {
 	image, _ := workloadImage(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "syscage-runc")
-	if err := os.Symlink(binary, link); err != nil {
+	if err := os.Symlink(hookBinary, link); err != nil {
 		t.Fatal(err)
 	}
 	// The runtime a user names: the link, with this test's hook config.

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,35 +19,12 @@ type hookOptions struct {
 
 // setup reads the hook config and opens its log.
 func (o *hookOptions) setup(cmd *cobra.Command, root *rootOptions) (*hooks.Config, *slog.Logger, func(), error) {
-	path, explicit := o.config, o.config != ""
-	if !explicit {
-		path = hooks.DefaultConfigPath
-	}
-	cfg, err := hooks.LoadConfig(path, explicit)
+	cfg, err := hooks.Load(o.config)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	log, done := hookLogger(cfg, cmd.ErrOrStderr(), root.debug)
+	log, done := hooks.OpenLog(cfg, cmd.ErrOrStderr(), root.debug)
 	return cfg, log, done, nil
-}
-
-// hookLogger logs to the file the hook config names, where a runtime's user will
-// look; the hook's error also goes to stderr, which the runtime shows.
-func hookLogger(cfg *hooks.Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
-	}
-	if cfg.LogFile == "" {
-		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
-	}
-	os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755)
-	f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		fmt.Fprintf(stderr, "syscage: cannot open log file %s: %v\n", cfg.LogFile, err)
-		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
-	}
-	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
 }
 
 func newHookCmd(root *rootOptions) *cobra.Command {

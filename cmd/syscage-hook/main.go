@@ -1,0 +1,99 @@
+// Command syscage-hook is syscage's hot path alone: the OCI hook, the recorder it
+// starts, and the syscage-runc wrapper. A runtime runs it on every container start
+// (the hook twice, the wrapper on every runc call), so it links nothing else:
+// no CLI tree, no registry client, no verify, and starts in a fraction of the
+// time the whole syscage binary takes.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/syscage/syscage/hooks"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "devel"
+
+func main() {
+	if filepath.Base(os.Args[0]) == hooks.RuncName {
+		err := hooks.WrapRunc(os.Args[1:])
+		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
+		os.Exit(1)
+	}
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: syscage-hook hook [--config FILE] [--debug]      the OCI hook (prestart, poststop)
+       syscage-hook daemon [--config FILE] [--cleanup]    the recorder the hook starts
+       syscage-hook --version
+Installed as syscage-runc (a link), it is the runc wrapper. See syscage hook --help.`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("no command\n%s", usage)
+	}
+	switch args[0] {
+	case "--version", "version":
+		fmt.Fprintln(stdout, "syscage-hook", version)
+		return nil
+	case "hook", "daemon":
+	default:
+		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	}
+	fs := flag.NewFlagSet("syscage-hook "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+")")
+	debug := fs.Bool("debug", false, "log at level debug")
+	cleanup := false
+	if args[0] == "daemon" {
+		fs.BoolVar(&cleanup, "cleanup", false, "remove everything a recorder left on this host, and exit")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q\n%s", fs.Args(), usage)
+	}
+	cfg, err := hooks.Load(*config)
+	if err != nil {
+		return err
+	}
+	log, done := hooks.OpenLog(cfg, stderr, *debug)
+	defer done()
+	switch {
+	case args[0] == "hook":
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		if _, err := hooks.RunHook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Executable: exe, Log: log}); err != nil {
+			log.Error("hook", "err", err)
+			return fmt.Errorf("syscage hook: %w", err)
+		}
+		return nil
+	case cleanup:
+		if err := hooks.Cleanup(cfg, log, stdout); err != nil {
+			log.Error("cleanup", "err", err)
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		return nil
+	}
+	// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := hooks.Serve(ctx, cfg, log); err != nil {
+		log.Error("recorder", "err", err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+package hooks
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// Load reads the hook config at path, or at DefaultConfigPath (defaults if it is
+// absent) when path is empty.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return LoadConfig(DefaultConfigPath, false)
+	}
+	return LoadConfig(path, true)
+}
+
+// OpenLog logs to the file the hook config names, where a runtime's user will
+// look; the hook's error also goes to stderr, which the runtime shows. The
+// function returned closes the file.
+func OpenLog(cfg *Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	if cfg.LogFile == "" {
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
+	}
+	os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755)
+	f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		fmt.Fprintf(stderr, "syscage: cannot open log file %s: %v\n", cfg.LogFile, err)
+		return slog.New(slog.NewTextHandler(io.Discard, nil)), func() {}
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
+}
