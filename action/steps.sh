@@ -47,12 +47,15 @@ install() {
 	case "${INPUT_INSTALL:-source}" in
 	source)
 		command -v go >/dev/null || fail "building syscage needs Go (actions/setup-go), or set install to the path of a syscage binary"
-		(cd "${GITHUB_ACTION_PATH:?}/.." && CGO_ENABLED=0 go build -trimpath -o "$new" ./cmd/syscage) ||
+		(cd "${GITHUB_ACTION_PATH:?}/.." && CGO_ENABLED=0 go build -trimpath -o "$new" ./cmd/syscage &&
+			CGO_ENABLED=0 go build -trimpath -o "$bin/.syscage-hook.new" ./cmd/syscage-hook) ||
 			fail "building syscage from ${GITHUB_ACTION_PATH}/.. failed"
+		mv -f "$bin/.syscage-hook.new" "$bin/syscage-hook"
 		;;
 	*)
 		[ -f "$INPUT_INSTALL" ] && [ -x "$INPUT_INSTALL" ] || fail "install: $INPUT_INSTALL is not an executable file: give the path of a syscage binary, or source"
 		cp "$INPUT_INSTALL" "$new"
+		rm -f "$bin/syscage-hook" # of an earlier build from source
 		;;
 	esac
 	mv -f "$new" "$syscage"
@@ -66,7 +69,13 @@ install() {
 # install_runtime registers syscage-runc as Docker's runtime "syscage", with a
 # hook config of the action's own: profiles go to $work/profiles.
 install_runtime() {
-	ln -sf syscage "$bin/syscage-runc"
+	# syscage-hook is the hot path alone (built from source); the whole syscage
+	# binary given as install acts as syscage-runc too.
+	if [ -x "$bin/syscage-hook" ]; then
+		ln -sf syscage-hook "$bin/syscage-runc"
+	else
+		ln -sf syscage "$bin/syscage-runc"
+	fi
 	mkdir -p "$work/profiles"
 	# Pins of its own, apart from a recorder the host may run.
 	local pins

@@ -33,7 +33,7 @@ func newDockerEnv(t testing.TB, tweaks ...func(cfg map[string]any)) *dockerEnv {
 	realRunc := testenv.RequireCommand(t, "runc")
 	dir := t.TempDir()
 	link := filepath.Join(dir, hooks.RuncName)
-	if err := os.Symlink(binary, link); err != nil {
+	if err := os.Symlink(hookBinary, link); err != nil {
 		t.Fatal(err)
 	}
 	// The containerd shim runs the runtime with containerd's environment; a script

@@ -25,6 +25,10 @@ func main() {
 	if filepath.Base(os.Args[0]) == hooks.RuncName {
 		err := hooks.WrapRunc(os.Args[1:])
 		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
+		// Docker and containerd read the reason from runc's --log, not stderr.
+		if lerr := hooks.ReportRuncError(os.Args[1:], err); lerr != nil {
+			fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
+		}
 		os.Exit(1)
 	}
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
