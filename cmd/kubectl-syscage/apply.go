@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -13,11 +14,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/syscage/syscage/internal/kubeapi"
 	"github.com/syscage/syscage/profile"
@@ -40,7 +43,11 @@ func newApplyCmd(o *rootOptions) *cobra.Command {
 securityContext.seccompProfile to it (type Localhost), which rolls its pods.
 
 Where the security-profiles-operator serves its SeccompProfile API, the profile
-becomes a SeccompProfile the operator installs (unless --no-spo). Otherwise it
+becomes a SeccompProfile the operator installs (unless --no-spo), in the version
+and scope discovery reports: since the operator's 1.0, v1 and cluster-scoped,
+named NAMESPACE-NAME unless --name is given; before, v1beta1 in the workload's
+namespace. The pods then use the path the operator reports in
+status.localhostProfile. Otherwise it
 becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
 directory of every node, and apply waits until each agent has the current one.`,
 		Example: `  kubectl syscage apply deployment/web --profile web.json
@@ -95,15 +102,19 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if w.ref.Kind == "ReplicaSet" && w.controller != "" {
 		return fmt.Errorf("%s is managed by %s, which would undo a change to its template: apply to %s instead", w.ref, w.controller, w.controller)
 	}
-	spoGV := ""
+	var spo spoAPI
 	if !opts.noSPO {
-		if spoGV, err = c.spoVersion(); err != nil {
+		if spo, err = c.spoVersion(); err != nil {
 			return err
 		}
 	}
 	var localhost string
-	if spoGV != "" {
-		localhost, err = c.applySPO(ctx, out, p, name, w.namespace, spoGV, opts.timeout)
+	if spo.GroupVersion != "" {
+		spoObj := spoName(spo, w.namespace, name, opts.name != "")
+		if errs := validation.IsDNS1123Subdomain(spoObj); len(errs) > 0 {
+			return fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", spoObj, strings.Join(errs, "; "))
+		}
+		localhost, err = c.applySPO(ctx, out, p, spoObj, w.namespace, spo, opts.timeout)
 	} else {
 		localhost, err = c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
 	}
@@ -267,13 +278,27 @@ func profileProgress(st kubeapi.ProfileStatus, agents map[string]string, want st
 	return waiting, failed
 }
 
-// spoVersion returns the group/version in which the security-profiles-operator
-// serves SeccompProfiles, preferring the one syscage writes, or "" when it does
-// not.
-func (c *clients) spoVersion() (string, error) {
+// spoAPI is where the security-profiles-operator serves SeccompProfiles: its
+// group/version and whether the objects are namespaced (releases before 1.0) or
+// cluster-scoped (1.0 and later), both as discovery says.
+type spoAPI struct {
+	GroupVersion string
+	Namespaced   bool
+}
+
+// spoVersions are the versions of the operator's API whose SeccompProfile
+// syscage writes, in order of preference: v1 (1.0 and later), then v1beta1,
+// which has the same spec. Any other version is tried after these, in the
+// server's order of preference.
+var spoVersions = []string{"v1", "v1beta1"}
+
+// spoVersion returns where the security-profiles-operator serves
+// SeccompProfiles, or a zero spoAPI when it does not. The scope is read from
+// discovery, never assumed: the operator's 1.0 made the resource cluster-scoped.
+func (c *clients) spoVersion() (spoAPI, error) {
 	groups, err := c.discovery.ServerGroups()
 	if err != nil {
-		return "", fmt.Errorf("discovering the API groups: %w", err)
+		return spoAPI{}, fmt.Errorf("discovering the API groups: %w", err)
 	}
 	for _, g := range groups.Groups {
 		if g.Name != kubeapi.SPOGroup {
@@ -283,10 +308,17 @@ func (c *clients) spoVersion() (string, error) {
 		for _, v := range g.Versions {
 			versions = append(versions, v.GroupVersion)
 		}
-		// syscage's SeccompProfile is SPOAPIVersion; then the server's preference.
-		slices.SortStableFunc(versions, func(a, b string) int {
-			return boolRank(a == profile.SPOAPIVersion, b == profile.SPOAPIVersion, a == g.PreferredVersion.GroupVersion, b == g.PreferredVersion.GroupVersion)
-		})
+		rank := func(gv string) int {
+			_, v, _ := strings.Cut(gv, "/")
+			if i := slices.Index(spoVersions, v); i >= 0 {
+				return i
+			}
+			if gv == g.PreferredVersion.GroupVersion {
+				return len(spoVersions)
+			}
+			return len(spoVersions) + 1
+		}
+		slices.SortStableFunc(versions, func(a, b string) int { return rank(a) - rank(b) })
 		for _, gv := range versions {
 			res, err := c.discovery.ServerResourcesForGroupVersion(gv)
 			if err != nil {
@@ -294,36 +326,47 @@ func (c *clients) spoVersion() (string, error) {
 			}
 			for _, r := range res.APIResources {
 				if r.Name == "seccompprofiles" {
-					return gv, nil
+					return spoAPI{GroupVersion: gv, Namespaced: r.Namespaced}, nil
 				}
 			}
 		}
 	}
-	return "", nil
+	return spoAPI{}, nil
 }
 
-// boolRank orders by the first pair of conditions that differ, true first.
-func boolRank(pairs ...bool) int {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i] != pairs[i+1] {
-			if pairs[i] {
-				return -1
-			}
-			return 1
-		}
+// spoNamespaceAnnotation, on a cluster-scoped SeccompProfile that apply wrote,
+// names the namespace of the workload it was written for: apply refuses to
+// replace a profile written for another namespace, or by someone else.
+const spoNamespaceAnnotation = "syscage.io/namespace"
+
+// spoName is the name of the SeccompProfile for profile name of namespace ns.
+// Cluster-scoped objects share one name space across namespaces, so the
+// namespace is part of the name unless the user chose it (--name).
+func spoName(api spoAPI, ns, name string, chosen bool) string {
+	if api.Namespaced || chosen {
+		return name
 	}
-	return 0
+	return ns + "-" + name
 }
 
 // applySPO creates or updates a security-profiles-operator SeccompProfile and
-// waits until the operator reports it installed. It returns the localhostProfile.
-func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns, gv string, timeout time.Duration) (string, error) {
-	s, err := profile.SPOFromOCI(p, name, ns)
+// waits until the operator reports it installed. It returns the localhostProfile
+// the operator reports (status.localhostProfile), or, from operators that report
+// none, the path where they install it.
+func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
+	objNS, what := "", "SeccompProfile "+name
+	if api.Namespaced {
+		objNS, what = ns, "SeccompProfile "+ns+"/"+name
+	}
+	s, err := profile.SPOFromOCI(p, name, objNS)
 	if err != nil {
 		return "", fmt.Errorf("the security-profiles-operator is installed, but the profile cannot be a SeccompProfile: %w (or use --no-spo to install it with syscage's agents)", err)
 	}
-	s.APIVersion = gv
+	s.APIVersion = api.GroupVersion
 	s.Metadata.Labels = map[string]string{managedByLabel: fieldManager}
+	if !api.Namespaced {
+		s.Metadata.Annotations = map[string]string{spoNamespaceAnnotation: ns}
+	}
 	data, err := profile.MarshalSPO(s)
 	if err != nil {
 		return "", err
@@ -332,21 +375,42 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	if err := u.UnmarshalJSON(data); err != nil {
 		return "", err
 	}
-	gvr := schema.FromAPIVersionAndKind(gv, profile.SPOKind).GroupVersion().WithResource("seccompprofiles")
-	if _, err := c.applyObject(ctx, gvr, true, u); err != nil {
-		return "", fmt.Errorf("writing SeccompProfile %s/%s: %w", ns, name, err)
+	gvr := schema.FromAPIVersionAndKind(api.GroupVersion, profile.SPOKind).GroupVersion().WithResource("seccompprofiles")
+	var ri dynamic.ResourceInterface = c.dyn.Resource(gvr)
+	if api.Namespaced {
+		ri = c.dyn.Resource(gvr).Namespace(ns)
 	}
-	err = c.poll(ctx, timeout, fmt.Sprintf("the security-profiles-operator to install SeccompProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
-		u, err := c.dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if !api.Namespaced {
+		// One name for the whole cluster: never take over another's profile.
+		have, err := ri.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return "", fmt.Errorf("reading %s: %w", what, err)
+		case have.GetLabels()[managedByLabel] != fieldManager || have.GetAnnotations()[spoNamespaceAnnotation] != ns:
+			owner := "was not written by kubectl-syscage"
+			if o := have.GetAnnotations()[spoNamespaceAnnotation]; o != "" && have.GetLabels()[managedByLabel] == fieldManager {
+				owner = "was written for namespace " + o
+			}
+			return "", fmt.Errorf("%s exists and %s; SeccompProfiles are cluster-scoped, so apply will not replace it: choose another name with --name", what, owner)
+		}
+	}
+	if _, err := c.applyObject(ctx, gvr, api.Namespaced, u); err != nil {
+		return "", fmt.Errorf("writing %s (%s): %w", what, api.GroupVersion, err)
+	}
+	var localhost string
+	err = c.poll(ctx, timeout, "the security-profiles-operator to install "+what, func(ctx context.Context) (pending, error) {
+		u, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return "", fmt.Errorf("reading SeccompProfile %s/%s: %w", ns, name, err)
+			return "", fmt.Errorf("reading %s: %w", what, err)
 		}
 		state, _, _ := unstructured.NestedString(u.Object, "status", "status")
 		switch state {
 		case "Installed":
+			localhost, _, _ = unstructured.NestedString(u.Object, "status", "localhostProfile")
 			return "", nil
 		case "Error":
-			return "", errors.New("the security-profiles-operator could not install SeccompProfile " + ns + "/" + name + spoConditions(u))
+			return "", errors.New("the security-profiles-operator could not install " + what + spoConditions(u))
 		case "":
 			state = "no status yet"
 		}
@@ -355,9 +419,22 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	if err != nil {
 		return "", err
 	}
-	ref := profile.SPOLocalhost(s)
-	fmt.Fprintf(out, "seccompprofile %s/%s: installed by the security-profiles-operator as %s\n", ns, name, ref.LocalhostProfile)
-	return ref.LocalhostProfile, nil
+	if localhost == "" {
+		localhost = profile.SPOLocalhost(s).LocalhostProfile
+	} else if err := checkLocalhost(localhost); err != nil {
+		return "", fmt.Errorf("%s: status.localhostProfile: %w", what, err)
+	}
+	fmt.Fprintf(out, "seccompprofile %s: installed by the security-profiles-operator as %s\n", strings.TrimPrefix(what, "SeccompProfile "), localhost)
+	return localhost, nil
+}
+
+// checkLocalhost refuses a localhostProfile the kubelet would refuse or resolve
+// outside its seccomp directory.
+func checkLocalhost(p string) error {
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") {
+		return fmt.Errorf("%q is not a clean path relative to the kubelet's seccomp directory", p)
+	}
+	return nil
 }
 
 // spoConditions are the messages of a SeccompProfile's conditions.

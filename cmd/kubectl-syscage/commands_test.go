@@ -345,6 +345,69 @@ func TestApplySPO(t *testing.T) {
 	}
 }
 
+// The operator as it is since 1.0: SeccompProfile v1, cluster-scoped, installed
+// as operator/NAME.json, which it reports in status.localhostProfile.
+func TestApplySPO1(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO1()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	// Cluster-scoped: the namespace is part of the name chosen for it.
+	if !strings.HasPrefix(stdout, "seccompprofile shop-web: installed by the security-profiles-operator as operator/shop-web.json\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	u, err := fc.get(spoV1GVR, "", "shop-web")
+	if err != nil {
+		t.Fatalf("no cluster-scoped v1 SeccompProfile: %v", err)
+	}
+	if u.GetAPIVersion() != kubeapi.SPOGroup+"/v1" || u.GetNamespace() != "" || u.GetAnnotations()[spoNamespaceAnnotation] != "shop" {
+		t.Errorf("SeccompProfile %s, namespace %q, annotations %v", u.GetAPIVersion(), u.GetNamespace(), u.GetAnnotations())
+	}
+	s, err := profile.ParseSPO("SeccompProfile shop-web", mustJSON(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.OCI("SeccompProfile shop-web")
+	gotData, _ := profile.Marshal(got)
+	if want, _ := os.ReadFile("testdata/recording.golden.json"); string(gotData) != string(want) {
+		t.Errorf("the SeccompProfile's rules are not the profile's:\n%s", gotData)
+	}
+	u, _ = fc.get(deploymentsGVR, "shop", "web")
+	if lp, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "securityContext", "seccompProfile", "localhostProfile"); lp != "operator/shop-web.json" {
+		t.Errorf("localhostProfile %q", lp)
+	}
+
+	// Another namespace's profile of the same name is not taken over.
+	other := object(t, `{apiVersion: security-profiles-operator.x-k8s.io/v1, kind: SeccompProfile, metadata: {name: mine, labels: {app.kubernetes.io/managed-by: kubectl-syscage}, annotations: {syscage.io/namespace: billing}}, spec: {defaultAction: SCMP_ACT_ERRNO}}`)
+	if err := fc.dyn.Tracker().Create(spoV1GVR, other, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "mine")
+	if code != 1 || !strings.Contains(stderr, "SeccompProfile mine exists and was written for namespace billing; SeccompProfiles are cluster-scoped, so apply will not replace it: choose another name with --name") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+
+	// An operator that reports no localhostProfile: where 1.0 installs it.
+	fc.spoNoLocalhost = true
+	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "web-v3")
+	if code != 0 || !strings.HasPrefix(stdout, "seccompprofile web-v3: installed by the security-profiles-operator as operator/web-v3.json\n") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func mustJSON(t *testing.T, u *unstructured.Unstructured) []byte {
+	t.Helper()
+	data, err := u.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 func TestApplySPOError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
 	fc.withSPO()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"sync"
 	"testing"
 	"time"
@@ -45,11 +46,16 @@ type fakeCluster struct {
 	results map[string]kubeapi.NodeRecording
 	// spoState is what the fake security-profiles-operator reports.
 	spoState string
+	// spoNoLocalhost: the fake operator reports no status.localhostProfile.
+	spoNoLocalhost bool
 	created  []string // names of the recordings created
 	stopped  []string // names of the recordings that were stopped
 }
 
-var spoGVR = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1beta1", Resource: "seccompprofiles"}
+var (
+	spoGVR   = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1beta1", Resource: "seccompprofiles"}
+	spoV1GVR = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1", Resource: "seccompprofiles"}
+)
 
 func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.Object) *fakeCluster {
 	t.Helper()
@@ -58,6 +64,7 @@ func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.
 		profilesGVR:   "SyscallProfileList",
 		crdsGVR:       "CustomResourceDefinitionList",
 		spoGVR:        "SeccompProfileList",
+		spoV1GVR:      "SeccompProfileList",
 		appsv1.SchemeGroupVersion.WithResource("deployments"):                                "DeploymentList",
 		appsv1.SchemeGroupVersion.WithResource("statefulsets"):                               "StatefulSetList",
 		appsv1.SchemeGroupVersion.WithResource("daemonsets"):                                 "DaemonSetList",
@@ -221,9 +228,19 @@ func (fc *fakeCluster) answer(nodes []string) {
 	update(crdsGVR, "CustomResourceDefinition", func(u *unstructured.Unstructured) error {
 		return unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
 	})
-	update(spoGVR, profile.SPOKind, func(u *unstructured.Unstructured) error {
-		return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
-	})
+	// The operator installs a profile as operator/NAME.json (cluster-scoped, 1.0)
+	// or operator/NAMESPACE/NAME.json (namespaced, before 1.0), and says where.
+	for _, gvr := range []schema.GroupVersionResource{spoGVR, spoV1GVR} {
+		update(gvr, profile.SPOKind, func(u *unstructured.Unstructured) error {
+			if fc.spoState == "Installed" && !fc.spoNoLocalhost {
+				lp := path.Join("operator", u.GetNamespace(), u.GetName()+".json")
+				if err := unstructured.SetNestedField(u.Object, lp, "status", "localhostProfile"); err != nil {
+					return err
+				}
+			}
+			return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
+		})
+	}
 }
 
 func setStatus(u *unstructured.Unstructured, status any) error {
@@ -282,11 +299,23 @@ func (fc *fakeCluster) run(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// withSPO makes the fake API server serve the security-profiles-operator's API.
+// withSPO makes the fake API server serve the security-profiles-operator's API
+// as its releases before 1.0 did: SeccompProfile v1beta1, namespaced.
 func (fc *fakeCluster) withSPO() {
 	fc.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
 		{GroupVersion: kubeapi.SPOGroup + "/v1alpha1", APIResources: []metav1.APIResource{{Name: "profilebindings", Kind: "ProfileBinding", Namespaced: true}}},
 		{GroupVersion: kubeapi.SPOGroup + "/v1beta1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: true}}},
+	}
+}
+
+// withSPO1 serves the operator's API as its 1.0 does: SeccompProfile v1 and
+// v1beta1, both cluster-scoped. v1beta1 is listed first, so that a client that
+// took the first version or assumed a scope would go wrong.
+func (fc *fakeCluster) withSPO1() {
+	fc.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
+		{GroupVersion: kubeapi.SPOGroup + "/v1beta1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: false}}},
+		{GroupVersion: kubeapi.SPOGroup + "/v1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: false}}},
+		{GroupVersion: kubeapi.SPOGroup + "/v1alpha1", APIResources: []metav1.APIResource{{Name: "profilebindings", Kind: "ProfileBinding", Namespaced: true}}},
 	}
 }
 

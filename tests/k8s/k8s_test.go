@@ -290,16 +290,42 @@ spec: {mode: record, selector: {matchLabels: {app: web}}}
 	})
 }
 
-// The security-profiles-operator's SeccompProfile API, as far as apply uses it.
-// The operator itself cannot be installed here (no registry): the test plays its
-// part, writing the file and reporting Installed, as the operator does.
-const spoCRD = `apiVersion: apiextensions.k8s.io/v1
+// The security-profiles-operator's SeccompProfile API, as far as apply uses it,
+// in the two shapes it has had: 1.0 (August 2026) serves v1 (stored) and v1beta1,
+// both cluster-scoped, and installs operator/NAME.json; earlier releases served
+// a namespaced v1beta1 and installed operator/NAMESPACE/NAME.json. The operator
+// itself cannot be installed here (no registry): the test plays its part,
+// writing the file and reporting Installed with status.localhostProfile, as the
+// operator does.
+const spoCRD1 = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: seccompprofiles.security-profiles-operator.x-k8s.io}
+spec:
+  group: security-profiles-operator.x-k8s.io
+  scope: Cluster
+  names: {kind: SeccompProfile, listKind: SeccompProfileList, plural: seccompprofiles, singular: seccompprofile, shortNames: [sp]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v1beta1
+    served: true
+    storage: false
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+
+const spoCRD0 = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: seccompprofiles.security-profiles-operator.x-k8s.io}
 spec:
   group: security-profiles-operator.x-k8s.io
   scope: Namespaced
-  names: {kind: SeccompProfile, plural: seccompprofiles, singular: seccompprofile}
+  names: {kind: SeccompProfile, listKind: SeccompProfileList, plural: seccompprofiles, singular: seccompprofile, shortNames: [sp]}
   versions:
   - name: v1beta1
     served: true
@@ -309,23 +335,51 @@ spec:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
 
-// spoInterop checks that where the operator's API is served, apply writes a
-// SeccompProfile with the recorded profile, waits for the operator and points the
-// pod template at the operator's file, and that the pods run under it.
+// spoInterop checks, against each shape of the operator's API, that apply
+// writes a SeccompProfile with the recorded profile in the version and scope
+// discovery reports, waits for the operator and points the pod template at the
+// path the operator reports, and that the pods run under it.
 func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
-	apply(t, c, spoCRD)
-	defer c.try(c.kubectl, "delete", "crd", "seccompprofiles.security-profiles-operator.x-k8s.io", "--wait=true")
-	c.kc(t, "wait", "--for=condition=Established", "crd/seccompprofiles.security-profiles-operator.x-k8s.io", "--timeout=30s")
-	opDir := filepath.Join(c.seccompDir, "operator", ns)
+	for _, tc := range []struct {
+		name, crd  string
+		namespaced bool
+		apiVersion string
+	}{
+		{"1.0 cluster-scoped v1", spoCRD1, false, "security-profiles-operator.x-k8s.io/v1"},
+		{"0.x namespaced v1beta1", spoCRD0, true, "security-profiles-operator.x-k8s.io/v1beta1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { spoShape(t, c, ns, webJSON, tc.crd, tc.namespaced, tc.apiVersion) })
+	}
+}
+
+func spoShape(t *testing.T, c *cluster, ns, webJSON, crd string, namespaced bool, apiVersion string) {
+	const crdName = "seccompprofiles.security-profiles-operator.x-k8s.io"
+	apply(t, c, crd)
+	defer c.try(c.kubectl, "delete", "crd", crdName, "--wait=true", "--timeout=60s")
+	c.kc(t, "wait", "--for=condition=Established", "crd/"+crdName, "--timeout=30s")
+	// kubectl's discovery cache would not know the new resource at once.
+	waitFor(t, "the API server to serve SeccompProfiles", 30*time.Second, func() (bool, string) {
+		out, err := c.try(c.kubectl, "get", crdName, "-A")
+		return err == nil, out
+	})
 	defer os.RemoveAll(filepath.Join(c.seccompDir, "operator"))
 
+	// The name apply gives it, and where the operator installs it.
+	obj, getArgs, lp := "web-spo", []string{"-n", ns}, "operator/"+ns+"/web-spo.json"
+	if !namespaced {
+		obj, getArgs, lp = ns+"-web", nil, "operator/"+ns+"-web.json"
+	}
+	args := []string{"apply", "-n", ns, "deployment/web", "--profile", webJSON, "--wait", "--timeout", "2m"}
+	if namespaced {
+		args = append(args, "--name", "web-spo")
+	}
 	type result struct {
 		out  string
 		code int
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := c.try(c.plugin, "apply", "-n", ns, "deployment/web", "--profile", webJSON, "--name", "web-spo", "--wait", "--timeout", "2m")
+		out, err := c.try(c.plugin, args...)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -336,17 +390,29 @@ func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
 	}()
 
 	// The operator's part.
-	var obj []byte
+	var data []byte
 	waitFor(t, "apply to write a SeccompProfile", time.Minute, func() (bool, string) {
-		out, err := c.try(c.kubectl, "-n", ns, "get", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "-o", "json")
-		obj = []byte(out)
+		out, err := c.try(c.kubectl, append(getArgs, "get", crdName, obj, "-o", "json")...)
+		data = []byte(out)
 		return err == nil, out
 	})
-	spo, err := profile.ParseSPO("SeccompProfile web-spo", obj)
+	var meta struct {
+		APIVersion string `json:"apiVersion"`
+		Metadata   struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.APIVersion != apiVersion || (meta.Metadata.Namespace != "") != namespaced {
+		t.Errorf("SeccompProfile %s: %s, namespace %q; want %s, namespaced %v", obj, meta.APIVersion, meta.Metadata.Namespace, apiVersion, namespaced)
+	}
+	spo, err := profile.ParseSPO("SeccompProfile "+obj, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := spo.OCI("SeccompProfile web-spo")
+	got, err := spo.OCI("SeccompProfile " + obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,28 +420,28 @@ func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
 	if err != nil || !d.Empty() {
 		t.Errorf("the SeccompProfile is not the recorded profile: %v %+v", err, d)
 	}
-	data, err := profile.Marshal(got)
+	prof, err := profile.Marshal(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(opDir, 0o755)
-	if err := os.WriteFile(filepath.Join(opDir, "web-spo.json"), data, 0o644); err != nil {
+	os.MkdirAll(filepath.Dir(filepath.Join(c.seccompDir, lp)), 0o755)
+	if err := os.WriteFile(filepath.Join(c.seccompDir, lp), prof, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.kc(t, "-n", ns, "patch", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "--subresource=status", "--type=merge", "-p", `{"status":{"status":"Installed"}}`)
+	c.kc(t, append(getArgs, "patch", crdName, obj, "--subresource=status", "--type=merge",
+		"-p", fmt.Sprintf(`{"status":{"status":"Installed","localhostProfile":%q}}`, lp))...)
 
 	r := <-done
 	t.Logf("apply (operator):\n%s", r.out)
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d", r.code)
 	}
-	want := "operator/" + ns + "/web-spo.json"
 	for _, p := range podsOf(t, c, ns, "app=web") {
-		if p.profile != want || !p.ready {
-			t.Errorf("pod %s: profile %q, ready %v; want %q, ready", p.name, p.profile, p.ready, want)
+		if p.profile != lp || !p.ready {
+			t.Errorf("pod %s: profile %q, ready %v; want %q, ready", p.name, p.profile, p.ready, lp)
 		}
 	}
-	if out, err := c.try(c.kubectl, "-n", ns, "get", "syscallprofile", "web-spo"); err == nil {
+	if out, err := c.try(c.kubectl, "-n", ns, "get", "syscallprofile", obj); err == nil {
 		t.Errorf("a SyscallProfile was written too: %s", out)
 	}
 }
