@@ -42,7 +42,7 @@ func webCluster(t *testing.T, input string) *fakeCluster {
 func TestRecord(t *testing.T) {
 	fc := webCluster(t, "recording.input.json")
 	out := filepath.Join(t.TempDir(), "web.json")
-	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", out)
+	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", out, "--merge-containers")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -95,7 +95,7 @@ func TestRecord(t *testing.T) {
 
 func TestRecordToStdoutKeepRestart(t *testing.T) {
 	fc := webCluster(t, "recording.input.json")
-	code, stdout, stderr := fc.run("record", "deployment.apps/web", "-n", "shop", "--duration", "1ms", "--restart", "--keep", "--name", "web-rec", "--containers", "app,sidecar")
+	code, stdout, stderr := fc.run("record", "deployment.apps/web", "-n", "shop", "--duration", "1ms", "--restart", "--keep", "--name", "web-rec", "--containers", "app,sidecar", "--merge-containers")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -135,12 +135,80 @@ func TestRecordToStdoutKeepRestart(t *testing.T) {
 	}
 }
 
+// By default, a profile per container: the app's two replicas on two nodes
+// merge into app.json, the sidecar's into sidecar.json; the init container ran
+// nowhere while recorded, and the summary says so.
+func TestRecordPerContainer(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	dir := filepath.Join(t.TempDir(), "web") + "/"
+	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %q", stdout)
+	}
+	entries, _ := os.ReadDir(dir)
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+	}
+	if diff := cmp.Diff([]string{"app.json", "sidecar.json"}, files); diff != "" {
+		t.Errorf("files written (-want +got):\n%s", diff)
+	}
+	rec := readRecording(t, "recording.input.json")
+	for _, c := range []string{"app", "sidecar"} {
+		want, err := mergeRecording(byContainer(rec.Status)[c])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantData, _ := profile.Marshal(want.Profile)
+		if got, _ := os.ReadFile(filepath.Join(dir, c+".json")); string(got) != string(wantData) {
+			t.Errorf("%s.json:\n%s\nwant\n%s", c, got, wantData)
+		}
+	}
+	app, _ := os.ReadFile(filepath.Join(dir, "app.json"))
+	if names := allowedNames(t, app); names["nanosleep"] || !names["openat"] || !names["close"] {
+		t.Errorf("app.json holds the sidecar's calls, or lacks its own replicas': %v", names)
+	}
+	// The summary, without the lines that name the temporary directory.
+	summary := strings.ReplaceAll(stderr, dir, "OUT/")
+	golden(t, "record-per-container.golden.txt", []byte(summary[strings.Index(summary, "wrote "):]))
+
+	// One container selected: its profile alone, to stdout.
+	code, stdout, stderr = fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--containers", "sidecar")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if side, _ := os.ReadFile(filepath.Join(dir, "sidecar.json")); stdout != string(side) {
+		t.Errorf("stdout is not the sidecar's profile:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "wrote stdout: container sidecar of 1 pod on 1 node (node-a): all attached to while running\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+func allowedNames(t *testing.T, data []byte) map[string]bool {
+	t.Helper()
+	p, err := profile.Parse("profile", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, sc := range p.Syscalls {
+		for _, n := range sc.Names {
+			names[n] = true
+		}
+	}
+	return names
+}
+
 func TestRecordNothing(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}
 	fc.runAgents("node-a")
 	out := filepath.Join(t.TempDir(), "web.json")
-	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", out)
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", out, "--merge-containers")
 	if code != 1 || !strings.Contains(stderr, "Error: no container was recorded: the selector of deployment/web") {
 		t.Errorf("exit %d\n%s", code, stderr)
 	}
@@ -156,7 +224,7 @@ func TestRecordTimeout(t *testing.T) {
 	// node-b's agent is Ready but never answers.
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentPod("node-b"), agentDaemonSet())
 	fc.runAgents("node-a")
-	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "20ms")
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "20ms", "--containers", "app")
 	want := "Error: timed out after 20ms waiting for every agent to take up the recording: no answer yet from node-b (agent pod syscage-agent-node-b) (raise --timeout to wait longer)\n"
 	if code != 1 || !strings.HasSuffix(stderr, want) {
 		t.Errorf("exit %d\n%s\nwant %s", code, stderr, want)
@@ -186,7 +254,10 @@ func TestRecordRefusals(t *testing.T) {
 		{"wrong namespace", []string{"record", "deploy/web"}, `deployment/web not found in namespace "default"`},
 		{"unknown container", []string{"record", "deploy/web", "-n", "shop", "--containers", "db"}, `--containers db: deployment/web has no container "db"; its containers are migrate, app, sidecar`},
 		{"restart on delete", []string{"record", "sts/db", "-n", "shop", "--restart"}, "--restart: statefulset/db has updateStrategy OnDelete"},
-		{"not installed", []string{"record", "deploy/web", "-n", "shop"}, "syscage is not installed in this cluster: run 'kubectl syscage install'"},
+		{"one file, several containers", []string{"record", "deploy/web", "-n", "shop", "--containers", "app,sidecar", "-o", filepath.Join(t.TempDir(), "web.json")},
+			"takes one profile, and deployment/web has 2 containers (app, sidecar), each with its own: name a directory (-o DIR/) for a profile per container, select one with --containers NAME, or merge them into one with --merge-containers"},
+		{"a directory, merged", []string{"record", "deploy/web", "-n", "shop", "--merge-containers", "-o", t.TempDir()}, "is a directory, and --merge-containers writes one profile: name a file"},
+		{"not installed", []string{"record", "deploy/web", "-n", "shop", "--containers", "app"}, "syscage is not installed in this cluster: run 'kubectl syscage install'"},
 		{"verify without profile", []string{"verify", "deploy/web"}, `required flag(s) "profile" not set`},
 		{"verify bad format", []string{"verify", "deploy/web", "--profile", "testdata/recording.golden.json", "-o", "xml"}, "-o xml: use json or yaml"},
 		{"apply missing file", []string{"apply", "deploy/web", "--profile", "/nonexistent.json"}, "--profile: open /nonexistent.json: no such file or directory"},
@@ -201,7 +272,7 @@ func TestRecordRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(fc.dyn.Actions()); n > 6 {
+	if n := len(fc.dyn.Actions()); n > 8 {
 		t.Errorf("%d API calls for commands that were all refused", n)
 	}
 }

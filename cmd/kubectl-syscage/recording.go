@@ -229,8 +229,8 @@ type session struct {
 }
 
 // prepare resolves the workload and checks what record and verify ask of it
-// before anything is created.
-func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptions) (*session, error) {
+// before anything is created; check, if set, checks more of the workload.
+func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptions, check func(*workload) error) (*session, error) {
 	log := o.streams.ErrOut
 	c, err := o.connect()
 	if err != nil {
@@ -242,6 +242,11 @@ func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptio
 	}
 	if err := w.checkContainers(opts.containers); err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(w); err != nil {
+			return nil, err
+		}
 	}
 	if opts.restart {
 		if err := w.canRestart(); err != nil {

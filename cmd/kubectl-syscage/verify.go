@@ -73,7 +73,7 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err := storable(p); err != nil {
 		return fmt.Errorf("--profile %s: %w", opts.profile, err)
 	}
-	s, err := prepare(ctx, o, ref, opts.runOptions)
+	s, err := prepare(ctx, o, ref, opts.runOptions, nil)
 	if err != nil {
 		return err
 	}
