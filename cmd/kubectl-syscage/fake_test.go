@@ -48,8 +48,8 @@ type fakeCluster struct {
 	spoState string
 	// spoNoLocalhost: the fake operator reports no status.localhostProfile.
 	spoNoLocalhost bool
-	created  []string // names of the recordings created
-	stopped  []string // names of the recordings that were stopped
+	created        []string // names of the recordings created
+	stopped        []string // names of the recordings that were stopped
 }
 
 var (

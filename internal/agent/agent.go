@@ -90,15 +90,15 @@ type runningContainer struct {
 }
 
 type recording struct {
-	obj       kubeapi.SyscallRecording
-	plan      *verify.Plan // verify mode: spec.profile
+	obj  kubeapi.SyscallRecording
+	plan *verify.Plan // verify mode: spec.profile
 	// plans (verify mode) are spec.profiles, per container name: a container
 	// named there is checked against its own profile.
 	plans     map[string]*verify.Plan
-	err       error        // why it cannot be served
-	stopped   bool         // spec.stop seen: containers read and untracked
-	published []byte       // the node status last published, without its time
-	shape     string       // what changes publish at once, as last published
+	err       error  // why it cannot be served
+	stopped   bool   // spec.stop seen: containers read and untracked
+	published []byte // the node status last published, without its time
+	shape     string // what changes publish at once, as last published
 	lastSent  time.Time
 	final     bool // a Done or Failed status has been published
 	// armed is when the selection file first named the recording's namespace.
