@@ -27,30 +27,38 @@ import (
 )
 
 type applyOptions struct {
-	profile string
-	name    string
-	timeout time.Duration
-	noSPO   bool
-	wait    bool
+	profiles []string
+	name     string
+	timeout  time.Duration
+	noSPO    bool
+	wait     bool
 }
 
 func newApplyCmd(o *rootOptions) *cobra.Command {
 	opts := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply WORKLOAD --profile FILE",
-		Short: "Install a profile on every node and make a workload's pods use it",
-		Long: `Install an OCI seccomp profile on every node and set the workload's pod template
-securityContext.seccompProfile to it (type Localhost), which rolls its pods.
+		Use:   "apply WORKLOAD --profile DIR|FILE|NAME=FILE",
+		Short: "Install profiles on every node and make a workload's containers use them",
+		Long: `Install OCI seccomp profiles on every node, then set the workload's
+securityContext.seccompProfile to them (type Localhost), which rolls its pods.
+
+--profile DIR gives each container, init containers included, its own profile,
+DIR/CONTAINER.json (as record -o DIR/ writes them), set in that container's
+securityContext; --profile NAME=FILE, repeated, does the same for the containers
+named. --profile FILE sets one profile for the whole pod, in the pod's
+securityContext. A profile per container is installed as NAME-CONTAINER, NAME
+being --name or the workload's name.
 
 Where the security-profiles-operator serves its SeccompProfile API, the profile
 becomes a SeccompProfile the operator installs (unless --no-spo), in the version
 and scope discovery reports: since the operator's 1.0, v1 and cluster-scoped,
 named NAMESPACE-NAME unless --name is given; before, v1beta1 in the workload's
 namespace. The pods then use the path the operator reports in
-status.localhostProfile. Otherwise it
-becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
-directory of every node, and apply waits until each agent has the current one.`,
-		Example: `  kubectl syscage apply deployment/web --profile web.json
+status.localhostProfile. Otherwise it becomes a SyscallProfile that the syscage
+agents write to the kubelet's seccomp directory of every node. Either way, apply
+waits until every profile is installed before it changes the workload.`,
+		Example: `  kubectl syscage apply deployment/web --profile web/
+  kubectl syscage apply deploy/web --profile app=app.json --profile proxy=proxy.json
   kubectl syscage apply sts/db -n prod --profile db.json --name db-v2 --wait`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeWorkload(o),
@@ -59,8 +67,8 @@ directory of every node, and apply waits until each agent has the current one.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to apply (required)")
-	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name)")
+	f.StringArrayVar(&opts.profiles, "profile", nil, "the profiles to apply: a `DIR` of CONTAINER.json, NAME=FILE per container (repeated), or one FILE for the whole pod (required)")
+	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name; per container, NAME-CONTAINER)")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (nodes, rollout)")
 	f.BoolVar(&opts.noSPO, "no-spo", false, "use syscage's agents even where the security-profiles-operator is installed")
 	f.BoolVar(&opts.wait, "wait", false, "wait for the workload's rollout to complete")
@@ -84,12 +92,12 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		return fmt.Errorf("--name %q: %s", name, strings.Join(errs, "; "))
 	}
-	p, err := readProfile(opts.profile)
-	if err != nil {
-		return err
-	}
-	if err := storable(p); err != nil {
-		return fmt.Errorf("--profile %s: %w", opts.profile, err)
+	var set *profileSet
+	if podProfile(opts.profiles) {
+		// Checked before the cluster is asked anything.
+		if set, err = readProfiles(opts.profiles, nil, nil); err != nil {
+			return err
+		}
 	}
 	c, err := o.connect()
 	if err != nil {
@@ -98,6 +106,11 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	w, err := c.getWorkload(ctx, ref)
 	if err != nil {
 		return err
+	}
+	if set == nil {
+		if set, err = readProfiles(opts.profiles, w, nil); err != nil {
+			return err
+		}
 	}
 	if w.ref.Kind == "ReplicaSet" && w.controller != "" {
 		return fmt.Errorf("%s is managed by %s, which would undo a change to its template: apply to %s instead", w.ref, w.controller, w.controller)
@@ -108,16 +121,21 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 			return err
 		}
 	}
-	var localhost string
-	if spo.GroupVersion != "" {
-		spoObj := spoName(spo, w.namespace, name, opts.name != "")
-		if errs := validation.IsDNS1123Subdomain(spoObj); len(errs) > 0 {
-			return fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", spoObj, strings.Join(errs, "; "))
+	// install puts one profile on every node, and returns its localhostProfile.
+	install := func(p *specs.LinuxSeccomp, name string) (string, error) {
+		if spo.GroupVersion == "" {
+			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
 		}
-		localhost, err = c.applySPO(ctx, out, p, spoObj, w.namespace, spo, opts.timeout)
-	} else {
-		localhost, err = c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
+		obj := spoName(spo, w.namespace, name, opts.name != "")
+		if errs := validation.IsDNS1123Subdomain(obj); len(errs) > 0 {
+			return "", fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", obj, strings.Join(errs, "; "))
+		}
+		return c.applySPO(ctx, out, p, obj, w.namespace, spo, opts.timeout)
 	}
+	if set.perContainer() {
+		return applyPerContainer(ctx, o, opts, c, w, set, name, install)
+	}
+	localhost, err := install(set.pod, name)
 	if err != nil {
 		return err
 	}
@@ -137,10 +155,85 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if err != nil {
 		return err
 	}
+	if err := c.patchTemplate(ctx, w, patch); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: pod template securityContext.seccompProfile set to Localhost %s\n", w.ref, localhost)
+	return afterPatch(ctx, out, c, w, opts)
+}
+
+// applyPerContainer installs a profile per container, then sets each in its
+// container's securityContext, in one patch.
+func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, c *clients, w *workload, set *profileSet,
+	base string, install func(*specs.LinuxSeccomp, string) (string, error)) error {
+	out := o.streams.Out
+	for _, cn := range set.names() {
+		if errs := validation.IsDNS1123Subdomain(base + "-" + cn); len(errs) > 0 {
+			return fmt.Errorf("profile name %q for container %s: %s: choose a shorter --name", base+"-"+cn, cn, strings.Join(errs, "; "))
+		}
+	}
+	// Every profile is on every node before any pod may use one.
+	localhost := map[string]string{}
+	for _, cn := range set.names() {
+		lp, err := install(set.containers[cn], base+"-"+cn)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", cn, err)
+		}
+		localhost[cn] = lp
+	}
+	entries := func(ctrs []corev1.Container) (list []any, changed []string) {
+		for _, ctr := range ctrs {
+			lp, ok := localhost[ctr.Name]
+			if !ok {
+				continue
+			}
+			want := &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: &lp}
+			if ctr.SecurityContext != nil && sameSeccomp(ctr.SecurityContext.SeccompProfile, want) {
+				continue
+			}
+			list = append(list, map[string]any{"name": ctr.Name, "securityContext": map[string]any{"seccompProfile": want}})
+			changed = append(changed, ctr.Name)
+		}
+		return list, changed
+	}
+	initList, initChanged := entries(w.template.Spec.InitContainers)
+	list, changed := entries(w.template.Spec.Containers)
+	if len(initList)+len(list) == 0 {
+		fmt.Fprintf(out, "%s: its containers already use these profiles; pods started before keep the profiles they started with (kubectl -n %s rollout restart %s)\n",
+			w.ref, w.namespace, w.ref)
+		return nil
+	}
+	spec := map[string]any{}
+	if len(initList) > 0 {
+		spec["initContainers"] = initList
+	}
+	if len(list) > 0 {
+		spec["containers"] = list
+	}
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": spec}}})
+	if err != nil {
+		return err
+	}
+	if err := c.patchTemplate(ctx, w, patch); err != nil {
+		return err
+	}
+	for _, cn := range append(initChanged, changed...) {
+		fmt.Fprintf(out, "%s: container %s securityContext.seccompProfile set to Localhost %s\n", w.ref, cn, localhost[cn])
+	}
+	return afterPatch(ctx, out, c, w, opts)
+}
+
+// patchTemplate sends a strategic merge patch of the workload: containers
+// merge by name.
+func (c *clients) patchTemplate(ctx context.Context, w *workload, patch []byte) error {
 	if _, err := c.dyn.Resource(w.ref.gvr()).Namespace(w.namespace).Patch(ctx, w.ref.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return fmt.Errorf("setting the seccompProfile of %s: %w", w.ref, err)
 	}
-	fmt.Fprintf(out, "%s: pod template securityContext.seccompProfile set to Localhost %s\n", w.ref, localhost)
+	return nil
+}
+
+// afterPatch says what happens to the pods, and waits for the rollout with --wait.
+func afterPatch(ctx context.Context, out io.Writer, c *clients, w *workload, opts *applyOptions) error {
 	switch {
 	case w.onDelete:
 		fmt.Fprintf(out, "%s does not replace its pods for a new template: new pods use the profile, running ones keep theirs until they are deleted\n", w.ref)

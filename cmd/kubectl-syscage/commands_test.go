@@ -369,6 +369,100 @@ func TestApplyWithAgents(t *testing.T) {
 	}
 }
 
+// A profile per container: each is on every node before the template changes,
+// and each container, init container included, gets its own.
+func TestApplyPerContainer(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	dir := t.TempDir()
+	golden, _ := os.ReadFile("testdata/recording.golden.json")
+	for _, c := range []string{"migrate", "app", "sidecar"} {
+		os.WriteFile(filepath.Join(dir, c+".json"), golden, 0o644)
+	}
+	// The order of the writes (reactors run under the fake's lock: count here).
+	var n, patchedAt, installed int
+	fc.dyn.PrependReactor("*", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		n++
+		switch {
+		case a.GetVerb() == "patch" && a.GetResource() == deploymentsGVR:
+			patchedAt = n
+		case a.GetVerb() == "patch" && a.GetResource() == profilesGVR:
+			installed = n
+		}
+		return false, nil, nil
+	})
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, s := range []string{
+		"syscallprofile shop/web-app: written on 3 nodes as syscage/shop/web-app.json",
+		"syscallprofile shop/web-migrate: written on 3 nodes as syscage/shop/web-migrate.json",
+		"deployment/web: container migrate securityContext.seccompProfile set to Localhost syscage/shop/web-migrate.json\n",
+		"deployment/web: container app securityContext.seccompProfile set to Localhost syscage/shop/web-app.json\n",
+		"deployment/web: container sidecar securityContext.seccompProfile set to Localhost syscage/shop/web-sidecar.json\n",
+	} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, stdout)
+		}
+	}
+	if installed == 0 || patchedAt < installed {
+		t.Errorf("the template was patched (action %d) before the last profile was installed (action %d)", patchedAt, installed)
+	}
+	u, err := fc.get(deploymentsGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	spec := d.Spec.Template.Spec
+	got := map[string]string{}
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		if c.Image != "busybox" {
+			t.Errorf("container %s lost its image: the patch replaced the list", c.Name)
+		}
+		if sc := c.SecurityContext; sc != nil && sc.SeccompProfile != nil && sc.SeccompProfile.LocalhostProfile != nil {
+			got[c.Name] = string(sc.SeccompProfile.Type) + " " + *sc.SeccompProfile.LocalhostProfile
+		}
+	}
+	want := map[string]string{"migrate": "Localhost syscage/shop/web-migrate.json", "app": "Localhost syscage/shop/web-app.json", "sidecar": "Localhost syscage/shop/web-sidecar.json"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("containers' seccompProfile (-want +got):\n%s", diff)
+	}
+	if spec.SecurityContext != nil && spec.SecurityContext.SeccompProfile != nil {
+		t.Errorf("the pod's seccompProfile was set: %+v", spec.SecurityContext.SeccompProfile)
+	}
+
+	// Again: nothing changes.
+	code, stdout, _ = fc.run("apply", "deploy/web", "-n", "shop", "--profile", dir)
+	if code != 0 || !strings.Contains(stdout, "deployment/web: its containers already use these profiles") {
+		t.Errorf("second apply: exit %d\n%s", code, stdout)
+	}
+
+	// NAME=FILE for some containers, under another name.
+	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+filepath.Join(dir, "app.json"), "--profile", "sidecar="+filepath.Join(dir, "sidecar.json"), "--name", "v2")
+	if code != 0 || !strings.Contains(stdout, "container app securityContext.seccompProfile set to Localhost syscage/shop/v2-app.json") || strings.Contains(stdout, "migrate") {
+		t.Errorf("NAME=FILE: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	os.Remove(filepath.Join(dir, "migrate.json"))
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--profile", dir}, "--profile " + dir + ": no profile for container migrate of deployment/web (" + filepath.Join(dir, "migrate.json") + "): record them with 'kubectl syscage record deployment/web -o " + dir + "/'"},
+		{[]string{"--profile", "db=" + filepath.Join(dir, "app.json")}, `deployment/web has no container "db"; its containers are migrate, app, sidecar`},
+		{[]string{"--profile", "app=" + filepath.Join(dir, "app.json"), "--profile", "app=x.json"}, "container app is given a profile twice"},
+		{[]string{"--profile", filepath.Join(dir, "app.json"), "--profile", "sidecar=x.json"}, "with several, give each as NAME=FILE"},
+	} {
+		code, _, stderr := fc.run(append([]string{"apply", "deploy/web", "-n", "shop"}, tc.args...)...)
+		if code != 1 || !strings.Contains(stderr, tc.err) {
+			t.Errorf("%v: exit %d\n%s\nwant %q", tc.args, code, stderr, tc.err)
+		}
+	}
+}
+
 func TestApplyNodeError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	// An agent that cannot write the file says so in its status entry.

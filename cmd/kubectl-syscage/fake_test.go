@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -118,7 +119,11 @@ func (fc *fakeCluster) patch(action clienttesting.Action) (bool, runtime.Object,
 	if err != nil {
 		return true, nil, err
 	}
-	u := &unstructured.Unstructured{Object: mergePatch(obj.(*unstructured.Unstructured).UnstructuredContent(), patch)}
+	merge := mergePatch
+	if pa.GetPatchType() == types.StrategicMergePatchType {
+		merge = strategicMerge
+	}
+	u := &unstructured.Unstructured{Object: merge(obj.(*unstructured.Unstructured).UnstructuredContent(), patch)}
 	if gvr == recordingsGVR && stopSet(patch) {
 		fc.stopped = append(fc.stopped, name)
 	}
@@ -150,6 +155,54 @@ func mergePatch(target, patch map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// strategicMerge is a JSON merge patch in which lists of objects with a name
+// (containers, initContainers) merge by name, as the API server's strategic
+// merge patch does for a pod template's containers.
+func strategicMerge(target, patch map[string]any) map[string]any {
+	out := runtime.DeepCopyJSON(target)
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			tv, _ := out[k].(map[string]any)
+			if tv == nil {
+				tv = map[string]any{}
+			}
+			out[k] = strategicMerge(tv, pv)
+		case []any:
+			tl, _ := out[k].([]any)
+			if !namedList(pv) || !namedList(tl) {
+				out[k] = v
+				continue
+			}
+			merged := runtime.DeepCopyJSONValue(tl).([]any)
+			for _, pe := range pv {
+				pm := pe.(map[string]any)
+				i := slices.IndexFunc(merged, func(e any) bool { return e.(map[string]any)["name"] == pm["name"] })
+				if i < 0 {
+					merged = append(merged, pm)
+				} else {
+					merged[i] = strategicMerge(merged[i].(map[string]any), pm)
+				}
+			}
+			out[k] = merged
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func namedList(l []any) bool {
+	for _, e := range l {
+		if m, ok := e.(map[string]any); !ok || m["name"] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // runAgents answers as the agents on nodes and the security-profiles-operator
