@@ -307,6 +307,46 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// Each container checked against its own profile: the recording carries them
+// by name, and the report names each container with its profile.
+func TestVerifyPerContainer(t *testing.T) {
+	fc := webCluster(t, "verify.input.json")
+	dir := t.TempDir()
+	golden, _ := os.ReadFile("testdata/recording.golden.json")
+	for _, c := range []string{"migrate", "app", "sidecar"} {
+		os.WriteFile(filepath.Join(dir, c+".json"), golden, 0o644)
+	}
+	code, stdout, stderr := fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms", "--containers", "app,sidecar")
+	if code != 1 || strings.Contains(stderr, "Error:") {
+		t.Fatalf("exit %d, want 1 for missing calls\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "container app, against "+filepath.Join(dir, "app.json")+" (node ") {
+		t.Errorf("the report does not name the container with its profile:\n%s", stdout)
+	}
+	var rec kubeapi.SyscallRecording
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "create" && a.GetResource() == recordingsGVR {
+			if err := fromUnstructured(a.(interface{ GetObject() runtime.Object }).GetObject().(*unstructured.Unstructured), &rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rec.Spec.Profile != nil || len(rec.Spec.Profiles) != 2 || rec.Spec.Profiles["app"] == nil || rec.Spec.Profiles["migrate"] != nil || !cmp.Equal(rec.Spec.Containers, []string{"app", "sidecar"}) {
+		t.Errorf("recording spec: profile %v, profiles %d, containers %v", rec.Spec.Profile, len(rec.Spec.Profiles), rec.Spec.Containers)
+	}
+	// A directory without a selected container's profile is refused up front.
+	os.Remove(filepath.Join(dir, "sidecar.json"))
+	code, _, stderr = fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms")
+	if code != 1 || !strings.Contains(stderr, "no profile for container sidecar of deployment/web") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	// Only those --containers selects need one.
+	code, _, stderr = fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms", "--containers", "app")
+	if code != 1 || strings.Contains(stderr, "Error:") {
+		t.Errorf("--containers app: exit %d\n%s", code, stderr)
+	}
+}
+
 func TestVerifyClean(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{

@@ -280,10 +280,12 @@ type verifyReport struct {
 
 // verifyContainer is one container's findings.
 type verifyContainer struct {
-	Node        string         `json:"node"`
-	Pod         string         `json:"pod"`
-	Container   string         `json:"container"`
-	ContainerID string         `json:"containerID"`
+	Node        string `json:"node"`
+	Pod         string `json:"pod"`
+	Container   string `json:"container"`
+	ContainerID string `json:"containerID"`
+	// Profile is the container's own profile, when each has one.
+	Profile     string         `json:"profile,omitempty"`
 	From        string         `json:"from"`
 	Attached    string         `json:"attached,omitempty"`
 	Running     bool           `json:"running"`
@@ -345,7 +347,11 @@ func printVerifyReport(w io.Writer, r *verifyReport) {
 		if !c.Running {
 			how += ", since exited"
 		}
-		fmt.Fprintf(w, "\npod %s, container %s (node %s; %s)\n", c.Pod, c.Container, c.Node, how)
+		against := ""
+		if c.Profile != "" {
+			against = ", against " + c.Profile
+		}
+		fmt.Fprintf(w, "\npod %s, container %s%s (node %s; %s)\n", c.Pod, c.Container, against, c.Node, how)
 		if len(c.Missing) == 0 {
 			fmt.Fprintln(w, "  nothing missing")
 		} else {
