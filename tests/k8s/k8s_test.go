@@ -138,6 +138,8 @@ func TestKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("per container", func(t *testing.T) { perContainer(t, c, ns, tmp) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
@@ -207,6 +209,219 @@ func TestKubernetes(t *testing.T) {
 			t.Errorf("an agent is still running: %s", out)
 		}
 	})
+}
+
+// The per-container workload: an init container that makes a symbolic link, a
+// server (busybox httpd, which accepts) and a client sidecar (wget, which
+// connects) that exits 7 once connect is refused with EPERM.
+const shop = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: %[1]s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      terminationGracePeriodSeconds: 1
+      initContainers:
+      - name: init
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'ln -s /bin /tmp/l && readlink /tmp/l']
+      containers:
+      - name: server
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/httpd, -f, -p, '127.0.0.1:8080', -h, /tmp]
+      - name: client
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'while true; do wget -q -O /dev/null http://127.0.0.1:8080/ 2>/tmp/err; if grep -q "not permitted" /tmp/err; then cat /tmp/err; exit 7; fi; sleep 1; done']
+`
+
+// perContainer records a pod of three containers into three profiles, applies
+// each to its container, and checks that a call missing from one container's
+// profile fails that container alone, and that verify names it.
+func perContainer(t *testing.T, c *cluster, ns, tmp string) {
+	apply(t, c, fmt.Sprintf(shop, ns))
+	defer c.try(c.kubectl, "-n", ns, "delete", "deployment/shop", "--wait=true", "--timeout=60s")
+	c.kc(t, "-n", ns, "rollout", "status", "deployment/shop", "--timeout=120s")
+	dir := filepath.Join(tmp, "shop") + "/"
+	out, code := c.syscage(t, "record", "-n", ns, "deployment/shop", "--restart", "--duration", "6s", "-o", dir, "--timeout", "3m")
+	t.Logf("record:\n%s", out)
+	if code != 0 {
+		t.Fatalf("record: exit %d", code)
+	}
+	profiles := map[string]map[string]bool{}
+	for _, name := range []string{"init", "server", "client"} {
+		profiles[name] = allowed(load(t, filepath.Join(dir, name+".json")))
+		if !strings.Contains(out, "wrote "+filepath.Join(dir, name+".json")+": container "+name+" of 2 pods on 1 node (") {
+			t.Errorf("the summary does not say that container %s of 2 pods made %s.json", name, name)
+		}
+	}
+	has := func(ctr, call string, want bool) {
+		if profiles[ctr][call] != want {
+			t.Errorf("the %s container's profile allows %s: %v, want %v", ctr, call, !want, want)
+		}
+	}
+	accepts := profiles["server"]["accept"] || profiles["server"]["accept4"]
+	if !accepts {
+		t.Errorf("the server's profile allows neither accept nor accept4: %v", keys(profiles["server"]))
+	}
+	has("server", "connect", false)
+	has("client", "connect", true)
+	has("client", "accept", false)
+	has("client", "accept4", false)
+	if !profiles["init"]["symlink"] && !profiles["init"]["symlinkat"] {
+		t.Errorf("the init container's profile allows neither symlink nor symlinkat: %v", keys(profiles["init"]))
+	}
+	has("init", "connect", false)
+	has("init", "accept4", false)
+	has("init", "bind", false)
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("%d files in %s, want 3", len(entries), dir)
+	}
+
+	out, code = c.syscage(t, "apply", "-n", ns, "deployment/shop", "--profile", dir, "--wait", "--timeout", "3m")
+	t.Logf("apply:\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	time.Sleep(3 * time.Second)
+	for _, p := range containersOf(t, c, ns, "app=shop") {
+		if want := kubeapi.LocalhostProfile(ns, "shop-"+p.container); p.profile != want || p.restarts != 0 || (p.container != "init" && !p.ready) {
+			t.Errorf("pod %s, container %s: profile %q (want %q), ready %v, restarts %d", p.pod, p.container, p.profile, want, p.ready, p.restarts)
+		}
+	}
+
+	// The client's profile without connect: verify names the client and connect.
+	strict := filepath.Join(tmp, "shop-strict") + "/"
+	os.MkdirAll(strict, 0o755)
+	for _, name := range []string{"init", "server"} {
+		copyFile(t, filepath.Join(dir, name+".json"), filepath.Join(strict, name+".json"), 0o644)
+	}
+	writeWithout(t, filepath.Join(dir, "client.json"), filepath.Join(strict, "client.json"), "connect")
+	out, code = c.syscage(t, "verify", "-n", ns, "deployment/shop", "--profile", strict, "--duration", "4s", "--timeout", "2m")
+	t.Logf("verify (strict client):\n%s", out)
+	if code != 1 {
+		t.Errorf("verify: exit %d, want 1", code)
+	}
+	if !strings.Contains(out, "container client, against "+filepath.Join(strict, "client.json")) {
+		t.Errorf("verify does not report the client against its own profile")
+	}
+	for _, line := range strings.Split(out, "\npod ") {
+		if strings.Contains(line, "container client, against") != strings.Contains(line, " connect ") && strings.Contains(line, "container ") {
+			t.Errorf("verify reports connect for another container than the client, or not for the client:\n%s", line)
+		}
+	}
+
+	// Applied, the client (and only it) fails with EPERM.
+	out, code = c.syscage(t, "apply", "-n", ns, "deployment/shop", "--profile", strict, "--name", "strict", "--timeout", "2m")
+	t.Logf("apply (strict client):\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	var failed string
+	waitFor(t, "a client under the strict profile to fail", 2*time.Minute, func() (bool, string) {
+		for _, p := range containersOf(t, c, ns, "app=shop") {
+			if p.container == "client" && p.profile == kubeapi.LocalhostProfile(ns, "strict-client") && p.exitCode == 7 {
+				failed = p.pod
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(containersOf(t, c, ns, "app=shop"))
+	})
+	logs, _ := c.try(c.kubectl, "-n", ns, "logs", failed, "-c", "client", "--previous")
+	if !strings.Contains(logs, "Operation not permitted") {
+		t.Errorf("client of %s failed, but not with EPERM:\n%s", failed, logs)
+	}
+	for _, p := range containersOf(t, c, ns, "app=shop") {
+		if p.pod == failed && p.container == "server" && (!p.ready || p.restarts != 0) {
+			t.Errorf("the server beside the failing client is not running: ready %v, restarts %d", p.ready, p.restarts)
+		}
+	}
+}
+
+type containerInfo struct {
+	pod, container, profile string
+	ready                   bool
+	restarts, exitCode      int
+}
+
+func (p containerInfo) String() string {
+	return fmt.Sprintf("%s/%s(%s ready=%v restarts=%d exit=%d)", p.pod, p.container, p.profile, p.ready, p.restarts, p.exitCode)
+}
+
+// containersOf lists the containers, init containers included, of the pods a
+// selector matches, each with its own seccompProfile.
+func containersOf(t *testing.T, c *cluster, ns, selector string) []containerInfo {
+	t.Helper()
+	type ctr struct {
+		Name            string `json:"name"`
+		SecurityContext struct {
+			SeccompProfile struct {
+				LocalhostProfile string `json:"localhostProfile"`
+			} `json:"seccompProfile"`
+		} `json:"securityContext"`
+	}
+	type status struct {
+		Name         string `json:"name"`
+		Ready        bool   `json:"ready"`
+		RestartCount int    `json:"restartCount"`
+		LastState    struct {
+			Terminated *struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"terminated"`
+		} `json:"lastState"`
+		State struct {
+			Terminated *struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"terminated"`
+		} `json:"state"`
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name              string  `json:"name"`
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Spec struct {
+				InitContainers []ctr `json:"initContainers"`
+				Containers     []ctr `json:"containers"`
+			} `json:"spec"`
+			Status struct {
+				InitContainerStatuses []status `json:"initContainerStatuses"`
+				ContainerStatuses     []status `json:"containerStatuses"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []containerInfo
+	for _, it := range list.Items {
+		if it.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		statuses := map[string]status{}
+		for _, st := range append(it.Status.InitContainerStatuses, it.Status.ContainerStatuses...) {
+			statuses[st.Name] = st
+		}
+		for _, ct := range append(it.Spec.InitContainers, it.Spec.Containers...) {
+			st := statuses[ct.Name]
+			p := containerInfo{pod: it.Metadata.Name, container: ct.Name, profile: ct.SecurityContext.SeccompProfile.LocalhostProfile, ready: st.Ready, restarts: st.RestartCount}
+			if st.LastState.Terminated != nil {
+				p.exitCode = st.LastState.Terminated.ExitCode
+			}
+			if st.State.Terminated != nil && st.State.Terminated.ExitCode != 0 {
+				p.exitCode = st.State.Terminated.ExitCode
+			}
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // noHook starts a pod during a recording on a node whose runc wrapper looks for
