@@ -240,13 +240,18 @@ func TestRecordTimeout(t *testing.T) {
 func TestRecordRefusals(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML),
 		object(t, `{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: db, namespace: shop}, spec: {selector: {matchLabels: {app: db}}, updateStrategy: {type: OnDelete}, template: {spec: {containers: [{name: db}]}}}}`),
+		object(t, `{apiVersion: batch/v1, kind: Job, metadata: {name: x, namespace: shop, uid: j1}, spec: {selector: {matchLabels: {batch.kubernetes.io/controller-uid: j1}}, template: {spec: {containers: [{name: x}]}}}}`),
 	})
 	for _, tc := range []struct {
 		name string
 		args []string
 		err  string
 	}{
-		{"no workload", []string{"record"}, "accepts 1 arg(s), received 0"},
+		{"no workload", []string{"record"}, "name the WORKLOAD to record (e.g. deployment/web), or record one you create with --create -f FILE"},
+		{"create without file", []string{"record", "--create"}, "--create and -f go together"},
+		{"create and a workload", []string{"record", "--create", "-f", "job.yaml", "job/x"}, "--create -f job.yaml records the workload of the file: name no WORKLOAD (job/x)"},
+		{"runs of a deployment", []string{"record", "deploy/web", "-n", "shop", "--runs", "2", "--containers", "app"}, "--runs 2: deployment/web is not a CronJob"},
+		{"restart a job", []string{"record", "job/x", "-n", "shop", "--restart"}, "--restart: a Job is not restarted: record a new one from its first syscall with 'record --create -f FILE'"},
 		{"bad workload", []string{"record", "web"}, `workload "web": name a workload as KIND/NAME`},
 		{"unwritable output", []string{"record", "deploy/web", "-o", "/nonexistent/web.json"}, "-o: /nonexistent/web.json: directory /nonexistent does not exist: create it first"},
 		{"bad duration", []string{"record", "deploy/web", "--duration", "0s"}, "--duration 0s: give a positive duration"},
@@ -272,7 +277,7 @@ func TestRecordRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(fc.dyn.Actions()); n > 8 {
+	if n := len(fc.dyn.Actions()); n > 10 {
 		t.Errorf("%d API calls for commands that were all refused", n)
 	}
 }
@@ -777,7 +782,7 @@ func TestCompletion(t *testing.T) {
 		object(t, `{apiVersion: apps/v1, kind: Deployment, metadata: {name: worker, namespace: shop}, spec: {selector: {matchLabels: {app: worker}}}}`),
 	})
 	_, stdout, _ := fc.run("__complete", "record", "")
-	if !strings.HasPrefix(stdout, "deployment/\nstatefulset/\ndaemonset/\nreplicaset/\n:6\n") {
+	if !strings.HasPrefix(stdout, "deployment/\nstatefulset/\ndaemonset/\nreplicaset/\njob/\ncronjob/\npod/\n:6\n") {
 		t.Errorf("kinds:\n%s", stdout)
 	}
 	_, stdout, _ = fc.run("__complete", "apply", "-n", "shop", "deploy/w")

@@ -21,6 +21,11 @@ type recordOptions struct {
 	keep   bool
 	name   string
 	merge  bool
+	// file and create: record --create -f FILE; runs: a CronJob's next runs.
+	file        string
+	create      bool
+	runs        int
+	durationSet bool
 }
 
 func newRecordCmd(o *rootOptions) *cobra.Command {
@@ -37,8 +42,16 @@ single container), or with --merge-containers every container's in one. A
 summary, per profile, of the containers, pods and nodes it came from goes to
 stderr.
 
-WORKLOAD is deployment/NAME, statefulset/NAME, daemonset/NAME or replicaset/NAME
-(or deploy, sts, ds, rs). Its pods are those its selector matches.
+WORKLOAD is deployment/NAME, statefulset/NAME, daemonset/NAME, replicaset/NAME,
+job/NAME, cronjob/NAME or pod/NAME (or deploy, sts, ds, rs, cj, po). The pods of
+the first five are those their selector matches; a pod is labelled
+syscage.io/record while it is recorded, and so is a CronJob's pod template.
+
+record --create -f FILE creates the workload of FILE once every agent records,
+so that every call of its pods is recorded from the first syscall, and records
+a Job or a Pod until it ends (a CronJob for --runs runs, anything else for
+--duration; a --duration given bounds any of these). record cronjob/NAME --runs N
+records the next N runs of a CronJob.
 
 Pods that are already running are attached to: the calls they made before then,
 their start-up above all, are missing from the profile. --restart restarts the
@@ -47,17 +60,23 @@ first syscall. Ctrl-C ends the recording early; what was recorded is still
 collected and written.`,
 		Example: `  kubectl syscage record deployment/web --restart --duration 2m -o web/
   kubectl syscage record sts/db -n prod --containers postgres -o db.json
-  kubectl syscage record deploy/web --merge-containers -o web-pod.json`,
-		Args:              cobra.ExactArgs(1),
+  kubectl syscage record deploy/web --merge-containers -o web-pod.json
+  kubectl syscage record --create -f job.yaml -o job/
+  kubectl syscage record cronjob/nightly --runs 2 -o nightly/`,
+		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeWorkload(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRecord(cmd.Context(), o, opts, args[0])
+			opts.durationSet = cmd.Flags().Changed("duration")
+			return runRecord(cmd.Context(), o, opts, args)
 		},
 	}
 	f := cmd.Flags()
 	f.DurationVar(&opts.duration, "duration", time.Minute, "how long to record")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (agents, rollout, results)")
 	f.StringVarP(&opts.output, "output", "o", "", "write a profile per container to `DIR`/CONTAINER.json, or one container's (or with --merge-containers, the merged profile) to a FILE (default: stdout)")
+	f.StringVarP(&opts.file, "filename", "f", "", "with --create, the manifest `FILE` of the workload to create and record")
+	f.BoolVar(&opts.create, "create", false, "create the workload of -f FILE once every agent records, and record it from its first syscall until it completes (a Job, a Pod) or for --duration")
+	f.IntVar(&opts.runs, "runs", 0, "for a CronJob, record its next `N` runs, each from its first syscall")
 	f.BoolVar(&opts.merge, "merge-containers", false, "merge every container's calls into one profile (for the whole pod)")
 	f.BoolVar(&opts.restart, "restart", false, "restart the workload once recording, to record every replica from its first syscall")
 	f.BoolVar(&opts.keep, "keep", false, "keep the SyscallRecording afterwards (it holds every container's profile)")
@@ -66,14 +85,30 @@ collected and written.`,
 	return cmd
 }
 
-func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg string) error {
+func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []string) error {
 	log := o.streams.ErrOut
-	ref, err := parseWorkload(arg)
-	if err != nil {
-		return err
+	var ref workloadRef
+	var err error
+	switch {
+	case opts.create != (opts.file != ""):
+		return fmt.Errorf("--create and -f go together: record --create -f FILE creates the workload in FILE and records it from its first syscall")
+	case opts.create && len(args) > 0:
+		return fmt.Errorf("--create -f %s records the workload of the file: name no WORKLOAD (%s)", opts.file, args[0])
+	case !opts.create && len(args) != 1:
+		return fmt.Errorf("name the WORKLOAD to record (e.g. deployment/web), or record one you create with --create -f FILE")
+	case !opts.create:
+		if ref, err = parseWorkload(args[0]); err != nil {
+			return err
+		}
+	}
+	if opts.runs < 0 {
+		return fmt.Errorf("--runs %d: give a positive number of runs", opts.runs)
 	}
 	if err := opts.runOptions.check(); err != nil {
 		return err
+	}
+	if opts.create && opts.restart {
+		return fmt.Errorf("--restart: --create records the new workload from its first syscall already")
 	}
 	if out := opts.output; out != "" && out != "-" && !strings.HasSuffix(out, "/") {
 		if st, err := os.Stat(out); err != nil || !st.IsDir() {
@@ -85,7 +120,25 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 	}
 	// Refused now, not after a long recording.
 	var dest recordOutput
-	s, err := prepare(ctx, o, ref, opts.runOptions, func(w *workload) (err error) {
+	token := newToken()
+	resolve := func(c *clients) (*workload, error) {
+		if !opts.create {
+			return c.getWorkload(ctx, ref)
+		}
+		r, u, err := readManifest(opts.file, c.namespace)
+		if err != nil {
+			return nil, err
+		}
+		return newWorkload(r, u)
+	}
+	s, err := prepareWith(ctx, o, resolve, opts.runOptions, func(w *workload) (err error) {
+		if opts.runs > 0 && w.ref.Kind != "CronJob" {
+			return fmt.Errorf("--runs %d: %s is not a CronJob: only a CronJob's runs are counted", opts.runs, w.ref)
+		}
+		if opts.create || w.ref.Kind == "Pod" || w.ref.Kind == "CronJob" {
+			// Only the pods labelled for this recording.
+			w.selector = tokenSelector(token)
+		}
 		dest, err = planOutput(opts, w)
 		return err
 	})
@@ -94,6 +147,8 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 	}
 	defer s.stopSig()
 	w, run, sel := s.w, s.run, s.sel
+	cleanup, outcome := setTarget(ctx, log, s, token, targetOptions{file: opts.file, create: opts.create, runs: opts.runs, durationSet: opts.durationSet})
+	defer cleanup()
 	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: w.selector, Containers: opts.containers}
 	if err := run.create(s.sig, opts.name, spec); err != nil {
 		return err
@@ -112,7 +167,10 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, arg str
 	if err != nil {
 		return err
 	}
-	return writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart)
+	if *outcome != "" {
+		fmt.Fprintln(log, *outcome)
+	}
+	return writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create)
 }
 
 // recordOutput is where record writes: one merged profile (merge), one
