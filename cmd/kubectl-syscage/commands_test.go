@@ -2,18 +2,22 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -201,6 +205,200 @@ func allowedNames(t *testing.T, data []byte) map[string]bool {
 		}
 	}
 	return names
+}
+
+// jobResults is what the agents publish for the Job of the tests: one pod, one
+// container, recorded from its start.
+func jobResults(fc *fakeCluster) {
+	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{{
+		Pod: "build-x1", PodUID: "p1", Container: "test", ContainerID: "c1", From: kubeapi.FromStart, Events: 10,
+		Profile: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: ptr(uint(1)), Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"execve", "exit_group", "write"}, Action: specs.ActAllow}}},
+	}}}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// record --create -f job.yaml: the Job is created only once every agent
+// records, its pods carry the label the recording selects, and record waits
+// for it to complete.
+func TestRecordCreateJob(t *testing.T) {
+	fc := newFakeCluster(t, nil, agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	manifest := filepath.Join(t.TempDir(), "job.yaml")
+	os.WriteFile(manifest, []byte(`apiVersion: batch/v1
+kind: Job
+metadata: {name: build}
+spec:
+  template:
+    metadata: {labels: {app: build}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: test, image: busybox, command: [make, test]}]
+`), 0o644)
+	var armedAtCreate bool
+	var label string
+	polls := 0
+	fc.dyn.PrependReactor("create", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		u := a.(clienttesting.CreateAction).GetObject().(*unstructured.Unstructured)
+		label, _, _ = unstructured.NestedString(u.Object, "spec", "template", "metadata", "labels", recordLabel)
+		list, _ := fc.dyn.Tracker().List(recordingsGVR, recordingsGVR.GroupVersion().WithKind(kubeapi.KindRecording), "shop")
+		items, _ := meta.ExtractList(list)
+		for _, it := range items {
+			var rec kubeapi.SyscallRecording
+			fromUnstructured(it.(*unstructured.Unstructured), &rec)
+			armedAtCreate = rec.Status.Nodes["node-a"].Phase == kubeapi.PhaseRecording && rec.Spec.Selector.MatchLabels[recordLabel] == label && label != ""
+		}
+		return false, nil, nil
+	})
+	// The Job completes on the third look.
+	fc.dyn.PrependReactor("get", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if polls++; polls < 3 {
+			return false, nil, nil
+		}
+		obj, err := fc.dyn.Tracker().Get(jobsGVR, "shop", "build")
+		if err != nil {
+			return true, nil, err
+		}
+		u := obj.(*unstructured.Unstructured).DeepCopy()
+		unstructured.SetNestedField(u.Object, int64(1), "status", "succeeded")
+		unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Complete", "status": "True"}}, "status", "conditions")
+		return true, u, nil
+	})
+	out := filepath.Join(t.TempDir(), "build.json")
+	code, _, stderr := fc.run("record", "--create", "-f", manifest, "-n", "shop", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !armedAtCreate {
+		t.Errorf("the Job was created before every agent recorded, or without the label the recording selects (%q)", label)
+	}
+	if _, err := fc.get(jobsGVR, "shop", "build"); err != nil {
+		t.Errorf("the Job was not created: %v", err)
+	}
+	for _, s := range []string{
+		"every agent is ready; created job/build, recorded from its first syscall\n",
+		"recording until job/build completes (Ctrl-C",
+		"job/build completed: 1 pod succeeded\n",
+		"wrote " + out + ": container test of 1 pod on 1 node (node-a): all recorded from the start\n",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	if polls < 3 {
+		t.Errorf("record stopped before the Job completed (%d looks)", polls)
+	}
+	if names := allowedNames(t, readAll(t, out)); !names["execve"] {
+		t.Errorf("profile: %v", names)
+	}
+	// Again: the Job exists, and record says so before recording anything.
+	code, _, stderr = fc.run("record", "--create", "-f", manifest, "-n", "shop", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "--create: job/build exists in namespace \"shop\": delete it first") {
+		t.Errorf("second --create: exit %d\n%s", code, stderr)
+	}
+}
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// record cronjob/NAME --runs 2: the CronJob's pod template is labelled while
+// recorded, and record waits for two labelled runs to finish.
+func TestRecordCronJobRuns(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, `{apiVersion: batch/v1, kind: CronJob, metadata: {name: nightly, namespace: shop, uid: cj1},
+		spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}}}`)},
+		agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	// The CronJob's controller: a run from the template as it is, each look.
+	runs := 0
+	fc.dyn.PrependReactor("list", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		cj, err := fc.dyn.Tracker().Get(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "shop", "nightly")
+		if err != nil {
+			return true, nil, err
+		}
+		labels, _, _ := unstructured.NestedStringMap(cj.(*unstructured.Unstructured).Object, "spec", "jobTemplate", "spec", "template", "metadata", "labels")
+		runs++
+		job := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "batch/v1", "kind": "Job", "metadata": map[string]any{
+			"name": fmt.Sprintf("nightly-%d", runs), "namespace": "shop",
+			"ownerReferences": []any{map[string]any{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "cj1", "controller": true}}},
+			"spec":   map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": toAny(labels)}}},
+			"status": map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}}}
+		fc.dyn.Tracker().Create(jobsGVR, job, "shop")
+		return false, nil, nil
+	})
+	dir := t.TempDir()
+	code, _, stderr := fc.run("record", "cronjob/nightly", "-n", "shop", "--runs", "2", "-o", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, s := range []string{
+		"every agent is ready; the next runs of cronjob/nightly are recorded from their first syscall\n",
+		"recording until 2 runs of cronjob/nightly finish",
+		"cronjob/nightly: 2 runs recorded\n",
+		"wrote " + filepath.Join(dir, "test.json") + ": container test of 1 pod",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	// The label is gone again.
+	u, _ := fc.get(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "shop", "nightly")
+	if labels, _, _ := unstructured.NestedStringMap(u.Object, "spec", "jobTemplate", "spec", "template", "metadata", "labels"); labels[recordLabel] != "" {
+		t.Errorf("the CronJob keeps the label: %v", labels)
+	}
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// record pod/NAME labels the pod while it is recorded, and stops when it ends
+// or after --duration.
+func TestRecordPod(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, `{apiVersion: v1, kind: Pod, metadata: {name: build-x1, namespace: shop, uid: p1, labels: {app: build}},
+		spec: {containers: [{name: test, image: busybox}]}, status: {phase: Running}}`)},
+		agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	var labelled string
+	fc.dyn.PrependReactor("get", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		obj, err := fc.dyn.Tracker().Get(a.GetResource(), "shop", "build-x1")
+		if err == nil {
+			if l := obj.(*unstructured.Unstructured).GetLabels()[recordLabel]; l != "" {
+				labelled = l
+			}
+		}
+		return false, nil, nil
+	})
+	code, stdout, stderr := fc.run("record", "pod/build-x1", "-n", "shop", "--duration", "5ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if labelled == "" {
+		t.Error("the pod was never labelled for the recording")
+	}
+	if !strings.Contains(stderr, "note: pod/build-x1 is attached to while running") || !strings.Contains(stderr, "--duration 5ms is over before pod/build-x1 ends") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	if names := allowedNames(t, []byte(stdout)); !names["write"] {
+		t.Errorf("stdout is not the profile:\n%s", stdout)
+	}
+	u, _ := fc.get(corev1.SchemeGroupVersion.WithResource("pods"), "shop", "build-x1")
+	if l := u.GetLabels(); l[recordLabel] != "" || l["app"] != "build" {
+		t.Errorf("labels after recording: %v", l)
+	}
 }
 
 func TestRecordNothing(t *testing.T) {
