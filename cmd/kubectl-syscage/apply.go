@@ -149,9 +149,12 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 			w.ref, localhost, w.namespace, w.ref)
 		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"securityContext": map[string]any{"seccompProfile": want},
-	}}}})
+	if immutable(w) {
+		fmt.Fprintf(out, "%s: its pods cannot change their seccompProfile; to use the profile, set this in the pod's securityContext (in its manifest) and create it again:\n"+
+			"  seccompProfile: {type: Localhost, localhostProfile: %s}\n", w.ref, localhost)
+		return nil
+	}
+	patch, err := json.Marshal(w.templatePatch(map[string]any{"securityContext": map[string]any{"seccompProfile": want}}))
 	if err != nil {
 		return err
 	}
@@ -210,7 +213,14 @@ func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, 
 	if len(list) > 0 {
 		spec["containers"] = list
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": spec}}})
+	if immutable(w) {
+		fmt.Fprintf(out, "%s: its pods cannot change their seccompProfile; to use the profiles, set these in its manifest and create it again:\n", w.ref)
+		for _, cn := range append(initChanged, changed...) {
+			fmt.Fprintf(out, "  container %s: securityContext: {seccompProfile: {type: Localhost, localhostProfile: %s}}\n", cn, localhost[cn])
+		}
+		return nil
+	}
+	patch, err := json.Marshal(w.templatePatch(spec))
 	if err != nil {
 		return err
 	}
@@ -221,6 +231,20 @@ func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, 
 		fmt.Fprintf(out, "%s: container %s securityContext.seccompProfile set to Localhost %s\n", w.ref, cn, localhost[cn])
 	}
 	return afterPatch(ctx, out, c, w, opts)
+}
+
+// immutable reports whether a workload's pod template cannot change: a Job's
+// (spec.template is immutable) and a Pod's own.
+func immutable(w *workload) bool { return w.ref.Kind == "Job" || w.ref.Kind == "Pod" }
+
+// templatePatch is a patch of the pod template's spec, wherever the template
+// is in the workload.
+func (w *workload) templatePatch(spec map[string]any) map[string]any {
+	patch := map[string]any{"spec": spec}
+	for i := len(w.templatePath) - 1; i >= 0; i-- {
+		patch = map[string]any{w.templatePath[i]: patch}
+	}
+	return patch
 }
 
 // patchTemplate sends a strategic merge patch of the workload: containers
@@ -235,6 +259,8 @@ func (c *clients) patchTemplate(ctx context.Context, w *workload, patch []byte) 
 // afterPatch says what happens to the pods, and waits for the rollout with --wait.
 func afterPatch(ctx context.Context, out io.Writer, c *clients, w *workload, opts *applyOptions) error {
 	switch {
+	case w.ref.Kind == "CronJob":
+		fmt.Fprintf(out, "the next runs of %s use it; runs already started keep theirs\n", w.ref)
 	case w.onDelete:
 		fmt.Fprintf(out, "%s does not replace its pods for a new template: new pods use the profile, running ones keep theirs until they are deleted\n", w.ref)
 	case opts.wait:

@@ -706,6 +706,47 @@ func TestApplyPerContainer(t *testing.T) {
 	}
 }
 
+// A CronJob's profiles go into its job template; a Job's template cannot
+// change, so apply installs the profiles and says what to put in the manifest.
+func TestApplyJobKinds(t *testing.T) {
+	cronjobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
+	fc := newFakeCluster(t, []runtime.Object{
+		object(t, `{apiVersion: batch/v1, kind: CronJob, metadata: {name: nightly, namespace: shop, uid: cj1},
+			spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}}}`),
+		object(t, `{apiVersion: batch/v1, kind: Job, metadata: {name: build, namespace: shop, uid: j1}, spec: {selector: {matchLabels: {batch.kubernetes.io/controller-uid: j1}},
+			template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}`),
+	}, agentPod("node-a"), agentDaemonSet())
+	fc.runAgents("node-a")
+	code, stdout, stderr := fc.run("apply", "cronjob/nightly", "-n", "shop", "--profile", "test=testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, _ := fc.get(cronjobs, "shop", "nightly")
+	ctrs, _, _ := unstructured.NestedSlice(u.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+	if len(ctrs) != 1 {
+		t.Fatalf("containers: %v", ctrs)
+	}
+	if lp, _, _ := unstructured.NestedString(ctrs[0].(map[string]any), "securityContext", "seccompProfile", "localhostProfile"); lp != "syscage/shop/nightly-test.json" {
+		t.Errorf("localhostProfile %q\n%s", lp, stdout)
+	}
+	if !strings.Contains(stdout, "the next runs of cronjob/nightly use it") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	code, stdout, stderr = fc.run("apply", "job/build", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "syscallprofile shop/build: written on 1 node") ||
+		!strings.Contains(stdout, "job/build: its pods cannot change their seccompProfile; to use the profile, set this in the pod's securityContext (in its manifest) and create it again:\n  seccompProfile: {type: Localhost, localhostProfile: syscage/shop/build.json}\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "patch" && a.GetResource() == jobsGVR {
+			t.Errorf("the Job was patched")
+		}
+	}
+}
+
 func TestApplyNodeError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	// An agent that cannot write the file says so in its status entry.
