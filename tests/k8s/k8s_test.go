@@ -140,6 +140,8 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("per container", func(t *testing.T) { perContainer(t, c, ns, tmp) })
 
+	t.Run("job", func(t *testing.T) { jobReplay(t, c, ns, tmp) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
@@ -422,6 +424,78 @@ func containersOf(t *testing.T, c *cluster, ns, selector string) []containerInfo
 		}
 	}
 	return out
+}
+
+// A Job: makes a directory and a file, and fails without mkdir.
+const job = `apiVersion: batch/v1
+kind: Job
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: test
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        %[3]s
+        command: [/bin/sh, -c, 'mkdir /tmp/x && echo ok > /tmp/x/f && cat /tmp/x/f']
+`
+
+// jobReplay records a Job with record --create from its first syscall to its
+// completion, and runs it again under the profile: it succeeds, and fails
+// without mkdir.
+func jobReplay(t *testing.T, c *cluster, ns, tmp string) {
+	manifest := filepath.Join(tmp, "job.yaml")
+	os.WriteFile(manifest, []byte(fmt.Sprintf(job, ns, "build", "")), 0o644)
+	defer c.try(c.kubectl, "-n", ns, "delete", "jobs", "--all", "--wait=true", "--timeout=60s")
+	dir := filepath.Join(tmp, "job") + "/"
+	out, code := c.syscage(t, "record", "--create", "-f", manifest, "-o", dir, "--timeout", "3m")
+	t.Logf("record --create:\n%s", out)
+	if code != 0 {
+		t.Fatalf("record: exit %d", code)
+	}
+	for _, want := range []string{"job/build completed: 1 pod succeeded", "container test of 1 pod on 1 node", "all recorded from the start"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the summary does not say %q", want)
+		}
+	}
+	names := allowed(load(t, filepath.Join(dir, "test.json")))
+	for _, want := range []string{"mkdir", "execve", "write"} {
+		if !names[want] {
+			t.Errorf("the Job's profile lacks %s: %v", want, keys(names))
+		}
+	}
+	out, code = c.syscage(t, "apply", "-n", ns, "job/build", "--profile", dir, "--timeout", "2m")
+	t.Logf("apply:\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	lp := kubeapi.LocalhostProfile(ns, "build-test")
+	if !strings.Contains(out, "localhostProfile: "+lp) {
+		t.Errorf("apply does not say what to set in the Job's manifest")
+	}
+	// The Job again, under its profile: it succeeds.
+	apply(t, c, fmt.Sprintf(job, ns, "replay", "securityContext: {seccompProfile: {type: Localhost, localhostProfile: "+lp+"}}"))
+	if _, err := c.try(c.kubectl, "-n", ns, "wait", "--for=condition=complete", "job/replay", "--timeout=90s"); err != nil {
+		logs, _ := c.try(c.kubectl, "-n", ns, "logs", "job/replay")
+		t.Errorf("the Job did not complete under its profile: %v\n%s", err, logs)
+	}
+	// Without mkdir it fails, with EPERM.
+	strict := filepath.Join(tmp, "job-strict.json")
+	writeWithout(t, filepath.Join(dir, "test.json"), strict, "mkdir")
+	if out, code := c.syscage(t, "apply", "-n", ns, "job/build", "--profile", "test="+strict, "--name", "strict", "--timeout", "2m"); code != 0 {
+		t.Fatalf("apply (strict): exit %d\n%s", code, out)
+	}
+	apply(t, c, fmt.Sprintf(job, ns, "replay-strict", "securityContext: {seccompProfile: {type: Localhost, localhostProfile: "+kubeapi.LocalhostProfile(ns, "strict-test")+"}}"))
+	if _, err := c.try(c.kubectl, "-n", ns, "wait", "--for=condition=failed", "job/replay-strict", "--timeout=90s"); err != nil {
+		t.Errorf("the Job without mkdir in its profile did not fail: %v", err)
+	}
+	if logs, _ := c.try(c.kubectl, "-n", ns, "logs", "job/replay-strict"); !strings.Contains(logs, "Operation not permitted") {
+		t.Errorf("the Job failed, but not with EPERM:\n%s", logs)
+	}
 }
 
 // noHook starts a pod during a recording on a node whose runc wrapper looks for
