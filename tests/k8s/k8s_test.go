@@ -143,6 +143,8 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("job", func(t *testing.T) { jobReplay(t, c, ns, tmp) })
 
+	t.Run("cronjob", func(t *testing.T) { cronRuns(t, c, ns, tmp) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
@@ -502,6 +504,70 @@ func jobReplay(t *testing.T, c *cluster, ns, tmp string) {
 	}
 	if logs, _ := c.try(c.kubectl, "-n", ns, "logs", "job/replay-strict"); !strings.Contains(logs, "Operation not permitted") {
 		t.Errorf("the Job failed, but not with EPERM:\n%s", logs)
+	}
+}
+
+// cronRuns records two runs of a CronJob. The CronJob is suspended and its
+// runs are started by hand (kubectl create job --from), as its schedule would,
+// so that the test waits for no minute to turn.
+func cronRuns(t *testing.T, c *cluster, ns, tmp string) {
+	apply(t, c, fmt.Sprintf(`apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: %[1]s}
+spec:
+  schedule: "0 3 * * *"
+  suspend: true
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          securityContext: {seccompProfile: {type: RuntimeDefault}}
+          containers:
+          - {name: report, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [/bin/sh, -c, 'uname -a > /tmp/r && cat /tmp/r']}
+`, ns))
+	defer c.try(c.kubectl, "-n", ns, "delete", "cronjob/nightly", "--wait=true", "--timeout=60s")
+	dir := filepath.Join(tmp, "nightly") + "/"
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.try(c.plugin, "record", "-n", ns, "cronjob/nightly", "--runs", "2", "-o", dir, "--timeout", "2m")
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- result{out, code}
+	}()
+	label := ""
+	waitFor(t, "record to label the CronJob's pod template", time.Minute, func() (bool, string) {
+		label = c.kc(t, "-n", ns, "get", "cronjob/nightly", "-o", `jsonpath={.spec.jobTemplate.spec.template.metadata.labels.syscage\.io/record}`)
+		return label != "", ""
+	})
+	for _, run := range []string{"nightly-run1", "nightly-run2"} {
+		c.kc(t, "-n", ns, "create", "job", run, "--from=cronjob/nightly")
+		c.kc(t, "-n", ns, "wait", "--for=condition=complete", "job/"+run, "--timeout=90s")
+	}
+	r := <-done
+	t.Logf("record cronjob --runs 2:\n%s", r.out)
+	if r.code != 0 {
+		t.Fatalf("record: exit %d", r.code)
+	}
+	for _, want := range []string{"cronjob/nightly: 2 runs recorded", "container report of 2 pods on 1 node", "all recorded from the start"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("the summary does not say %q", want)
+		}
+	}
+	if names := allowed(load(t, filepath.Join(dir, "report.json"))); !names["uname"] {
+		t.Errorf("the profile lacks uname: %v", keys(names))
+	}
+	if l := c.kc(t, "-n", ns, "get", "cronjob/nightly", "-o", `jsonpath={.spec.jobTemplate.spec.template.metadata.labels}`); strings.Contains(l, "syscage.io/record") {
+		t.Errorf("the CronJob keeps the recording's label: %s", l)
 	}
 }
 
