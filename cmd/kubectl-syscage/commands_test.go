@@ -747,6 +747,51 @@ func TestApplyJobKinds(t *testing.T) {
 	}
 }
 
+// Argument conditions survive every object a profile travels in: the
+// SyscallProfile, and the operator's SeccompProfile.
+func TestApplyKeepsArgs(t *testing.T) {
+	withArgs := filepath.Join(t.TempDir(), "args.json")
+	os.WriteFile(withArgs, []byte(`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+	 "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+	  {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+	  {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "valueTwo": 0, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 524288, "valueTwo": 524288, "op": "SCMP_CMP_MASKED_EQ"}]}]}`), 0o644)
+	want, err := readProfile(withArgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantData, _ := profile.Marshal(want)
+	fc := webCluster(t, "recording.input.json")
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+withArgs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, _ := fc.get(profilesGVR, "shop", "web-app")
+	var sp kubeapi.SyscallProfile
+	fromUnstructured(u, &sp)
+	if got, _ := profile.Marshal(sp.Spec.Profile); string(got) != string(wantData) {
+		t.Errorf("SyscallProfile:\n%s\nwant\n%s", got, wantData)
+	}
+
+	fc = newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO1()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+withArgs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, err = fc.get(spoV1GVR, "", "shop-web-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := profile.ParseSPO("SeccompProfile", mustJSON(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.OCI("SeccompProfile")
+	if d, err := profile.Compare(profile.Named{Name: "file", Profile: want}, profile.Named{Name: "SeccompProfile", Profile: got}); err != nil || !d.Empty() {
+		t.Errorf("the SeccompProfile differs from the file: %v %+v", err, d)
+	}
+}
+
 func TestApplyNodeError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	// An agent that cannot write the file says so in its status entry.
