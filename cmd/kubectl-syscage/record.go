@@ -170,7 +170,11 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	if *outcome != "" {
 		fmt.Fprintln(log, *outcome)
 	}
-	return writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create)
+	if err := writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "the profiles were written %s after the recording was stopped (results from %s)\n", time.Since(s.stopped).Round(time.Millisecond), plural(len(run.agents), "node"))
+	return nil
 }
 
 // recordOutput is where record writes: one merged profile (merge), one

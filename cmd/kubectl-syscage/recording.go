@@ -235,6 +235,8 @@ type session struct {
 	limited bool
 	// waiting describes what until waits for.
 	waiting string
+	// stopped is when the recording was told to stop.
+	stopped time.Time
 }
 
 // prepare resolves the workload and checks what record and verify ask of it
@@ -337,6 +339,7 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 	late, stopLate := signals(ctx)
 	defer stopLate()
 	s.stopSig()
+	s.stopped = time.Now()
 	if err := s.run.stop(late); err != nil {
 		return nil, err
 	}

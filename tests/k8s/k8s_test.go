@@ -89,6 +89,12 @@ func TestKubernetes(t *testing.T) {
 		if !strings.Contains(out, "2 pods recorded from the start") {
 			t.Errorf("the summary does not say that 2 pods contributed")
 		}
+		// A figure: from the stop to the profile on disk.
+		if m := regexp.MustCompile(`the profiles were written (\S+) after the recording was stopped \(results from (\d+) nodes?\)`).FindStringSubmatch(out); m != nil {
+			t.Logf("figure: record's end to the profile on disk: %s with %s node(s)", m[1], m[2])
+		} else {
+			t.Errorf("record does not say how long its results took")
+		}
 	})
 
 	t.Run("apply", func(t *testing.T) {
