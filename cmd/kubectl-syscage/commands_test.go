@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -190,6 +191,23 @@ func TestRecordPerContainer(t *testing.T) {
 		t.Errorf("stdout is not the sidecar's profile:\n%s", stdout)
 	}
 	if !strings.Contains(stderr, "wrote stdout: container sidecar of 1 pod on 1 node (node-a): all attached to while running\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// A pod evicted while recorded keeps what it recorded, and the summary says so.
+func TestRecordEvictedPod(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	p := appPod("web-6f9c-a", "node-a")
+	p.Status.Phase, p.Status.Reason, p.Status.Message = corev1.PodFailed, "Evicted", "The node was low on resource: memory."
+	if _, err := fc.kube.CoreV1().Pods("shop").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "pod web-6f9c-a failed while recorded (Evicted: The node was low on resource: memory.): what it did until then is in the profiles\n") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }

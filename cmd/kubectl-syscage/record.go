@@ -170,6 +170,11 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	if *outcome != "" {
 		fmt.Fprintln(log, *outcome)
 	}
+	if pods, err := run.c.pods(ctx, w); err == nil {
+		for _, msg := range failedPods(pods, rec.Status) {
+			fmt.Fprintln(log, msg)
+		}
+	}
 	if err := writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/syscage/syscage/internal/kubeapi"
 	"github.com/syscage/syscage/profile"
@@ -389,4 +390,26 @@ func printCalls(w io.Writer, calls []kubeapi.Call) {
 		fmt.Fprintf(tw, "    %s\t%s\t%d\t%s\n", profile.ShortArch(c.Arch), c.Name, c.Count, by)
 	}
 	tw.Flush()
+}
+
+// failedPods says which recorded pods failed or were evicted while recorded:
+// what their containers did until then is in the profiles, and no more.
+func failedPods(pods []corev1.Pod, st kubeapi.RecordingStatus) []string {
+	recorded := map[string]bool{}
+	for _, c := range containers(st) {
+		recorded[c.Pod] = true
+	}
+	var out []string
+	for _, p := range pods {
+		if !recorded[p.Name] || p.Status.Phase != corev1.PodFailed {
+			continue
+		}
+		why := joinReason(p.Status.Reason, p.Status.Message)
+		if why == "" {
+			why = "a container failed"
+		}
+		out = append(out, fmt.Sprintf("pod %s failed while recorded (%s): what it did until then is in the profiles", p.Name, why))
+	}
+	slices.Sort(out)
+	return out
 }
