@@ -419,6 +419,17 @@ func TestRecordPod(t *testing.T) {
 	if l := u.GetLabels(); l[recordLabel] != "" || l["app"] != "build" {
 		t.Errorf("labels after recording: %v", l)
 	}
+
+	// verify selects the pod the same way.
+	labelled = ""
+	code, stdout, stderr = fc.run("verify", "pod/build-x1", "-n", "shop", "--duration", "5ms", "--profile", "testdata/recording.golden.json")
+	if code != 0 || labelled == "" || !strings.Contains(stdout, "pod build-x1, container test") || !strings.Contains(stderr, "watching until pod/build-x1 ends, for at most 5ms (Ctrl-C to stop early and report what was seen)") {
+		t.Errorf("verify: exit %d, labelled %q\n%s%s", code, labelled, stdout, stderr)
+	}
+	u, _ = fc.get(corev1.SchemeGroupVersion.WithResource("pods"), "shop", "build-x1")
+	if l := u.GetLabels(); l[recordLabel] != "" {
+		t.Errorf("labels after verify: %v", l)
+	}
 }
 
 func TestRecordNothing(t *testing.T) {

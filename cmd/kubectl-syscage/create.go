@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -156,14 +157,7 @@ func (c *clients) podDone(ctx context.Context, w *workload, outcome *string) (pe
 		*outcome = fmt.Sprintf("%s failed%s: the profiles hold what it did until then", w.ref, strings.TrimSuffix(" ("+reason+")", " ()"))
 		return "", nil
 	}
-	return fmt.Sprintf("%s is %s", w.ref, strings.ToLower(cmpOr(phase, "Pending"))), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return fmt.Sprintf("%s is %s", w.ref, strings.ToLower(cmp.Or(phase, "Pending"))), nil
 }
 
 // cronRuns says how many of a CronJob's runs labelled token are still to
@@ -216,8 +210,7 @@ func (c *clients) cronRuns(ctx context.Context, w *workload, token string, n int
 // targetOptions are record's flags for what it records besides a workload's
 // running pods.
 type targetOptions struct {
-	file        string // -f, with --create
-	create      bool
+	create      bool // record --create -f FILE
 	runs        int
 	durationSet bool // --duration was given: it bounds a wait for completion
 }
@@ -252,7 +245,7 @@ func setTarget(ctx context.Context, log io.Writer, s *session, token string, to 
 				return err
 			}
 			if w.ref.Kind == "Pod" {
-				fmt.Fprintf(log, "note: %s is attached to while running: the calls it made before now, its start-up above all, will be missing; "+
+				fmt.Fprintf(log, "note: %s is attached to while running: the calls it made before now, its start-up above all, will not be seen; "+
 					"use 'record --create -f FILE' to record a new pod from its first syscall\n", w.ref)
 			} else {
 				fmt.Fprintf(log, "every agent is ready; the next runs of %s are recorded from their first syscall\n", w.ref)

@@ -147,7 +147,7 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	}
 	defer s.stopSig()
 	w, run, sel := s.w, s.run, s.sel
-	cleanup, outcome := setTarget(ctx, log, s, token, targetOptions{file: opts.file, create: opts.create, runs: opts.runs, durationSet: opts.durationSet})
+	cleanup, outcome := setTarget(ctx, log, s, token, targetOptions{create: opts.create, runs: opts.runs, durationSet: opts.durationSet})
 	defer cleanup()
 	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: w.selector, Containers: opts.containers}
 	if err := run.create(s.sig, opts.name, spec); err != nil {

@@ -241,6 +241,8 @@ type session struct {
 	waiting string
 	// stopped is when the recording was told to stop.
 	stopped time.Time
+	// verify: the session checks a profile rather than records one.
+	verify bool
 }
 
 // prepare resolves the workload and checks what record and verify ask of it
@@ -354,10 +356,14 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 // reports whether a signal cut it short.
 func (s *session) waitUntil(ctx context.Context, log io.Writer, opts runOptions) (bool, error) {
 	start := time.Now()
+	verb, early := "recording", "keep what was recorded"
+	if s.verify {
+		verb, early = "watching", "report what was seen"
+	}
 	if s.limited {
-		fmt.Fprintf(log, "recording until %s, for at most %s (Ctrl-C to stop early and keep what was recorded)\n", s.waiting, opts.duration)
+		fmt.Fprintf(log, "%s until %s, for at most %s (Ctrl-C to stop early and %s)\n", verb, s.waiting, opts.duration, early)
 	} else {
-		fmt.Fprintf(log, "recording until %s (Ctrl-C to stop early and keep what was recorded)\n", s.waiting)
+		fmt.Fprintf(log, "%s until %s (Ctrl-C to stop early and %s)\n", verb, s.waiting, early)
 	}
 	last := ""
 	for {

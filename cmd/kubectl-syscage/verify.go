@@ -79,7 +79,12 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 			return err
 		}
 	}
+	token := newToken()
 	s, err := prepare(ctx, o, ref, opts.runOptions, func(w *workload) (err error) {
+		if w.ref.Kind == "Pod" || w.ref.Kind == "CronJob" {
+			// Only the pods labelled for this check.
+			w.selector = tokenSelector(token)
+		}
 		if set == nil {
 			set, err = readProfiles(opts.profiles, w, opts.containers)
 		}
@@ -89,6 +94,9 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 		return err
 	}
 	defer s.stopSig()
+	s.verify = true
+	cleanup, _ := setTarget(ctx, log, s, token, targetOptions{durationSet: true})
+	defer cleanup()
 	w, run, sel, agents := s.w, s.run, s.sel, s.run.agents
 	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Selector: w.selector, Containers: opts.containers, Profile: set.pod}
 	if set.perContainer() {
