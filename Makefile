@@ -47,7 +47,7 @@ check-generated: generate
 
 # Privileged tests skip without root; with SYSCAGE_TEST_PRIVILEGED=1 (as in CI) they
 # fail instead. The Kubernetes test runs last, alone: it brings a cluster up
-# (../shared/k8s/up.sh; building it the first time takes ~15 min) and down.
+# (tests/k8s/cluster/up.sh; building it the first time takes ~15 min) and down.
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /tests/k8s)

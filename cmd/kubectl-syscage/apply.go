@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -13,11 +14,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/syscage/syscage/internal/kubeapi"
 	"github.com/syscage/syscage/oci/artifact"
@@ -25,7 +28,7 @@ import (
 )
 
 type applyOptions struct {
-	profile string
+	profiles []string
 	// from, with layout and plainHTTP, names a profile stored as an OCI artifact.
 	from      string
 	layout    string
@@ -39,19 +42,31 @@ type applyOptions struct {
 func newApplyCmd(o *rootOptions) *cobra.Command {
 	opts := &applyOptions{}
 	cmd := &cobra.Command{
-		Use:   "apply WORKLOAD --profile FILE|--from REF",
-		Short: "Install a profile on every node and make a workload's pods use it",
-		Long: `Install an OCI seccomp profile on every node and set the workload's pod template
-securityContext.seccompProfile to it (type Localhost), which rolls its pods.
+		Use:   "apply WORKLOAD --profile DIR|FILE|NAME=FILE | --from REF",
+		Short: "Install profiles on every node and make a workload's containers use them",
+		Long: `Install OCI seccomp profiles on every node, then set the workload's
+securityContext.seccompProfile to them (type Localhost), which rolls its pods.
+
+--profile DIR gives each container, init containers included, its own profile,
+DIR/CONTAINER.json (as record -o DIR/ writes them), set in that container's
+securityContext; --profile NAME=FILE, repeated, does the same for the containers
+named. --profile FILE sets one profile for the whole pod, in the pod's
+securityContext. A profile per container is installed as NAME-CONTAINER, NAME
+being --name or the workload's name.
 
 Where the security-profiles-operator serves its SeccompProfile API, the profile
-becomes a SeccompProfile the operator installs (unless --no-spo). Otherwise it
-becomes a SyscallProfile that the syscage agents write to the kubelet's seccomp
-directory of every node, and apply waits until each agent has the current one.
+becomes a SeccompProfile the operator installs (unless --no-spo), in the version
+and scope discovery reports: since the operator's 1.0, v1 and cluster-scoped,
+named NAMESPACE-NAME unless --name is given; before, v1beta1 in the workload's
+namespace. The pods then use the path the operator reports in
+status.localhostProfile. Otherwise it becomes a SyscallProfile that the syscage
+agents write to the kubelet's seccomp directory of every node. Either way, apply
+waits until every profile is installed before it changes the workload.
 
---from REF pulls the profile from an OCI artifact (syscage push), checked as
-'syscage pull' checks it, and applies it as a file would be.`,
-		Example: `  kubectl syscage apply deployment/web --profile web.json
+--from REF pulls one profile for the whole pod from an OCI artifact (syscage
+push), checked as 'syscage pull' checks it, and applies it as --profile FILE does.`,
+		Example: `  kubectl syscage apply deployment/web --profile web/
+  kubectl syscage apply deploy/web --profile app=app.json --profile proxy=proxy.json
   kubectl syscage apply deployment/web --from registry.example.com/profiles/web:v1
   kubectl syscage apply sts/db -n prod --profile db.json --name db-v2 --wait`,
 		Args:              cobra.ExactArgs(1),
@@ -61,11 +76,11 @@ directory of every node, and apply waits until each agent has the current one.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to apply")
-	f.StringVar(&opts.from, "from", "", "pull the profile to apply from the OCI artifact `REF` (REGISTRY/REPOSITORY:TAG[@DIGEST])")
+	f.StringArrayVar(&opts.profiles, "profile", nil, "the profiles to apply: a `DIR` of CONTAINER.json, NAME=FILE per container (repeated), or one FILE for the whole pod")
+	f.StringVar(&opts.from, "from", "", "pull one profile for the whole pod from the OCI artifact `REF` (REGISTRY/REPOSITORY:TAG[@DIGEST])")
 	f.StringVar(&opts.layout, "oci-layout", "", "with --from, an OCI image layout `DIR` instead of a registry (REF is then TAG or @DIGEST)")
 	f.BoolVar(&opts.plainHTTP, "plain-http", false, "with --from, talk to the registry over HTTP (a registry on loopback)")
-	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name)")
+	f.StringVar(&opts.name, "name", "", "name of the profile object (default: the workload's name; per container, NAME-CONTAINER)")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (nodes, rollout)")
 	f.BoolVar(&opts.noSPO, "no-spo", false, "use syscage's agents even where the security-profiles-operator is installed")
 	f.BoolVar(&opts.wait, "wait", false, "wait for the workload's rollout to complete")
@@ -90,12 +105,16 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		return fmt.Errorf("--name %q: %s", name, strings.Join(errs, "; "))
 	}
-	p, source, err := applySource(ctx, o.streams.ErrOut, opts)
-	if err != nil {
-		return err
-	}
-	if err := storable(p); err != nil {
-		return fmt.Errorf("%s: %w", source, err)
+	var set *profileSet
+	if opts.from != "" {
+		if set, err = pulledProfile(ctx, o.streams.ErrOut, opts); err != nil {
+			return err
+		}
+	} else if podProfile(opts.profiles) {
+		// Checked before the cluster is asked anything.
+		if set, err = readProfiles(opts.profiles, nil, nil); err != nil {
+			return err
+		}
 	}
 	c, err := o.connect()
 	if err != nil {
@@ -105,21 +124,35 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if err != nil {
 		return err
 	}
-	if w.ref.Kind == "ReplicaSet" && w.controller != "" {
-		return fmt.Errorf("%s is managed by %s, which would undo a change to its template: apply to %s instead", w.ref, w.controller, w.controller)
-	}
-	spoGV := ""
-	if !opts.noSPO {
-		if spoGV, err = c.spoVersion(); err != nil {
+	if set == nil {
+		if set, err = readProfiles(opts.profiles, w, nil); err != nil {
 			return err
 		}
 	}
-	var localhost string
-	if spoGV != "" {
-		localhost, err = c.applySPO(ctx, out, p, name, w.namespace, spoGV, opts.timeout)
-	} else {
-		localhost, err = c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
+	if w.ref.Kind == "ReplicaSet" && w.controller != "" {
+		return fmt.Errorf("%s is managed by %s, which would undo a change to its template: apply to %s instead", w.ref, w.controller, w.controller)
 	}
+	var spo spoAPI
+	if !opts.noSPO {
+		if spo, err = c.spoVersion(); err != nil {
+			return err
+		}
+	}
+	// install puts one profile on every node, and returns its localhostProfile.
+	install := func(p *specs.LinuxSeccomp, name string) (string, error) {
+		if spo.GroupVersion == "" {
+			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
+		}
+		obj := spoName(spo, w.namespace, name, opts.name != "")
+		if errs := validation.IsDNS1123Subdomain(obj); len(errs) > 0 {
+			return "", fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", obj, strings.Join(errs, "; "))
+		}
+		return c.applySPO(ctx, out, p, obj, w.namespace, spo, opts.timeout)
+	}
+	if set.perContainer() {
+		return applyPerContainer(ctx, o, opts, c, w, set, name, install)
+	}
+	localhost, err := install(set.pod, name)
 	if err != nil {
 		return err
 	}
@@ -133,17 +166,118 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 			w.ref, localhost, w.namespace, w.ref)
 		return nil
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
-		"securityContext": map[string]any{"seccompProfile": want},
-	}}}})
+	if immutable(w) {
+		fmt.Fprintf(out, "%s: its pods cannot change their seccompProfile; to use the profile, set this in the pod's securityContext (in its manifest) and create it again:\n"+
+			"  seccompProfile: {type: Localhost, localhostProfile: %s}\n", w.ref, localhost)
+		return nil
+	}
+	patch, err := json.Marshal(w.templatePatch(map[string]any{"securityContext": map[string]any{"seccompProfile": want}}))
 	if err != nil {
 		return err
 	}
+	if err := c.patchTemplate(ctx, w, patch); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: pod template securityContext.seccompProfile set to Localhost %s\n", w.ref, localhost)
+	return afterPatch(ctx, out, c, w, opts)
+}
+
+// applyPerContainer installs a profile per container, then sets each in its
+// container's securityContext, in one patch.
+func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, c *clients, w *workload, set *profileSet,
+	base string, install func(*specs.LinuxSeccomp, string) (string, error)) error {
+	out := o.streams.Out
+	for _, cn := range set.names() {
+		if errs := validation.IsDNS1123Subdomain(base + "-" + cn); len(errs) > 0 {
+			return fmt.Errorf("profile name %q for container %s: %s: choose a shorter --name", base+"-"+cn, cn, strings.Join(errs, "; "))
+		}
+	}
+	// Every profile is on every node before any pod may use one.
+	localhost := map[string]string{}
+	for _, cn := range set.names() {
+		lp, err := install(set.containers[cn], base+"-"+cn)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", cn, err)
+		}
+		localhost[cn] = lp
+	}
+	entries := func(ctrs []corev1.Container) (list []any, changed []string) {
+		for _, ctr := range ctrs {
+			lp, ok := localhost[ctr.Name]
+			if !ok {
+				continue
+			}
+			want := &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: &lp}
+			if ctr.SecurityContext != nil && sameSeccomp(ctr.SecurityContext.SeccompProfile, want) {
+				continue
+			}
+			list = append(list, map[string]any{"name": ctr.Name, "securityContext": map[string]any{"seccompProfile": want}})
+			changed = append(changed, ctr.Name)
+		}
+		return list, changed
+	}
+	initList, initChanged := entries(w.template.Spec.InitContainers)
+	list, changed := entries(w.template.Spec.Containers)
+	if len(initList)+len(list) == 0 {
+		fmt.Fprintf(out, "%s: its containers already use these profiles; pods started before keep the profiles they started with (kubectl -n %s rollout restart %s)\n",
+			w.ref, w.namespace, w.ref)
+		return nil
+	}
+	spec := map[string]any{}
+	if len(initList) > 0 {
+		spec["initContainers"] = initList
+	}
+	if len(list) > 0 {
+		spec["containers"] = list
+	}
+	if immutable(w) {
+		fmt.Fprintf(out, "%s: its pods cannot change their seccompProfile; to use the profiles, set these in its manifest and create it again:\n", w.ref)
+		for _, cn := range append(initChanged, changed...) {
+			fmt.Fprintf(out, "  container %s: securityContext: {seccompProfile: {type: Localhost, localhostProfile: %s}}\n", cn, localhost[cn])
+		}
+		return nil
+	}
+	patch, err := json.Marshal(w.templatePatch(spec))
+	if err != nil {
+		return err
+	}
+	if err := c.patchTemplate(ctx, w, patch); err != nil {
+		return err
+	}
+	for _, cn := range append(initChanged, changed...) {
+		fmt.Fprintf(out, "%s: container %s securityContext.seccompProfile set to Localhost %s\n", w.ref, cn, localhost[cn])
+	}
+	return afterPatch(ctx, out, c, w, opts)
+}
+
+// immutable reports whether a workload's pod template cannot change: a Job's
+// (spec.template is immutable) and a Pod's own.
+func immutable(w *workload) bool { return w.ref.Kind == "Job" || w.ref.Kind == "Pod" }
+
+// templatePatch is a patch of the pod template's spec, wherever the template
+// is in the workload.
+func (w *workload) templatePatch(spec map[string]any) map[string]any {
+	patch := map[string]any{"spec": spec}
+	for i := len(w.templatePath) - 1; i >= 0; i-- {
+		patch = map[string]any{w.templatePath[i]: patch}
+	}
+	return patch
+}
+
+// patchTemplate sends a strategic merge patch of the workload: containers
+// merge by name.
+func (c *clients) patchTemplate(ctx context.Context, w *workload, patch []byte) error {
 	if _, err := c.dyn.Resource(w.ref.gvr()).Namespace(w.namespace).Patch(ctx, w.ref.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 		return fmt.Errorf("setting the seccompProfile of %s: %w", w.ref, err)
 	}
-	fmt.Fprintf(out, "%s: pod template securityContext.seccompProfile set to Localhost %s\n", w.ref, localhost)
+	return nil
+}
+
+// afterPatch says what happens to the pods, and waits for the rollout with --wait.
+func afterPatch(ctx context.Context, out io.Writer, c *clients, w *workload, opts *applyOptions) error {
 	switch {
+	case w.ref.Kind == "CronJob":
+		fmt.Fprintf(out, "the next runs of %s use it; runs already started keep theirs\n", w.ref)
 	case w.onDelete:
 		fmt.Fprintf(out, "%s does not replace its pods for a new template: new pods use the profile, running ones keep theirs until they are deleted\n", w.ref)
 	case opts.wait:
@@ -157,19 +291,17 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	return nil
 }
 
-// applySource reads the profile to apply, from --profile or --from, and names
-// where it came from for errors.
-func applySource(ctx context.Context, log io.Writer, opts *applyOptions) (*specs.LinuxSeccomp, string, error) {
-	if opts.from == "" {
-		p, err := readProfile(opts.profile)
-		return p, "--profile " + opts.profile, err
-	}
+// pulledProfile pulls --from's profile, for the whole pod.
+func pulledProfile(ctx context.Context, log io.Writer, opts *applyOptions) (*profileSet, error) {
 	pulled, err := artifact.Pull(ctx, opts.from, artifact.Options{Layout: opts.layout, PlainHTTP: opts.plainHTTP})
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	if err := storable(pulled.Profile); err != nil {
+		return nil, fmt.Errorf("--from %s: %w", opts.from, err)
 	}
 	fmt.Fprintf(log, "pulled %s (%s)\n", opts.from, pulled.Manifest.Digest)
-	return pulled.Profile, "--from " + opts.from, nil
+	return &profileSet{pod: pulled.Profile, podFile: opts.from, what: "--from " + opts.from}, nil
 }
 
 // sameSeccomp reports whether a seccompProfile is already want.
@@ -295,13 +427,27 @@ func profileProgress(st kubeapi.ProfileStatus, agents map[string]string, want st
 	return waiting, failed
 }
 
-// spoVersion returns the group/version in which the security-profiles-operator
-// serves SeccompProfiles, preferring the one syscage writes, or "" when it does
-// not.
-func (c *clients) spoVersion() (string, error) {
+// spoAPI is where the security-profiles-operator serves SeccompProfiles: its
+// group/version and whether the objects are namespaced (releases before 1.0) or
+// cluster-scoped (1.0 and later), both as discovery says.
+type spoAPI struct {
+	GroupVersion string
+	Namespaced   bool
+}
+
+// spoVersions are the versions of the operator's API whose SeccompProfile
+// syscage writes, in order of preference: v1 (1.0 and later), then v1beta1,
+// which has the same spec. Any other version is tried after these, in the
+// server's order of preference.
+var spoVersions = []string{"v1", "v1beta1"}
+
+// spoVersion returns where the security-profiles-operator serves
+// SeccompProfiles, or a zero spoAPI when it does not. The scope is read from
+// discovery, never assumed: the operator's 1.0 made the resource cluster-scoped.
+func (c *clients) spoVersion() (spoAPI, error) {
 	groups, err := c.discovery.ServerGroups()
 	if err != nil {
-		return "", fmt.Errorf("discovering the API groups: %w", err)
+		return spoAPI{}, fmt.Errorf("discovering the API groups: %w", err)
 	}
 	for _, g := range groups.Groups {
 		if g.Name != kubeapi.SPOGroup {
@@ -311,10 +457,17 @@ func (c *clients) spoVersion() (string, error) {
 		for _, v := range g.Versions {
 			versions = append(versions, v.GroupVersion)
 		}
-		// syscage's SeccompProfile is SPOAPIVersion; then the server's preference.
-		slices.SortStableFunc(versions, func(a, b string) int {
-			return boolRank(a == profile.SPOAPIVersion, b == profile.SPOAPIVersion, a == g.PreferredVersion.GroupVersion, b == g.PreferredVersion.GroupVersion)
-		})
+		rank := func(gv string) int {
+			_, v, _ := strings.Cut(gv, "/")
+			if i := slices.Index(spoVersions, v); i >= 0 {
+				return i
+			}
+			if gv == g.PreferredVersion.GroupVersion {
+				return len(spoVersions)
+			}
+			return len(spoVersions) + 1
+		}
+		slices.SortStableFunc(versions, func(a, b string) int { return rank(a) - rank(b) })
 		for _, gv := range versions {
 			res, err := c.discovery.ServerResourcesForGroupVersion(gv)
 			if err != nil {
@@ -322,36 +475,47 @@ func (c *clients) spoVersion() (string, error) {
 			}
 			for _, r := range res.APIResources {
 				if r.Name == "seccompprofiles" {
-					return gv, nil
+					return spoAPI{GroupVersion: gv, Namespaced: r.Namespaced}, nil
 				}
 			}
 		}
 	}
-	return "", nil
+	return spoAPI{}, nil
 }
 
-// boolRank orders by the first pair of conditions that differ, true first.
-func boolRank(pairs ...bool) int {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i] != pairs[i+1] {
-			if pairs[i] {
-				return -1
-			}
-			return 1
-		}
+// spoNamespaceAnnotation, on a cluster-scoped SeccompProfile that apply wrote,
+// names the namespace of the workload it was written for: apply refuses to
+// replace a profile written for another namespace, or by someone else.
+const spoNamespaceAnnotation = "syscage.io/namespace"
+
+// spoName is the name of the SeccompProfile for profile name of namespace ns.
+// Cluster-scoped objects share one name space across namespaces, so the
+// namespace is part of the name unless the user chose it (--name).
+func spoName(api spoAPI, ns, name string, chosen bool) string {
+	if api.Namespaced || chosen {
+		return name
 	}
-	return 0
+	return ns + "-" + name
 }
 
 // applySPO creates or updates a security-profiles-operator SeccompProfile and
-// waits until the operator reports it installed. It returns the localhostProfile.
-func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns, gv string, timeout time.Duration) (string, error) {
-	s, err := profile.SPOFromOCI(p, name, ns)
+// waits until the operator reports it installed. It returns the localhostProfile
+// the operator reports (status.localhostProfile), or, from operators that report
+// none, the path where they install it.
+func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
+	objNS, what := "", "SeccompProfile "+name
+	if api.Namespaced {
+		objNS, what = ns, "SeccompProfile "+ns+"/"+name
+	}
+	s, err := profile.SPOFromOCI(p, name, objNS)
 	if err != nil {
 		return "", fmt.Errorf("the security-profiles-operator is installed, but the profile cannot be a SeccompProfile: %w (or use --no-spo to install it with syscage's agents)", err)
 	}
-	s.APIVersion = gv
+	s.APIVersion = api.GroupVersion
 	s.Metadata.Labels = map[string]string{managedByLabel: fieldManager}
+	if !api.Namespaced {
+		s.Metadata.Annotations = map[string]string{spoNamespaceAnnotation: ns}
+	}
 	data, err := profile.MarshalSPO(s)
 	if err != nil {
 		return "", err
@@ -360,21 +524,42 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	if err := u.UnmarshalJSON(data); err != nil {
 		return "", err
 	}
-	gvr := schema.FromAPIVersionAndKind(gv, profile.SPOKind).GroupVersion().WithResource("seccompprofiles")
-	if _, err := c.applyObject(ctx, gvr, true, u); err != nil {
-		return "", fmt.Errorf("writing SeccompProfile %s/%s: %w", ns, name, err)
+	gvr := schema.FromAPIVersionAndKind(api.GroupVersion, profile.SPOKind).GroupVersion().WithResource("seccompprofiles")
+	var ri dynamic.ResourceInterface = c.dyn.Resource(gvr)
+	if api.Namespaced {
+		ri = c.dyn.Resource(gvr).Namespace(ns)
 	}
-	err = c.poll(ctx, timeout, fmt.Sprintf("the security-profiles-operator to install SeccompProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
-		u, err := c.dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if !api.Namespaced {
+		// One name for the whole cluster: never take over another's profile.
+		have, err := ri.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return "", fmt.Errorf("reading %s: %w", what, err)
+		case have.GetLabels()[managedByLabel] != fieldManager || have.GetAnnotations()[spoNamespaceAnnotation] != ns:
+			owner := "was not written by kubectl-syscage"
+			if o := have.GetAnnotations()[spoNamespaceAnnotation]; o != "" && have.GetLabels()[managedByLabel] == fieldManager {
+				owner = "was written for namespace " + o
+			}
+			return "", fmt.Errorf("%s exists and %s; SeccompProfiles are cluster-scoped, so apply will not replace it: choose another name with --name", what, owner)
+		}
+	}
+	if _, err := c.applyObject(ctx, gvr, api.Namespaced, u); err != nil {
+		return "", fmt.Errorf("writing %s (%s): %w", what, api.GroupVersion, err)
+	}
+	var localhost string
+	err = c.poll(ctx, timeout, "the security-profiles-operator to install "+what, func(ctx context.Context) (pending, error) {
+		u, err := ri.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return "", fmt.Errorf("reading SeccompProfile %s/%s: %w", ns, name, err)
+			return "", fmt.Errorf("reading %s: %w", what, err)
 		}
 		state, _, _ := unstructured.NestedString(u.Object, "status", "status")
 		switch state {
 		case "Installed":
+			localhost, _, _ = unstructured.NestedString(u.Object, "status", "localhostProfile")
 			return "", nil
 		case "Error":
-			return "", errors.New("the security-profiles-operator could not install SeccompProfile " + ns + "/" + name + spoConditions(u))
+			return "", errors.New("the security-profiles-operator could not install " + what + spoConditions(u))
 		case "":
 			state = "no status yet"
 		}
@@ -383,9 +568,22 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	if err != nil {
 		return "", err
 	}
-	ref := profile.SPOLocalhost(s)
-	fmt.Fprintf(out, "seccompprofile %s/%s: installed by the security-profiles-operator as %s\n", ns, name, ref.LocalhostProfile)
-	return ref.LocalhostProfile, nil
+	if localhost == "" {
+		localhost = profile.SPOLocalhost(s).LocalhostProfile
+	} else if err := checkLocalhost(localhost); err != nil {
+		return "", fmt.Errorf("%s: status.localhostProfile: %w", what, err)
+	}
+	fmt.Fprintf(out, "seccompprofile %s: installed by the security-profiles-operator as %s\n", strings.TrimPrefix(what, "SeccompProfile "), localhost)
+	return localhost, nil
+}
+
+// checkLocalhost refuses a localhostProfile the kubelet would refuse or resolve
+// outside its seccomp directory.
+func checkLocalhost(p string) error {
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == ".." || strings.HasPrefix(p, "../") {
+		return fmt.Errorf("%q is not a clean path relative to the kubelet's seccomp directory", p)
+	}
+	return nil
 }
 
 // spoConditions are the messages of a SeccompProfile's conditions.

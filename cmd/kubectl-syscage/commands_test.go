@@ -3,18 +3,23 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -44,7 +49,7 @@ func webCluster(t *testing.T, input string) *fakeCluster {
 func TestRecord(t *testing.T) {
 	fc := webCluster(t, "recording.input.json")
 	out := filepath.Join(t.TempDir(), "web.json")
-	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", out)
+	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", out, "--merge-containers")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -97,7 +102,7 @@ func TestRecord(t *testing.T) {
 
 func TestRecordToStdoutKeepRestart(t *testing.T) {
 	fc := webCluster(t, "recording.input.json")
-	code, stdout, stderr := fc.run("record", "deployment.apps/web", "-n", "shop", "--duration", "1ms", "--restart", "--keep", "--name", "web-rec", "--containers", "app,sidecar")
+	code, stdout, stderr := fc.run("record", "deployment.apps/web", "-n", "shop", "--duration", "1ms", "--restart", "--keep", "--name", "web-rec", "--containers", "app,sidecar", "--merge-containers")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
@@ -137,12 +142,303 @@ func TestRecordToStdoutKeepRestart(t *testing.T) {
 	}
 }
 
+// By default, a profile per container: the app's two replicas on two nodes
+// merge into app.json, the sidecar's into sidecar.json; the init container ran
+// nowhere while recorded, and the summary says so.
+func TestRecordPerContainer(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	dir := filepath.Join(t.TempDir(), "web") + "/"
+	code, stdout, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "10s", "-o", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if stdout != "" {
+		t.Errorf("stdout: %q", stdout)
+	}
+	entries, _ := os.ReadDir(dir)
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+	}
+	if diff := cmp.Diff([]string{"app.json", "sidecar.json"}, files); diff != "" {
+		t.Errorf("files written (-want +got):\n%s", diff)
+	}
+	rec := readRecording(t, "recording.input.json")
+	for _, c := range []string{"app", "sidecar"} {
+		want, err := mergeRecording(byContainer(rec.Status)[c])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantData, _ := profile.Marshal(want.Profile)
+		if got, _ := os.ReadFile(filepath.Join(dir, c+".json")); string(got) != string(wantData) {
+			t.Errorf("%s.json:\n%s\nwant\n%s", c, got, wantData)
+		}
+	}
+	app, _ := os.ReadFile(filepath.Join(dir, "app.json"))
+	if names := allowedNames(t, app); names["nanosleep"] || !names["openat"] || !names["close"] {
+		t.Errorf("app.json holds the sidecar's calls, or lacks its own replicas': %v", names)
+	}
+	// The summary, without the lines that name the temporary directory.
+	summary := strings.ReplaceAll(stderr, dir, "OUT/")
+	summary = regexp.MustCompile(`written \S+ after`).ReplaceAllString(summary, "written DURATION after")
+	golden(t, "record-per-container.golden.txt", []byte(summary[strings.Index(summary, "wrote "):]))
+
+	// One container selected: its profile alone, to stdout.
+	code, stdout, stderr = fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--containers", "sidecar")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if side, _ := os.ReadFile(filepath.Join(dir, "sidecar.json")); stdout != string(side) {
+		t.Errorf("stdout is not the sidecar's profile:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "wrote stdout: container sidecar of 1 pod on 1 node (node-a): all attached to while running\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// A pod evicted while recorded keeps what it recorded, and the summary says so.
+func TestRecordEvictedPod(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	p := appPod("web-6f9c-a", "node-a")
+	p.Status.Phase, p.Status.Reason, p.Status.Message = corev1.PodFailed, "Evicted", "The node was low on resource: memory."
+	if _, err := fc.kube.CoreV1().Pods("shop").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", t.TempDir())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "pod web-6f9c-a failed while recorded (Evicted: The node was low on resource: memory.): what it did until then is in the profiles\n") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+func allowedNames(t *testing.T, data []byte) map[string]bool {
+	t.Helper()
+	p, err := profile.Parse("profile", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, sc := range p.Syscalls {
+		for _, n := range sc.Names {
+			names[n] = true
+		}
+	}
+	return names
+}
+
+// jobResults is what the agents publish for the Job of the tests: one pod, one
+// container, recorded from its start.
+func jobResults(fc *fakeCluster) {
+	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{{
+		Pod: "build-x1", PodUID: "p1", Container: "test", ContainerID: "c1", From: kubeapi.FromStart, Events: 10,
+		Profile: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: ptr(uint(1)), Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"execve", "exit_group", "write"}, Action: specs.ActAllow}}},
+	}}}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// record --create -f job.yaml: the Job is created only once every agent
+// records, its pods carry the label the recording selects, and record waits
+// for it to complete.
+func TestRecordCreateJob(t *testing.T) {
+	fc := newFakeCluster(t, nil, agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	manifest := filepath.Join(t.TempDir(), "job.yaml")
+	os.WriteFile(manifest, []byte(`apiVersion: batch/v1
+kind: Job
+metadata: {name: build}
+spec:
+  template:
+    metadata: {labels: {app: build}}
+    spec:
+      restartPolicy: Never
+      containers: [{name: test, image: busybox, command: [make, test]}]
+`), 0o644)
+	var armedAtCreate bool
+	var label string
+	polls := 0
+	fc.dyn.PrependReactor("create", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		u := a.(clienttesting.CreateAction).GetObject().(*unstructured.Unstructured)
+		label, _, _ = unstructured.NestedString(u.Object, "spec", "template", "metadata", "labels", recordLabel)
+		list, _ := fc.dyn.Tracker().List(recordingsGVR, recordingsGVR.GroupVersion().WithKind(kubeapi.KindRecording), "shop")
+		items, _ := meta.ExtractList(list)
+		for _, it := range items {
+			var rec kubeapi.SyscallRecording
+			fromUnstructured(it.(*unstructured.Unstructured), &rec)
+			armedAtCreate = rec.Status.Nodes["node-a"].Phase == kubeapi.PhaseRecording && rec.Spec.Selector.MatchLabels[recordLabel] == label && label != ""
+		}
+		return false, nil, nil
+	})
+	// The Job completes on the third look.
+	fc.dyn.PrependReactor("get", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if polls++; polls < 3 {
+			return false, nil, nil
+		}
+		obj, err := fc.dyn.Tracker().Get(jobsGVR, "shop", "build")
+		if err != nil {
+			return true, nil, err
+		}
+		u := obj.(*unstructured.Unstructured).DeepCopy()
+		unstructured.SetNestedField(u.Object, int64(1), "status", "succeeded")
+		unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Complete", "status": "True"}}, "status", "conditions")
+		return true, u, nil
+	})
+	out := filepath.Join(t.TempDir(), "build.json")
+	code, _, stderr := fc.run("record", "--create", "-f", manifest, "-n", "shop", "-o", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !armedAtCreate {
+		t.Errorf("the Job was created before every agent recorded, or without the label the recording selects (%q)", label)
+	}
+	if _, err := fc.get(jobsGVR, "shop", "build"); err != nil {
+		t.Errorf("the Job was not created: %v", err)
+	}
+	for _, s := range []string{
+		"every agent is ready; created job/build, recorded from its first syscall\n",
+		"recording until job/build completes (Ctrl-C",
+		"job/build completed: 1 pod succeeded\n",
+		"wrote " + out + ": container test of 1 pod on 1 node (node-a): all recorded from the start\n",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	if polls < 3 {
+		t.Errorf("record stopped before the Job completed (%d looks)", polls)
+	}
+	if names := allowedNames(t, readAll(t, out)); !names["execve"] {
+		t.Errorf("profile: %v", names)
+	}
+	// Again: the Job exists, and record says so before recording anything.
+	code, _, stderr = fc.run("record", "--create", "-f", manifest, "-n", "shop", "-o", out)
+	if code != 1 || !strings.Contains(stderr, "--create: job/build exists in namespace \"shop\": delete it first") {
+		t.Errorf("second --create: exit %d\n%s", code, stderr)
+	}
+}
+
+func readAll(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// record cronjob/NAME --runs 2: the CronJob's pod template is labelled while
+// recorded, and record waits for two labelled runs to finish.
+func TestRecordCronJobRuns(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, `{apiVersion: batch/v1, kind: CronJob, metadata: {name: nightly, namespace: shop, uid: cj1},
+		spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}}}`)},
+		agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	// The CronJob's controller: a run from the template as it is, each look.
+	runs := 0
+	fc.dyn.PrependReactor("list", "jobs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		cj, err := fc.dyn.Tracker().Get(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "shop", "nightly")
+		if err != nil {
+			return true, nil, err
+		}
+		labels, _, _ := unstructured.NestedStringMap(cj.(*unstructured.Unstructured).Object, "spec", "jobTemplate", "spec", "template", "metadata", "labels")
+		runs++
+		job := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "batch/v1", "kind": "Job", "metadata": map[string]any{
+			"name": fmt.Sprintf("nightly-%d", runs), "namespace": "shop",
+			"ownerReferences": []any{map[string]any{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "cj1", "controller": true}}},
+			"spec":   map[string]any{"template": map[string]any{"metadata": map[string]any{"labels": toAny(labels)}}},
+			"status": map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}}}
+		fc.dyn.Tracker().Create(jobsGVR, job, "shop")
+		return false, nil, nil
+	})
+	dir := t.TempDir()
+	code, _, stderr := fc.run("record", "cronjob/nightly", "-n", "shop", "--runs", "2", "-o", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, s := range []string{
+		"every agent is ready; the next runs of cronjob/nightly are recorded from their first syscall\n",
+		"recording until 2 runs of cronjob/nightly finish",
+		"cronjob/nightly: 2 runs recorded\n",
+		"wrote " + filepath.Join(dir, "test.json") + ": container test of 1 pod",
+	} {
+		if !strings.Contains(stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, stderr)
+		}
+	}
+	// The label is gone again.
+	u, _ := fc.get(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "shop", "nightly")
+	if labels, _, _ := unstructured.NestedStringMap(u.Object, "spec", "jobTemplate", "spec", "template", "metadata", "labels"); labels[recordLabel] != "" {
+		t.Errorf("the CronJob keeps the label: %v", labels)
+	}
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// record pod/NAME labels the pod while it is recorded, and stops when it ends
+// or after --duration.
+func TestRecordPod(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, `{apiVersion: v1, kind: Pod, metadata: {name: build-x1, namespace: shop, uid: p1, labels: {app: build}},
+		spec: {containers: [{name: test, image: busybox}]}, status: {phase: Running}}`)},
+		agentPod("node-a"), agentDaemonSet())
+	jobResults(fc)
+	fc.runAgents("node-a")
+	var labelled string
+	fc.dyn.PrependReactor("get", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		obj, err := fc.dyn.Tracker().Get(a.GetResource(), "shop", "build-x1")
+		if err == nil {
+			if l := obj.(*unstructured.Unstructured).GetLabels()[recordLabel]; l != "" {
+				labelled = l
+			}
+		}
+		return false, nil, nil
+	})
+	code, stdout, stderr := fc.run("record", "pod/build-x1", "-n", "shop", "--duration", "5ms")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if labelled == "" {
+		t.Error("the pod was never labelled for the recording")
+	}
+	if !strings.Contains(stderr, "note: pod/build-x1 is attached to while running") || !strings.Contains(stderr, "--duration 5ms is over before pod/build-x1 ends") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	if names := allowedNames(t, []byte(stdout)); !names["write"] {
+		t.Errorf("stdout is not the profile:\n%s", stdout)
+	}
+	u, _ := fc.get(corev1.SchemeGroupVersion.WithResource("pods"), "shop", "build-x1")
+	if l := u.GetLabels(); l[recordLabel] != "" || l["app"] != "build" {
+		t.Errorf("labels after recording: %v", l)
+	}
+
+	// verify selects the pod the same way.
+	labelled = ""
+	code, stdout, stderr = fc.run("verify", "pod/build-x1", "-n", "shop", "--duration", "5ms", "--profile", "testdata/recording.golden.json")
+	if code != 0 || labelled == "" || !strings.Contains(stdout, "pod build-x1, container test") || !strings.Contains(stderr, "watching until pod/build-x1 ends, for at most 5ms (Ctrl-C to stop early and report what was seen)") {
+		t.Errorf("verify: exit %d, labelled %q\n%s%s", code, labelled, stdout, stderr)
+	}
+	u, _ = fc.get(corev1.SchemeGroupVersion.WithResource("pods"), "shop", "build-x1")
+	if l := u.GetLabels(); l[recordLabel] != "" {
+		t.Errorf("labels after verify: %v", l)
+	}
+}
+
 func TestRecordNothing(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	fc.results["node-a"] = kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}
 	fc.runAgents("node-a")
 	out := filepath.Join(t.TempDir(), "web.json")
-	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", out)
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "-o", out, "--merge-containers")
 	if code != 1 || !strings.Contains(stderr, "Error: no container was recorded: the selector of deployment/web") {
 		t.Errorf("exit %d\n%s", code, stderr)
 	}
@@ -158,7 +454,7 @@ func TestRecordTimeout(t *testing.T) {
 	// node-b's agent is Ready but never answers.
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentPod("node-b"), agentDaemonSet())
 	fc.runAgents("node-a")
-	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "20ms")
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--timeout", "20ms", "--containers", "app")
 	want := "Error: timed out after 20ms waiting for every agent to take up the recording: no answer yet from node-b (agent pod syscage-agent-node-b) (raise --timeout to wait longer)\n"
 	if code != 1 || !strings.HasSuffix(stderr, want) {
 		t.Errorf("exit %d\n%s\nwant %s", code, stderr, want)
@@ -174,13 +470,18 @@ func TestRecordTimeout(t *testing.T) {
 func TestRecordRefusals(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML),
 		object(t, `{apiVersion: apps/v1, kind: StatefulSet, metadata: {name: db, namespace: shop}, spec: {selector: {matchLabels: {app: db}}, updateStrategy: {type: OnDelete}, template: {spec: {containers: [{name: db}]}}}}`),
+		object(t, `{apiVersion: batch/v1, kind: Job, metadata: {name: x, namespace: shop, uid: j1}, spec: {selector: {matchLabels: {batch.kubernetes.io/controller-uid: j1}}, template: {spec: {containers: [{name: x}]}}}}`),
 	})
 	for _, tc := range []struct {
 		name string
 		args []string
 		err  string
 	}{
-		{"no workload", []string{"record"}, "accepts 1 arg(s), received 0"},
+		{"no workload", []string{"record"}, "name the WORKLOAD to record (e.g. deployment/web), or record one you create with --create -f FILE"},
+		{"create without file", []string{"record", "--create"}, "--create and -f go together"},
+		{"create and a workload", []string{"record", "--create", "-f", "job.yaml", "job/x"}, "--create -f job.yaml records the workload of the file: name no WORKLOAD (job/x)"},
+		{"runs of a deployment", []string{"record", "deploy/web", "-n", "shop", "--runs", "2", "--containers", "app"}, "--runs 2: deployment/web is not a CronJob"},
+		{"restart a job", []string{"record", "job/x", "-n", "shop", "--restart"}, "--restart: a Job is not restarted: record a new one from its first syscall with 'record --create -f FILE'"},
 		{"bad workload", []string{"record", "web"}, `workload "web": name a workload as KIND/NAME`},
 		{"unwritable output", []string{"record", "deploy/web", "-o", "/nonexistent/web.json"}, "-o: /nonexistent/web.json: directory /nonexistent does not exist: create it first"},
 		{"bad duration", []string{"record", "deploy/web", "--duration", "0s"}, "--duration 0s: give a positive duration"},
@@ -188,7 +489,10 @@ func TestRecordRefusals(t *testing.T) {
 		{"wrong namespace", []string{"record", "deploy/web"}, `deployment/web not found in namespace "default"`},
 		{"unknown container", []string{"record", "deploy/web", "-n", "shop", "--containers", "db"}, `--containers db: deployment/web has no container "db"; its containers are migrate, app, sidecar`},
 		{"restart on delete", []string{"record", "sts/db", "-n", "shop", "--restart"}, "--restart: statefulset/db has updateStrategy OnDelete"},
-		{"not installed", []string{"record", "deploy/web", "-n", "shop"}, "syscage is not installed in this cluster: run 'kubectl syscage install'"},
+		{"one file, several containers", []string{"record", "deploy/web", "-n", "shop", "--containers", "app,sidecar", "-o", filepath.Join(t.TempDir(), "web.json")},
+			"takes one profile, and deployment/web has 2 containers (app, sidecar), each with its own: name a directory (-o DIR/) for a profile per container, select one with --containers NAME, or merge them into one with --merge-containers"},
+		{"a directory, merged", []string{"record", "deploy/web", "-n", "shop", "--merge-containers", "-o", t.TempDir()}, "is a directory, and --merge-containers writes one profile: name a file"},
+		{"not installed", []string{"record", "deploy/web", "-n", "shop", "--containers", "app"}, "syscage is not installed in this cluster: run 'kubectl syscage install'"},
 		{"verify without profile", []string{"verify", "deploy/web"}, `required flag(s) "profile" not set`},
 		{"verify bad format", []string{"verify", "deploy/web", "--profile", "testdata/recording.golden.json", "-o", "xml"}, "-o xml: use json or yaml"},
 		{"apply missing file", []string{"apply", "deploy/web", "--profile", "/nonexistent.json"}, "--profile: open /nonexistent.json: no such file or directory"},
@@ -203,7 +507,7 @@ func TestRecordRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(fc.dyn.Actions()); n > 6 {
+	if n := len(fc.dyn.Actions()); n > 10 {
 		t.Errorf("%d API calls for commands that were all refused", n)
 	}
 }
@@ -235,6 +539,46 @@ func TestVerify(t *testing.T) {
 	}
 	if _, err := fc.get(recordingsGVR, "shop", "deploy-web-x0000"); !apierrors.IsNotFound(err) {
 		t.Errorf("the recording was not deleted: %v", err)
+	}
+}
+
+// Each container checked against its own profile: the recording carries them
+// by name, and the report names each container with its profile.
+func TestVerifyPerContainer(t *testing.T) {
+	fc := webCluster(t, "verify.input.json")
+	dir := t.TempDir()
+	golden, _ := os.ReadFile("testdata/recording.golden.json")
+	for _, c := range []string{"migrate", "app", "sidecar"} {
+		os.WriteFile(filepath.Join(dir, c+".json"), golden, 0o644)
+	}
+	code, stdout, stderr := fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms", "--containers", "app,sidecar")
+	if code != 1 || strings.Contains(stderr, "Error:") {
+		t.Fatalf("exit %d, want 1 for missing calls\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "container app, against "+filepath.Join(dir, "app.json")+" (node ") {
+		t.Errorf("the report does not name the container with its profile:\n%s", stdout)
+	}
+	var rec kubeapi.SyscallRecording
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "create" && a.GetResource() == recordingsGVR {
+			if err := fromUnstructured(a.(interface{ GetObject() runtime.Object }).GetObject().(*unstructured.Unstructured), &rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rec.Spec.Profile != nil || len(rec.Spec.Profiles) != 2 || rec.Spec.Profiles["app"] == nil || rec.Spec.Profiles["migrate"] != nil || !cmp.Equal(rec.Spec.Containers, []string{"app", "sidecar"}) {
+		t.Errorf("recording spec: profile %v, profiles %d, containers %v", rec.Spec.Profile, len(rec.Spec.Profiles), rec.Spec.Containers)
+	}
+	// A directory without a selected container's profile is refused up front.
+	os.Remove(filepath.Join(dir, "sidecar.json"))
+	code, _, stderr = fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms")
+	if code != 1 || !strings.Contains(stderr, "no profile for container sidecar of deployment/web") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+	// Only those --containers selects need one.
+	code, _, stderr = fc.run("verify", "deploy/web", "-n", "shop", "--profile", dir, "--duration", "1ms", "--containers", "app")
+	if code != 1 || strings.Contains(stderr, "Error:") {
+		t.Errorf("--containers app: exit %d\n%s", code, stderr)
 	}
 }
 
@@ -300,6 +644,186 @@ func TestApplyWithAgents(t *testing.T) {
 	}
 }
 
+// A profile per container: each is on every node before the template changes,
+// and each container, init container included, gets its own.
+func TestApplyPerContainer(t *testing.T) {
+	fc := webCluster(t, "recording.input.json")
+	dir := t.TempDir()
+	golden, _ := os.ReadFile("testdata/recording.golden.json")
+	for _, c := range []string{"migrate", "app", "sidecar"} {
+		os.WriteFile(filepath.Join(dir, c+".json"), golden, 0o644)
+	}
+	// The order of the writes (reactors run under the fake's lock: count here).
+	var n, patchedAt, installed int
+	fc.dyn.PrependReactor("*", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		n++
+		switch {
+		case a.GetVerb() == "patch" && a.GetResource() == deploymentsGVR:
+			patchedAt = n
+		case a.GetVerb() == "patch" && a.GetResource() == profilesGVR:
+			installed = n
+		}
+		return false, nil, nil
+	})
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, s := range []string{
+		"syscallprofile shop/web-app: written on 3 nodes as syscage/shop/web-app.json",
+		"syscallprofile shop/web-migrate: written on 3 nodes as syscage/shop/web-migrate.json",
+		"deployment/web: container migrate securityContext.seccompProfile set to Localhost syscage/shop/web-migrate.json\n",
+		"deployment/web: container app securityContext.seccompProfile set to Localhost syscage/shop/web-app.json\n",
+		"deployment/web: container sidecar securityContext.seccompProfile set to Localhost syscage/shop/web-sidecar.json\n",
+	} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, stdout)
+		}
+	}
+	if installed == 0 || patchedAt < installed {
+		t.Errorf("the template was patched (action %d) before the last profile was installed (action %d)", patchedAt, installed)
+	}
+	u, err := fc.get(deploymentsGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	spec := d.Spec.Template.Spec
+	got := map[string]string{}
+	for _, c := range append(spec.InitContainers, spec.Containers...) {
+		if c.Image != "busybox" {
+			t.Errorf("container %s lost its image: the patch replaced the list", c.Name)
+		}
+		if sc := c.SecurityContext; sc != nil && sc.SeccompProfile != nil && sc.SeccompProfile.LocalhostProfile != nil {
+			got[c.Name] = string(sc.SeccompProfile.Type) + " " + *sc.SeccompProfile.LocalhostProfile
+		}
+	}
+	want := map[string]string{"migrate": "Localhost syscage/shop/web-migrate.json", "app": "Localhost syscage/shop/web-app.json", "sidecar": "Localhost syscage/shop/web-sidecar.json"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("containers' seccompProfile (-want +got):\n%s", diff)
+	}
+	if spec.SecurityContext != nil && spec.SecurityContext.SeccompProfile != nil {
+		t.Errorf("the pod's seccompProfile was set: %+v", spec.SecurityContext.SeccompProfile)
+	}
+
+	// Again: nothing changes.
+	code, stdout, _ = fc.run("apply", "deploy/web", "-n", "shop", "--profile", dir)
+	if code != 0 || !strings.Contains(stdout, "deployment/web: its containers already use these profiles") {
+		t.Errorf("second apply: exit %d\n%s", code, stdout)
+	}
+
+	// NAME=FILE for some containers, under another name.
+	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+filepath.Join(dir, "app.json"), "--profile", "sidecar="+filepath.Join(dir, "sidecar.json"), "--name", "v2")
+	if code != 0 || !strings.Contains(stdout, "container app securityContext.seccompProfile set to Localhost syscage/shop/v2-app.json") || strings.Contains(stdout, "migrate") {
+		t.Errorf("NAME=FILE: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	os.Remove(filepath.Join(dir, "migrate.json"))
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--profile", dir}, "--profile " + dir + ": no profile for container migrate of deployment/web (" + filepath.Join(dir, "migrate.json") + "): record them with 'kubectl syscage record deployment/web -o " + dir + "/'"},
+		{[]string{"--profile", "db=" + filepath.Join(dir, "app.json")}, `deployment/web has no container "db"; its containers are migrate, app, sidecar`},
+		{[]string{"--profile", "app=" + filepath.Join(dir, "app.json"), "--profile", "app=x.json"}, "container app is given a profile twice"},
+		{[]string{"--profile", filepath.Join(dir, "app.json"), "--profile", "sidecar=x.json"}, "with several, give each as NAME=FILE"},
+	} {
+		code, _, stderr := fc.run(append([]string{"apply", "deploy/web", "-n", "shop"}, tc.args...)...)
+		if code != 1 || !strings.Contains(stderr, tc.err) {
+			t.Errorf("%v: exit %d\n%s\nwant %q", tc.args, code, stderr, tc.err)
+		}
+	}
+}
+
+// A CronJob's profiles go into its job template; a Job's template cannot
+// change, so apply installs the profiles and says what to put in the manifest.
+func TestApplyJobKinds(t *testing.T) {
+	cronjobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
+	fc := newFakeCluster(t, []runtime.Object{
+		object(t, `{apiVersion: batch/v1, kind: CronJob, metadata: {name: nightly, namespace: shop, uid: cj1},
+			spec: {schedule: "* * * * *", jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}}}`),
+		object(t, `{apiVersion: batch/v1, kind: Job, metadata: {name: build, namespace: shop, uid: j1}, spec: {selector: {matchLabels: {batch.kubernetes.io/controller-uid: j1}},
+			template: {spec: {restartPolicy: Never, containers: [{name: test, image: busybox}]}}}}`),
+	}, agentPod("node-a"), agentDaemonSet())
+	fc.runAgents("node-a")
+	code, stdout, stderr := fc.run("apply", "cronjob/nightly", "-n", "shop", "--profile", "test=testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, _ := fc.get(cronjobs, "shop", "nightly")
+	ctrs, _, _ := unstructured.NestedSlice(u.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+	if len(ctrs) != 1 {
+		t.Fatalf("containers: %v", ctrs)
+	}
+	if lp, _, _ := unstructured.NestedString(ctrs[0].(map[string]any), "securityContext", "seccompProfile", "localhostProfile"); lp != "syscage/shop/nightly-test.json" {
+		t.Errorf("localhostProfile %q\n%s", lp, stdout)
+	}
+	if !strings.Contains(stdout, "the next runs of cronjob/nightly use it") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	code, stdout, stderr = fc.run("apply", "job/build", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "syscallprofile shop/build: written on 1 node") ||
+		!strings.Contains(stdout, "job/build: its pods cannot change their seccompProfile; to use the profile, set this in the pod's securityContext (in its manifest) and create it again:\n  seccompProfile: {type: Localhost, localhostProfile: syscage/shop/build.json}\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	for _, a := range fc.dyn.Actions() {
+		if a.GetVerb() == "patch" && a.GetResource() == jobsGVR {
+			t.Errorf("the Job was patched")
+		}
+	}
+}
+
+// Argument conditions survive every object a profile travels in: the
+// SyscallProfile, and the operator's SeccompProfile.
+func TestApplyKeepsArgs(t *testing.T) {
+	withArgs := filepath.Join(t.TempDir(), "args.json")
+	os.WriteFile(withArgs, []byte(`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+	 "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+	  {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+	  {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "valueTwo": 0, "op": "SCMP_CMP_EQ"}, {"index": 1, "value": 524288, "valueTwo": 524288, "op": "SCMP_CMP_MASKED_EQ"}]}]}`), 0o644)
+	want, err := readProfile(withArgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantData, _ := profile.Marshal(want)
+	fc := webCluster(t, "recording.input.json")
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+withArgs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, _ := fc.get(profilesGVR, "shop", "web-app")
+	var sp kubeapi.SyscallProfile
+	fromUnstructured(u, &sp)
+	if got, _ := profile.Marshal(sp.Spec.Profile); string(got) != string(wantData) {
+		t.Errorf("SyscallProfile:\n%s\nwant\n%s", got, wantData)
+	}
+
+	fc = newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO1()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+withArgs); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, err = fc.get(spoV1GVR, "", "shop-web-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := profile.ParseSPO("SeccompProfile", mustJSON(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.OCI("SeccompProfile")
+	if d, err := profile.Compare(profile.Named{Name: "file", Profile: want}, profile.Named{Name: "SeccompProfile", Profile: got}); err != nil || !d.Empty() {
+		t.Errorf("the SeccompProfile differs from the file: %v %+v", err, d)
+	}
+}
+
 func TestApplyNodeError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
 	// An agent that cannot write the file says so in its status entry.
@@ -345,6 +869,69 @@ func TestApplySPO(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "syscage is not installed") {
 		t.Errorf("--no-spo: exit %d\n%s", code, stderr)
 	}
+}
+
+// The operator as it is since 1.0: SeccompProfile v1, cluster-scoped, installed
+// as operator/NAME.json, which it reports in status.localhostProfile.
+func TestApplySPO1(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO1()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	code, stdout, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	// Cluster-scoped: the namespace is part of the name chosen for it.
+	if !strings.HasPrefix(stdout, "seccompprofile shop-web: installed by the security-profiles-operator as operator/shop-web.json\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	u, err := fc.get(spoV1GVR, "", "shop-web")
+	if err != nil {
+		t.Fatalf("no cluster-scoped v1 SeccompProfile: %v", err)
+	}
+	if u.GetAPIVersion() != kubeapi.SPOGroup+"/v1" || u.GetNamespace() != "" || u.GetAnnotations()[spoNamespaceAnnotation] != "shop" {
+		t.Errorf("SeccompProfile %s, namespace %q, annotations %v", u.GetAPIVersion(), u.GetNamespace(), u.GetAnnotations())
+	}
+	s, err := profile.ParseSPO("SeccompProfile shop-web", mustJSON(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.OCI("SeccompProfile shop-web")
+	gotData, _ := profile.Marshal(got)
+	if want, _ := os.ReadFile("testdata/recording.golden.json"); string(gotData) != string(want) {
+		t.Errorf("the SeccompProfile's rules are not the profile's:\n%s", gotData)
+	}
+	u, _ = fc.get(deploymentsGVR, "shop", "web")
+	if lp, _, _ := unstructured.NestedString(u.Object, "spec", "template", "spec", "securityContext", "seccompProfile", "localhostProfile"); lp != "operator/shop-web.json" {
+		t.Errorf("localhostProfile %q", lp)
+	}
+
+	// Another namespace's profile of the same name is not taken over.
+	other := object(t, `{apiVersion: security-profiles-operator.x-k8s.io/v1, kind: SeccompProfile, metadata: {name: mine, labels: {app.kubernetes.io/managed-by: kubectl-syscage}, annotations: {syscage.io/namespace: billing}}, spec: {defaultAction: SCMP_ACT_ERRNO}}`)
+	if err := fc.dyn.Tracker().Create(spoV1GVR, other, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "mine")
+	if code != 1 || !strings.Contains(stderr, "SeccompProfile mine exists and was written for namespace billing; SeccompProfiles are cluster-scoped, so apply will not replace it: choose another name with --name") {
+		t.Errorf("exit %d\n%s", code, stderr)
+	}
+
+	// An operator that reports no localhostProfile: where 1.0 installs it.
+	fc.spoNoLocalhost = true
+	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "web-v3")
+	if code != 0 || !strings.HasPrefix(stdout, "seccompprofile web-v3: installed by the security-profiles-operator as operator/web-v3.json\n") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+func mustJSON(t *testing.T, u *unstructured.Unstructured) []byte {
+	t.Helper()
+	data, err := u.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestApplySPOError(t *testing.T) {
@@ -511,7 +1098,7 @@ func TestCompletion(t *testing.T) {
 		object(t, `{apiVersion: apps/v1, kind: Deployment, metadata: {name: worker, namespace: shop}, spec: {selector: {matchLabels: {app: worker}}}}`),
 	})
 	_, stdout, _ := fc.run("__complete", "record", "")
-	if !strings.HasPrefix(stdout, "deployment/\nstatefulset/\ndaemonset/\nreplicaset/\n:6\n") {
+	if !strings.HasPrefix(stdout, "deployment/\nstatefulset/\ndaemonset/\nreplicaset/\njob/\ncronjob/\npod/\n:6\n") {
 		t.Errorf("kinds:\n%s", stdout)
 	}
 	_, stdout, _ = fc.run("__complete", "apply", "-n", "shop", "deploy/w")

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -45,11 +47,16 @@ type fakeCluster struct {
 	results map[string]kubeapi.NodeRecording
 	// spoState is what the fake security-profiles-operator reports.
 	spoState string
-	created  []string // names of the recordings created
-	stopped  []string // names of the recordings that were stopped
+	// spoNoLocalhost: the fake operator reports no status.localhostProfile.
+	spoNoLocalhost bool
+	created        []string // names of the recordings created
+	stopped        []string // names of the recordings that were stopped
 }
 
-var spoGVR = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1beta1", Resource: "seccompprofiles"}
+var (
+	spoGVR   = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1beta1", Resource: "seccompprofiles"}
+	spoV1GVR = schema.GroupVersionResource{Group: kubeapi.SPOGroup, Version: "v1", Resource: "seccompprofiles"}
+)
 
 func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.Object) *fakeCluster {
 	t.Helper()
@@ -58,10 +65,14 @@ func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.
 		profilesGVR:   "SyscallProfileList",
 		crdsGVR:       "CustomResourceDefinitionList",
 		spoGVR:        "SeccompProfileList",
-		appsv1.SchemeGroupVersion.WithResource("deployments"):                                "DeploymentList",
-		appsv1.SchemeGroupVersion.WithResource("statefulsets"):                               "StatefulSetList",
-		appsv1.SchemeGroupVersion.WithResource("daemonsets"):                                 "DaemonSetList",
-		appsv1.SchemeGroupVersion.WithResource("replicasets"):                                "ReplicaSetList",
+		spoV1GVR:      "SeccompProfileList",
+		appsv1.SchemeGroupVersion.WithResource("deployments"):  "DeploymentList",
+		appsv1.SchemeGroupVersion.WithResource("statefulsets"): "StatefulSetList",
+		appsv1.SchemeGroupVersion.WithResource("daemonsets"):   "DaemonSetList",
+		appsv1.SchemeGroupVersion.WithResource("replicasets"):  "ReplicaSetList",
+		jobsGVR: "JobList",
+		{Group: "batch", Version: "v1", Resource: "cronjobs"}:                                "CronJobList",
+		corev1.SchemeGroupVersion.WithResource("pods"):                                       "PodList",
 		corev1.SchemeGroupVersion.WithResource("namespaces"):                                 "NamespaceList",
 		corev1.SchemeGroupVersion.WithResource("serviceaccounts"):                            "ServiceAccountList",
 		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}:        "ClusterRoleList",
@@ -111,7 +122,11 @@ func (fc *fakeCluster) patch(action clienttesting.Action) (bool, runtime.Object,
 	if err != nil {
 		return true, nil, err
 	}
-	u := &unstructured.Unstructured{Object: mergePatch(obj.(*unstructured.Unstructured).UnstructuredContent(), patch)}
+	merge := mergePatch
+	if pa.GetPatchType() == types.StrategicMergePatchType {
+		merge = strategicMerge
+	}
+	u := &unstructured.Unstructured{Object: merge(obj.(*unstructured.Unstructured).UnstructuredContent(), patch)}
 	if gvr == recordingsGVR && stopSet(patch) {
 		fc.stopped = append(fc.stopped, name)
 	}
@@ -143,6 +158,54 @@ func mergePatch(target, patch map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// strategicMerge is a JSON merge patch in which lists of objects with a name
+// (containers, initContainers) merge by name, as the API server's strategic
+// merge patch does for a pod template's containers.
+func strategicMerge(target, patch map[string]any) map[string]any {
+	out := runtime.DeepCopyJSON(target)
+	for k, v := range patch {
+		switch pv := v.(type) {
+		case nil:
+			delete(out, k)
+		case map[string]any:
+			tv, _ := out[k].(map[string]any)
+			if tv == nil {
+				tv = map[string]any{}
+			}
+			out[k] = strategicMerge(tv, pv)
+		case []any:
+			tl, _ := out[k].([]any)
+			if !namedList(pv) || !namedList(tl) {
+				out[k] = v
+				continue
+			}
+			merged := runtime.DeepCopyJSONValue(tl).([]any)
+			for _, pe := range pv {
+				pm := pe.(map[string]any)
+				i := slices.IndexFunc(merged, func(e any) bool { return e.(map[string]any)["name"] == pm["name"] })
+				if i < 0 {
+					merged = append(merged, pm)
+				} else {
+					merged[i] = strategicMerge(merged[i].(map[string]any), pm)
+				}
+			}
+			out[k] = merged
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func namedList(l []any) bool {
+	for _, e := range l {
+		if m, ok := e.(map[string]any); !ok || m["name"] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // runAgents answers as the agents on nodes and the security-profiles-operator
@@ -221,9 +284,19 @@ func (fc *fakeCluster) answer(nodes []string) {
 	update(crdsGVR, "CustomResourceDefinition", func(u *unstructured.Unstructured) error {
 		return unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
 	})
-	update(spoGVR, profile.SPOKind, func(u *unstructured.Unstructured) error {
-		return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
-	})
+	// The operator installs a profile as operator/NAME.json (cluster-scoped, 1.0)
+	// or operator/NAMESPACE/NAME.json (namespaced, before 1.0), and says where.
+	for _, gvr := range []schema.GroupVersionResource{spoGVR, spoV1GVR} {
+		update(gvr, profile.SPOKind, func(u *unstructured.Unstructured) error {
+			if fc.spoState == "Installed" && !fc.spoNoLocalhost {
+				lp := path.Join("operator", u.GetNamespace(), u.GetName()+".json")
+				if err := unstructured.SetNestedField(u.Object, lp, "status", "localhostProfile"); err != nil {
+					return err
+				}
+			}
+			return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
+		})
+	}
 }
 
 func setStatus(u *unstructured.Unstructured, status any) error {
@@ -282,11 +355,23 @@ func (fc *fakeCluster) run(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// withSPO makes the fake API server serve the security-profiles-operator's API.
+// withSPO makes the fake API server serve the security-profiles-operator's API
+// as its releases before 1.0 did: SeccompProfile v1beta1, namespaced.
 func (fc *fakeCluster) withSPO() {
 	fc.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
 		{GroupVersion: kubeapi.SPOGroup + "/v1alpha1", APIResources: []metav1.APIResource{{Name: "profilebindings", Kind: "ProfileBinding", Namespaced: true}}},
 		{GroupVersion: kubeapi.SPOGroup + "/v1beta1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: true}}},
+	}
+}
+
+// withSPO1 serves the operator's API as its 1.0 does: SeccompProfile v1 and
+// v1beta1, both cluster-scoped. v1beta1 is listed first, so that a client that
+// took the first version or assumed a scope would go wrong.
+func (fc *fakeCluster) withSPO1() {
+	fc.kube.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{
+		{GroupVersion: kubeapi.SPOGroup + "/v1beta1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: false}}},
+		{GroupVersion: kubeapi.SPOGroup + "/v1", APIResources: []metav1.APIResource{{Name: "seccompprofiles", Kind: profile.SPOKind, Namespaced: false}}},
+		{GroupVersion: kubeapi.SPOGroup + "/v1alpha1", APIResources: []metav1.APIResource{{Name: "profilebindings", Kind: "ProfileBinding", Namespaced: true}}},
 	}
 }
 

@@ -93,42 +93,65 @@ func TestCRDEstablished(t *testing.T) {
 }
 
 func TestSPOVersion(t *testing.T) {
-	res := func(gv string, names ...string) *metav1.APIResourceList {
+	res := func(gv string, namespaced bool, names ...string) *metav1.APIResourceList {
 		l := &metav1.APIResourceList{GroupVersion: gv}
 		for _, n := range names {
-			l.APIResources = append(l.APIResources, metav1.APIResource{Name: n})
+			l.APIResources = append(l.APIResources, metav1.APIResource{Name: n, Namespaced: namespaced})
 		}
 		return l
 	}
+	g := kubeapi.SPOGroup
 	for _, tc := range []struct {
 		name      string
 		resources []*metav1.APIResourceList
-		want      string
+		want      spoAPI
 	}{
-		{name: "no operator", resources: []*metav1.APIResourceList{res("apps/v1", "deployments")}},
+		{name: "no operator", resources: []*metav1.APIResourceList{res("apps/v1", true, "deployments")}},
 		{
 			name:      "operator without seccomp profiles",
-			resources: []*metav1.APIResourceList{res(kubeapi.SPOGroup+"/v1alpha2", "selinuxprofiles")},
+			resources: []*metav1.APIResourceList{res(g+"/v1alpha2", true, "selinuxprofiles")},
 		},
 		{
-			// The server prefers v1alpha1 (listed first), but syscage writes v1beta1.
-			name:      "v1beta1 served",
-			resources: []*metav1.APIResourceList{res(kubeapi.SPOGroup+"/v1alpha1", "seccompprofiles"), res(kubeapi.SPOGroup+"/v1beta1", "seccompprofiles")},
-			want:      kubeapi.SPOGroup + "/v1beta1",
+			// Before 1.0: the server prefers v1alpha1 (listed first), but syscage writes v1beta1.
+			name:      "0.x: v1beta1, namespaced",
+			resources: []*metav1.APIResourceList{res(g+"/v1alpha1", true, "seccompprofiles"), res(g+"/v1beta1", true, "seccompprofiles")},
+			want:      spoAPI{g + "/v1beta1", true},
+		},
+		{
+			// 1.0: v1 and v1beta1 served, both cluster-scoped; v1 is written.
+			name:      "1.0: v1 and v1beta1, cluster-scoped",
+			resources: []*metav1.APIResourceList{res(g+"/v1beta1", false, "seccompprofiles"), res(g+"/v1", false, "seccompprofiles")},
+			want:      spoAPI{g + "/v1", false},
+		},
+		{
+			name:      "1.0 with v1 no longer served",
+			resources: []*metav1.APIResourceList{res(g+"/v1alpha1", true, "profilebindings"), res(g+"/v1beta1", false, "seccompprofiles")},
+			want:      spoAPI{g + "/v1beta1", false},
 		},
 		{
 			name:      "another version only",
-			resources: []*metav1.APIResourceList{res(kubeapi.SPOGroup+"/v1alpha2", "selinuxprofiles"), res(kubeapi.SPOGroup+"/v1alpha1", "seccompprofiles")},
-			want:      kubeapi.SPOGroup + "/v1alpha1",
+			resources: []*metav1.APIResourceList{res(g+"/v1alpha2", true, "selinuxprofiles"), res(g+"/v1alpha1", true, "seccompprofiles")},
+			want:      spoAPI{g + "/v1alpha1", true},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &clients{discovery: &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{Resources: tc.resources}}}
 			got, err := c.spoVersion()
 			if err != nil || got != tc.want {
-				t.Errorf("spoVersion = %q, %v; want %q", got, err, tc.want)
+				t.Errorf("spoVersion = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCheckLocalhost(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"operator/web.json": true, "operator/shop/web.json": true,
+		"": false, "/var/lib/kubelet/seccomp/x.json": false, "../x.json": false, "operator/../../x.json": false, "operator//x.json": false,
+	} {
+		if err := checkLocalhost(p); (err == nil) != ok {
+			t.Errorf("checkLocalhost(%q) = %v", p, err)
+		}
 	}
 }
 

@@ -121,7 +121,11 @@ func (r *recordingRun) stop(ctx context.Context) error {
 // the recording then.
 func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording, error) {
 	var rec *kubeapi.SyscallRecording
-	err := r.c.poll(ctx, r.timeout, "every agent's final results", func(ctx context.Context) (pending, error) {
+	// The agents answer a stop at once: look more often than other waits do,
+	// for the few seconds this takes.
+	fast := *r.c
+	fast.interval = min(r.c.interval, 200*time.Millisecond)
+	err := fast.poll(ctx, r.timeout, "every agent's final results", func(ctx context.Context) (pending, error) {
 		var err error
 		if rec, err = r.get(ctx); err != nil {
 			return "", err
@@ -226,22 +230,45 @@ type session struct {
 	run     *recordingRun
 	sig     context.Context // cancelled by the first SIGINT or SIGTERM
 	stopSig context.CancelFunc
+	// armed, if set, runs once every agent records: it labels or creates what
+	// is to be recorded.
+	armed func(ctx context.Context) error
+	// until, if set, is what the recording waits for rather than a time (a
+	// Job's completion, a CronJob's runs); limited says --duration bounds it.
+	until   func(ctx context.Context) (pending, error)
+	limited bool
+	// waiting describes what until waits for.
+	waiting string
+	// stopped is when the recording was told to stop.
+	stopped time.Time
+	// verify: the session checks a profile rather than records one.
+	verify bool
 }
 
 // prepare resolves the workload and checks what record and verify ask of it
-// before anything is created.
-func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptions) (*session, error) {
+// before anything is created; check, if set, checks more of the workload.
+func prepare(ctx context.Context, o *rootOptions, ref workloadRef, opts runOptions, check func(*workload) error) (*session, error) {
+	return prepareWith(ctx, o, func(c *clients) (*workload, error) { return c.getWorkload(ctx, ref) }, opts, check)
+}
+
+// prepareWith is prepare for a workload resolve finds (or makes from a file).
+func prepareWith(ctx context.Context, o *rootOptions, resolve func(*clients) (*workload, error), opts runOptions, check func(*workload) error) (*session, error) {
 	log := o.streams.ErrOut
 	c, err := o.connect()
 	if err != nil {
 		return nil, err
 	}
-	w, err := c.getWorkload(ctx, ref)
+	w, err := resolve(c)
 	if err != nil {
 		return nil, err
 	}
 	if err := w.checkContainers(opts.containers); err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(w); err != nil {
+			return nil, err
+		}
 	}
 	if opts.restart {
 		if err := w.canRestart(); err != nil {
@@ -277,11 +304,38 @@ type phrases struct {
 // with every agent's final results.
 func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*kubeapi.SyscallRecording, error) {
 	log := s.run.log
-	early, err := armAndRestart(ctx, s.sig, log, s.run, opts.restart, say.verb, say.result)
-	if err != nil {
+	var early bool
+	var err error
+	if s.armed != nil {
+		// What is recorded is labelled or made once every agent records.
+		if err = s.run.waitArmed(s.sig); err != nil {
+			if early = interrupted(ctx, s.sig); !early {
+				return nil, err
+			}
+		}
+	} else if early, err = armAndRestart(ctx, s.sig, log, s.run, opts.restart, say.verb, say.result); err != nil {
 		return nil, err
 	}
-	if !early {
+	if !early && s.armed != nil {
+		if err := s.armed(s.sig); err != nil {
+			if !interrupted(ctx, s.sig) {
+				s.stopSig()
+				late, stopLate := signals(ctx)
+				defer stopLate()
+				s.run.stop(late) // the agents let go of what they track
+				return nil, err
+			}
+			early = true
+		}
+	}
+	switch {
+	case early:
+	case s.until != nil:
+		early, err = s.waitUntil(ctx, log, opts)
+		if err != nil {
+			return nil, err
+		}
+	default:
 		fmt.Fprintf(log, say.waiting+"\n", opts.duration)
 		early = sleep(s.sig, opts.duration)
 	}
@@ -291,8 +345,47 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 	late, stopLate := signals(ctx)
 	defer stopLate()
 	s.stopSig()
+	s.stopped = time.Now()
 	if err := s.run.stop(late); err != nil {
 		return nil, err
 	}
 	return s.run.waitDone(late)
+}
+
+// waitUntil waits for s.until, or --duration when it bounds the wait. It
+// reports whether a signal cut it short.
+func (s *session) waitUntil(ctx context.Context, log io.Writer, opts runOptions) (bool, error) {
+	start := time.Now()
+	verb, early := "recording", "keep what was recorded"
+	if s.verify {
+		verb, early = "watching", "report what was seen"
+	}
+	if s.limited {
+		fmt.Fprintf(log, "%s until %s, for at most %s (Ctrl-C to stop early and %s)\n", verb, s.waiting, opts.duration, early)
+	} else {
+		fmt.Fprintf(log, "%s until %s (Ctrl-C to stop early and %s)\n", verb, s.waiting, early)
+	}
+	last := ""
+	for {
+		left, err := s.until(s.sig)
+		switch {
+		case err != nil && interrupted(ctx, s.sig):
+			return true, nil
+		case err != nil && !transient(err):
+			return false, err
+		case err == nil && left == "":
+			return false, nil
+		}
+		if left != last && left != "" {
+			fmt.Fprintf(log, "waiting: %s\n", left)
+			last = left
+		}
+		if s.limited && time.Since(start) >= opts.duration {
+			fmt.Fprintf(log, "--duration %s is over before %s: stopping with what was recorded\n", opts.duration, s.waiting)
+			return false, nil
+		}
+		if sleep(s.sig, s.run.c.interval) {
+			return true, nil
+		}
+	}
 }

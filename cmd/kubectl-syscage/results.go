@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/syscage/syscage/internal/kubeapi"
 	"github.com/syscage/syscage/profile"
@@ -74,6 +75,11 @@ type recordResult struct {
 	// Containers, Pods and Nodes count what contributed to Profile;
 	// AttachedPods the pods with a container in Attached.
 	Containers, Pods, Nodes, AttachedPods int
+	// NodeNames are the nodes that contributed, sorted.
+	NodeNames []string
+	// Runs counts the containers' runs: more than Containers when some
+	// restarted in their pods.
+	Runs int
 	// Attached are the containers recorded from when they were attached to, not
 	// from their start.
 	Attached []nodeContainer
@@ -99,6 +105,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 			continue
 		}
 		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
+		res.Runs += max(c.Runs, 1)
 		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
 		pods[cmp.Or(c.PodUID, c.Pod)] = true
 		nodes[c.Node] = true
@@ -121,6 +128,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		}
 	}
 	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(ids), len(pods), len(nodes), len(attachedPods)
+	res.NodeNames = sortedKeys(nodes)
 	for _, d := range denied {
 		res.Denied = append(res.Denied, *d)
 	}
@@ -148,18 +156,50 @@ func nothingRecorded(w *workload, sel string, agents map[string]string, res *rec
 	return fmt.Errorf("%s: check that its pods are running (kubectl -n %s get pods -l '%s') and scheduled on nodes that run the agent", msg, w.namespace, sel)
 }
 
-// printRecordSummary tells on stderr what went into the profile, and what did not.
-// restarted says that record restarted the workload.
-func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted bool) {
-	how := fmt.Sprintf("%s recorded from the start, %s with containers attached to while running", plural(res.Pods-res.AttachedPods, "pod"), plural(res.AttachedPods, "pod"))
+// byContainer splits a recording's results by container name: what each
+// profile of a per-container recording is merged from. The nodes' messages are
+// left out, to be said once for the whole recording.
+func byContainer(st kubeapi.RecordingStatus) map[string]kubeapi.RecordingStatus {
+	out := map[string]kubeapi.RecordingStatus{}
+	for node, n := range st.Nodes {
+		for _, c := range n.Containers {
+			g := out[c.Container]
+			if g.Nodes == nil {
+				g.Nodes = map[string]kubeapi.NodeRecording{}
+			}
+			gn := g.Nodes[node]
+			gn.Phase = kubeapi.PhaseDone
+			gn.Containers = append(gn.Containers, c)
+			g.Nodes[node] = gn
+			out[c.Container] = g
+		}
+	}
+	return out
+}
+
+// how says how a result's pods were recorded.
+func how(res *recordResult) string {
 	switch res.AttachedPods {
 	case 0:
-		how = "all recorded from the start"
+		return "all recorded from the start"
 	case res.Pods:
-		how = "all attached to while running"
+		return "all attached to while running"
 	}
+	return fmt.Sprintf("%s recorded from the start, %s with containers attached to while running", plural(res.Pods-res.AttachedPods, "pod"), plural(res.AttachedPods, "pod"))
+}
+
+// printRecordSummary tells on stderr what went into the merged profile, and
+// what did not. restarted says that record restarted the workload.
+func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted bool) {
 	fmt.Fprintf(w, "wrote %s: the merged profile of %s of %s on %s: %s\n",
-		dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"), how)
+		dest, plural(res.Containers, "container"), plural(res.Pods, "pod"), plural(res.Nodes, "node"), how(res))
+	printRecordDetails(w, res, restarted)
+	printNodeMessages(w, res)
+}
+
+// printRecordDetails tells what is missing from a profile: containers attached
+// to, calls denied while recording, numbers without a name.
+func printRecordDetails(w io.Writer, res *recordResult, restarted bool) {
 	var running, exited []nodeContainer
 	for _, c := range res.Attached {
 		if c.Running {
@@ -196,6 +236,10 @@ func printRecordSummary(w io.Writer, res *recordResult, dest string, restarted b
 	if len(res.Unnamed) > 0 {
 		fmt.Fprintf(w, "syscall numbers with no name, not in the profile: %s\n", strings.Join(res.Unnamed, "; "))
 	}
+}
+
+// printNodeMessages tells the nodes' notes and failures.
+func printNodeMessages(w io.Writer, res *recordResult) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "node %s: %s\n", n.Node, n.Message)
 	}
@@ -237,10 +281,12 @@ type verifyReport struct {
 
 // verifyContainer is one container's findings.
 type verifyContainer struct {
-	Node        string         `json:"node"`
-	Pod         string         `json:"pod"`
-	Container   string         `json:"container"`
-	ContainerID string         `json:"containerID"`
+	Node        string `json:"node"`
+	Pod         string `json:"pod"`
+	Container   string `json:"container"`
+	ContainerID string `json:"containerID"`
+	// Profile is the container's own profile, when each has one.
+	Profile     string         `json:"profile,omitempty"`
 	From        string         `json:"from"`
 	Attached    string         `json:"attached,omitempty"`
 	Running     bool           `json:"running"`
@@ -302,7 +348,11 @@ func printVerifyReport(w io.Writer, r *verifyReport) {
 		if !c.Running {
 			how += ", since exited"
 		}
-		fmt.Fprintf(w, "\npod %s, container %s (node %s; %s)\n", c.Pod, c.Container, c.Node, how)
+		against := ""
+		if c.Profile != "" {
+			against = ", against " + c.Profile
+		}
+		fmt.Fprintf(w, "\npod %s, container %s%s (node %s; %s)\n", c.Pod, c.Container, against, c.Node, how)
 		if len(c.Missing) == 0 {
 			fmt.Fprintln(w, "  nothing missing")
 		} else {
@@ -340,4 +390,26 @@ func printCalls(w io.Writer, calls []kubeapi.Call) {
 		fmt.Fprintf(tw, "    %s\t%s\t%d\t%s\n", profile.ShortArch(c.Arch), c.Name, c.Count, by)
 	}
 	tw.Flush()
+}
+
+// failedPods says which recorded pods failed or were evicted while recorded:
+// what their containers did until then is in the profiles, and no more.
+func failedPods(pods []corev1.Pod, st kubeapi.RecordingStatus) []string {
+	recorded := map[string]bool{}
+	for _, c := range containers(st) {
+		recorded[c.Pod] = true
+	}
+	var out []string
+	for _, p := range pods {
+		if !recorded[p.Name] || p.Status.Phase != corev1.PodFailed {
+			continue
+		}
+		why := joinReason(p.Status.Reason, p.Status.Message)
+		if why == "" {
+			why = "a container failed"
+		}
+		out = append(out, fmt.Sprintf("pod %s failed while recorded (%s): what it did until then is in the profiles", p.Name, why))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,24 +18,29 @@ import (
 
 type verifyOptions struct {
 	runOptions
-	profile string
-	output  string
+	profiles []string
+	output   string
 }
 
 func newVerifyCmd(o *rootOptions) *cobra.Command {
 	opts := &verifyOptions{}
 	cmd := &cobra.Command{
-		Use:   "verify WORKLOAD --profile FILE",
+		Use:   "verify WORKLOAD --profile DIR|FILE|NAME=FILE",
 		Short: "Report the system calls a workload's live pods make that a profile does not allow",
 		Long: `Watch the containers of a workload's pods on every node for --duration, in
 complain mode: the pods run unharmed, and every system call the profile would
 deny is reported per pod and container, with its architecture, count and the
 first process that made it. Exit 1 if any container made such a call.
 
+--profile DIR checks each container against its own profile, DIR/CONTAINER.json
+(as record -o DIR/ writes them), and --profile NAME=FILE, repeated, the
+containers named; --profile FILE checks every container against one profile.
+
 Running containers are attached to: what they called before then, their
 start-up above all, is not checked. --restart restarts the workload once every
 agent watches, so that every replica is checked from its first syscall.`,
-		Example: `  kubectl syscage verify deployment/web --profile web.json
+		Example: `  kubectl syscage verify deployment/web --profile web/
+  kubectl syscage verify deployment/web --profile app=app.json --containers app
   kubectl syscage verify deploy/web --profile web.json --restart -o json`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeWorkload(o),
@@ -43,7 +49,7 @@ agent watches, so that every replica is checked from its first syscall.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.profile, "profile", "", "the OCI seccomp profile `FILE` to verify (required)")
+	f.StringArrayVar(&opts.profiles, "profile", nil, "the profiles to verify: a `DIR` of CONTAINER.json, NAME=FILE per container (repeated), or one FILE for every container (required)")
 	f.DurationVar(&opts.duration, "duration", 30*time.Second, "how long to watch")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait for the cluster may take (agents, rollout, results)")
 	f.StringVarP(&opts.output, "output", "o", "", "report format: json or yaml (default: text)")
@@ -66,25 +72,51 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err := opts.runOptions.check(); err != nil {
 		return err
 	}
-	p, err := readProfile(opts.profile)
-	if err != nil {
+	var set *profileSet
+	if podProfile(opts.profiles) {
+		// Checked before the cluster is asked anything.
+		if set, err = readProfiles(opts.profiles, nil, nil); err != nil {
+			return err
+		}
+	}
+	token := newToken()
+	s, err := prepare(ctx, o, ref, opts.runOptions, func(w *workload) (err error) {
+		if w.ref.Kind == "Pod" || w.ref.Kind == "CronJob" {
+			// Only the pods labelled for this check.
+			w.selector = tokenSelector(token)
+		}
+		if set == nil {
+			set, err = readProfiles(opts.profiles, w, opts.containers)
+		}
 		return err
-	}
-	if err := storable(p); err != nil {
-		return fmt.Errorf("--profile %s: %w", opts.profile, err)
-	}
-	s, err := prepare(ctx, o, ref, opts.runOptions)
+	})
 	if err != nil {
 		return err
 	}
 	defer s.stopSig()
+	s.verify = true
+	cleanup, _ := setTarget(ctx, log, s, token, targetOptions{durationSet: true})
+	defer cleanup()
 	w, run, sel, agents := s.w, s.run, s.sel, s.run.agents
-	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Selector: w.selector, Containers: opts.containers, Profile: p}
+	spec := kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Selector: w.selector, Containers: opts.containers, Profile: set.pod}
+	if set.perContainer() {
+		// Each container against its own; those without one are not watched.
+		spec.Profiles = set.containers
+		spec.Containers = nil
+		for _, c := range set.names() {
+			if len(opts.containers) == 0 || slices.Contains(opts.containers, c) {
+				spec.Containers = append(spec.Containers, c)
+			}
+		}
+		if len(spec.Containers) == 0 {
+			return fmt.Errorf("--containers %s: none of them has a profile in --profile %s", strings.Join(opts.containers, ","), set.what)
+		}
+	}
 	if err := run.create(s.sig, "", spec); err != nil {
 		return err
 	}
 	defer run.delete(ctx)
-	fmt.Fprintf(log, "verifying %s (pods %s in %s) against %s on %s: SyscallRecording %s\n", w.ref, sel, w.namespace, opts.profile, plural(len(agents), "node"), run.name)
+	fmt.Fprintf(log, "verifying %s (pods %s in %s) against %s on %s: SyscallRecording %s\n", w.ref, sel, w.namespace, set.what, plural(len(agents), "node"), run.name)
 	rec, err := s.collect(ctx, opts.runOptions, phrases{
 		verb: "verify", result: "the check",
 		waiting:     "watching for %s (Ctrl-C to stop early and report what was seen)",
@@ -93,7 +125,10 @@ func runVerify(ctx context.Context, o *rootOptions, opts *verifyOptions, arg str
 	if err != nil {
 		return err
 	}
-	rep := newVerifyReport(w, opts.profile, rec.Status)
+	rep := newVerifyReport(w, set.what, rec.Status)
+	for i, c := range rep.Containers {
+		rep.Containers[i].Profile = set.files[c.Container]
+	}
 	if len(rep.Containers) == 0 {
 		return nothingRecorded(w, sel, agents, &recordResult{Failed: rep.Failed})
 	}

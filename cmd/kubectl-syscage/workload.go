@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,13 +31,18 @@ type workloadKind struct {
 	Kind     string // Deployment
 	Resource string // deployments
 	Short    string // deploy
+	Group    string // apps
+	Version  string // v1
 }
 
 var workloadKinds = []workloadKind{
-	{"Deployment", "deployments", "deploy"},
-	{"StatefulSet", "statefulsets", "sts"},
-	{"DaemonSet", "daemonsets", "ds"},
-	{"ReplicaSet", "replicasets", "rs"},
+	{"Deployment", "deployments", "deploy", "apps", "v1"},
+	{"StatefulSet", "statefulsets", "sts", "apps", "v1"},
+	{"DaemonSet", "daemonsets", "ds", "apps", "v1"},
+	{"ReplicaSet", "replicasets", "rs", "apps", "v1"},
+	{"Job", "jobs", "job", "batch", "v1"},
+	{"CronJob", "cronjobs", "cj", "batch", "v1"},
+	{"Pod", "pods", "po", "", "v1"},
 }
 
 // workloadRef is a workload named on the command line: KIND/NAME.
@@ -49,7 +55,23 @@ type workloadRef struct {
 func (r workloadRef) String() string { return strings.ToLower(r.Kind) + "/" + r.Name }
 
 func (r workloadRef) gvr() schema.GroupVersionResource {
-	return appsv1.SchemeGroupVersion.WithResource(r.Resource)
+	return schema.GroupVersionResource{Group: r.Group, Version: r.Version, Resource: r.Resource}
+}
+
+// kindOf finds a kind by its name, plural or short name, in any case,
+// optionally with its group (deployment.apps, as kubectl prints).
+func kindOf(kind string) (workloadKind, bool) {
+	k := strings.ToLower(kind)
+	for _, wk := range workloadKinds {
+		name := k
+		if wk.Group != "" {
+			name = strings.TrimSuffix(k, "."+wk.Group)
+		}
+		if name == strings.ToLower(wk.Kind) || name == wk.Resource || name == wk.Short {
+			return wk, true
+		}
+	}
+	return workloadKind{}, false
 }
 
 // parseWorkload reads KIND/NAME, where KIND is a kind, its plural or short name,
@@ -64,24 +86,39 @@ func parseWorkload(arg string) (workloadRef, error) {
 	if !ok || kind == "" || name == "" || strings.Contains(name, "/") {
 		return workloadRef{}, fmt.Errorf("workload %q: %s", arg, hint)
 	}
-	k := strings.ToLower(strings.TrimSuffix(strings.ToLower(kind), ".apps"))
-	for _, wk := range workloadKinds {
-		if k == strings.ToLower(wk.Kind) || k == wk.Resource || k == wk.Short {
-			return workloadRef{wk, name}, nil
-		}
+	if wk, ok := kindOf(kind); ok {
+		return workloadRef{wk, name}, nil
 	}
 	return workloadRef{}, fmt.Errorf("workload %q: unknown kind %q: %s", arg, kind, hint)
 }
 
 // workload is what the commands need to know of a workload.
 type workload struct {
-	ref        workloadRef
-	namespace  string
-	selector   kubeapi.LabelSelector
-	template   corev1.PodTemplateSpec
-	controller string // "deployment/web" when another object manages this one
+	ref       workloadRef
+	namespace string
+	// selector selects the workload's pods. It is empty for a CronJob or a Pod,
+	// whose pods a recording selects by a label it sets (recordLabel).
+	selector kubeapi.LabelSelector
+	template corev1.PodTemplateSpec
+	// templatePath is where the pod template is in the object: spec.template,
+	// spec.jobTemplate.spec.template, or the object itself for a Pod.
+	templatePath []string
+	controller   string // "deployment/web" when another object manages this one
 	// onDelete is set when a template change does not replace its pods.
 	onDelete bool
+	// obj is the object as read.
+	obj *unstructured.Unstructured
+}
+
+// recordLabel selects the pods of a workload that has no selector of its own
+// (a CronJob's runs, a Pod, an object record --create makes): record sets it
+// on the pod template (or the pod) with a value of its own, and the recording
+// selects that.
+const recordLabel = "syscage.io/record"
+
+// labelled reports whether the workload's pods are selected by recordLabel.
+func (w *workload) labelled() bool {
+	return len(w.selector.MatchLabels) == 1 && w.selector.MatchLabels[recordLabel] != ""
 }
 
 // getWorkload fetches a workload from the namespace of the command.
@@ -98,26 +135,41 @@ func (c *clients) getWorkload(ctx context.Context, ref workloadRef) (*workload, 
 
 // newWorkload reads a workload's selector, pod template and update strategy.
 func newWorkload(ref workloadRef, u *unstructured.Unstructured) (*workload, error) {
-	w := &workload{ref: ref, namespace: u.GetNamespace()}
-	sel, found, err := unstructured.NestedMap(u.Object, "spec", "selector")
-	if err != nil {
-		return nil, fmt.Errorf("%s: spec.selector: %w", ref, err)
+	w := &workload{ref: ref, namespace: u.GetNamespace(), obj: u, templatePath: []string{"spec", "template"}}
+	switch ref.Kind {
+	case "CronJob":
+		w.templatePath = []string{"spec", "jobTemplate", "spec", "template"}
+	case "Pod":
+		w.templatePath = nil
 	}
-	if !found {
-		return nil, fmt.Errorf("%s has no spec.selector", ref)
+	// A Job made by record --create has no selector yet: the API server adds it.
+	ownSelector := ref.Kind != "CronJob" && ref.Kind != "Pod" && !(ref.Kind == "Job" && u.GetUID() == "")
+	if ownSelector {
+		sel, found, err := unstructured.NestedMap(u.Object, "spec", "selector")
+		if err != nil {
+			return nil, fmt.Errorf("%s: spec.selector: %w", ref, err)
+		}
+		if !found {
+			return nil, fmt.Errorf("%s has no spec.selector", ref)
+		}
+		if err := remarshal(sel, &w.selector); err != nil {
+			return nil, fmt.Errorf("%s: spec.selector: %w", ref, err)
+		}
+		if len(w.selector.MatchLabels) == 0 && len(w.selector.MatchExpressions) == 0 {
+			return nil, fmt.Errorf("%s has an empty selector: syscage records only pods a selector names", ref)
+		}
 	}
-	if err := remarshal(sel, &w.selector); err != nil {
-		return nil, fmt.Errorf("%s: spec.selector: %w", ref, err)
-	}
-	if len(w.selector.MatchLabels) == 0 && len(w.selector.MatchExpressions) == 0 {
-		return nil, fmt.Errorf("%s has an empty selector: syscage records only pods a selector names", ref)
-	}
-	tmpl, found, err := unstructured.NestedMap(u.Object, "spec", "template")
-	if err != nil || !found {
-		return nil, fmt.Errorf("%s has no spec.template", ref)
+	tmpl := u.Object
+	if w.templatePath != nil {
+		var found bool
+		var err error
+		tmpl, found, err = unstructured.NestedMap(u.Object, w.templatePath...)
+		if err != nil || !found {
+			return nil, fmt.Errorf("%s has no %s", ref, strings.Join(w.templatePath, "."))
+		}
 	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &w.template); err != nil {
-		return nil, fmt.Errorf("%s: spec.template: %w", ref, err)
+		return nil, fmt.Errorf("%s: %s: %w", ref, cmp.Or(strings.Join(w.templatePath, "."), "spec"), err)
 	}
 	if owner := metav1.GetControllerOf(u); owner != nil {
 		w.controller = strings.ToLower(owner.Kind) + "/" + owner.Name
@@ -167,6 +219,10 @@ func (w *workload) checkContainers(want []string) error {
 // canRestart says why a template change would not replace the workload's pods.
 func (w *workload) canRestart() error {
 	switch {
+	case w.ref.Kind == "Job" || w.ref.Kind == "Pod":
+		return fmt.Errorf("a %s is not restarted: record a new one from its first syscall with 'record --create -f FILE'", w.ref.Kind)
+	case w.ref.Kind == "CronJob":
+		return fmt.Errorf("a CronJob's runs each start anew: record the next ones with --runs N")
 	case w.ref.Kind == "ReplicaSet" && w.controller != "":
 		return fmt.Errorf("%s does not replace its pods when its template changes: name its owner, %s, instead", w.ref, w.controller)
 	case w.ref.Kind == "ReplicaSet":
@@ -192,6 +248,17 @@ func selectorString(s kubeapi.LabelSelector) (string, error) {
 
 // pods lists the pods the workload's selector matches.
 func (c *clients) pods(ctx context.Context, w *workload) ([]corev1.Pod, error) {
+	if len(w.selector.MatchLabels) == 0 && len(w.selector.MatchExpressions) == 0 {
+		// A CronJob or Pod not yet labelled: nothing, rather than the namespace.
+		if w.ref.Kind == "Pod" && w.obj != nil && w.obj.GetUID() != "" {
+			p, err := c.core.Pods(w.namespace).Get(ctx, w.ref.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("getting %s: %w", w.ref, err)
+			}
+			return []corev1.Pod{*p}, nil
+		}
+		return nil, nil
+	}
 	sel, err := selectorString(w.selector)
 	if err != nil {
 		return nil, fmt.Errorf("%s: selector: %w", w.ref, err)

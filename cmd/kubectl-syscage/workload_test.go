@@ -27,12 +27,17 @@ func TestParseWorkload(t *testing.T) {
 		{name: "daemonset", arg: "daemonset/agent", want: "DaemonSet/agent"},
 		{name: "rs", arg: "rs/web-5d8f", want: "ReplicaSet/web-5d8f"},
 		{name: "replicaset", arg: "replicaset/web-5d8f", want: "ReplicaSet/web-5d8f"},
-		{name: "no kind", arg: "web", err: `workload "web": name a workload as KIND/NAME, e.g. deployment/web; KIND is one of deployment (deploy), statefulset (sts), daemonset (ds), replicaset (rs)`},
+		{name: "no kind", arg: "web", err: `workload "web": name a workload as KIND/NAME, e.g. deployment/web; KIND is one of deployment (deploy), statefulset (sts), daemonset (ds), replicaset (rs), job (job), cronjob (cj), pod (po)`},
 		{name: "no name", arg: "deploy/", err: "name a workload as KIND/NAME"},
 		{name: "no kind before slash", arg: "/web", err: "name a workload as KIND/NAME"},
 		{name: "two slashes", arg: "deploy/web/x", err: "name a workload as KIND/NAME"},
-		{name: "unknown kind", arg: "pod/web", err: `workload "pod/web": unknown kind "pod": name a workload`},
-		{name: "job", arg: "job/x", err: `unknown kind "job"`},
+		{name: "unknown kind", arg: "svc/web", err: `workload "svc/web": unknown kind "svc": name a workload`},
+		{name: "job", arg: "job/x", want: "Job/x"},
+		{name: "job with group", arg: "job.batch/x", want: "Job/x"},
+		{name: "cronjob", arg: "cj/nightly", want: "CronJob/nightly"},
+		{name: "pod", arg: "po/web-1", want: "Pod/web-1"},
+		{name: "pods", arg: "pods/web-1", want: "Pod/web-1"},
+		{name: "wrong group", arg: "job.apps/x", err: `unknown kind "job.apps"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseWorkload(tc.arg)

@@ -91,12 +91,15 @@ type runningContainer struct {
 }
 
 type recording struct {
-	obj       kubeapi.SyscallRecording
-	plan      *verify.Plan // verify mode
-	err       error        // why it cannot be served
-	stopped   bool         // spec.stop seen: containers read and untracked
-	published []byte       // the node status last published, without its time
-	shape     string       // what changes publish at once, as last published
+	obj  kubeapi.SyscallRecording
+	plan *verify.Plan // verify mode: spec.profile
+	// plans (verify mode) are spec.profiles, per container name: a container
+	// named there is checked against its own profile.
+	plans     map[string]*verify.Plan
+	err       error  // why it cannot be served
+	stopped   bool   // spec.stop seen: containers read and untracked
+	published []byte // the node status last published, without its time
+	shape     string // what changes publish at once, as last published
 	lastSent  time.Time
 	final     bool // a Done or Failed status has been published
 	// armed is when the selection file first named the recording's namespace.
@@ -271,14 +274,19 @@ func (a *Agent) cleanRunDir() {
 
 // --- pods ---
 
+type containerStatus struct {
+	Name        string          `json:"name"`
+	ContainerID string          `json:"containerID"`
+	State       json.RawMessage `json:"state"`
+}
+
 type podObject struct {
 	Metadata kubeapi.ObjectMeta `json:"metadata"`
 	Status   struct {
-		ContainerStatuses []struct {
-			Name        string          `json:"name"`
-			ContainerID string          `json:"containerID"`
-			State       json.RawMessage `json:"state"`
-		} `json:"containerStatuses"`
+		// Init containers (sidecars, restartPolicy Always, among them) are
+		// recorded as the others are, each under its own name.
+		InitContainerStatuses []containerStatus `json:"initContainerStatuses"`
+		ContainerStatuses     []containerStatus `json:"containerStatuses"`
 	} `json:"status"`
 }
 
@@ -288,7 +296,7 @@ func parsePod(raw []byte) (*pod, error) {
 		return nil, err
 	}
 	p := &pod{ns: o.Metadata.Namespace, name: o.Metadata.Name, uid: o.Metadata.UID, labels: o.Metadata.Labels, running: map[string]runningContainer{}}
-	for _, cs := range o.Status.ContainerStatuses {
+	for _, cs := range append(o.Status.InitContainerStatuses, o.Status.ContainerStatuses...) {
 		var st struct {
 			Running *struct {
 				StartedAt time.Time `json:"startedAt"`
@@ -356,8 +364,8 @@ func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
 		return false, nil
 	}
 	opts := bpf.TrackOptions{Start: req.Start}
-	if r.plan != nil {
-		opts = r.plan.Track(verify.Complain, req.Start)
+	if plan := r.planFor(cname); plan != nil {
+		opts = plan.Track(verify.Complain, req.Start)
 	}
 	if err := a.rec.TrackWith(req.CgroupID, opts); err != nil {
 		return false, err
@@ -423,6 +431,42 @@ func (a *Agent) liveContainer(id string) bool {
 	return false
 }
 
+// makePlans prepares verify mode: spec.profile for every container, or
+// spec.profiles per container name, or both (spec.profiles first).
+func (r *recording) makePlans(spec kubeapi.RecordingSpec) error {
+	if spec.Profile == nil && len(spec.Profiles) == 0 {
+		return errors.New("verify mode needs spec.profile or spec.profiles")
+	}
+	if spec.Profile != nil {
+		var err error
+		if r.plan, err = verify.MakePlan(spec.Profile); err != nil {
+			return fmt.Errorf("spec.profile: %w", err)
+		}
+	}
+	for name, p := range spec.Profiles {
+		if p == nil {
+			return fmt.Errorf("spec.profiles[%s]: no profile", name)
+		}
+		plan, err := verify.MakePlan(p)
+		if err != nil {
+			return fmt.Errorf("spec.profiles[%s]: %w", name, err)
+		}
+		if r.plans == nil {
+			r.plans = map[string]*verify.Plan{}
+		}
+		r.plans[name] = plan
+	}
+	return nil
+}
+
+// planFor is what verify mode checks a container against; nil in record mode.
+func (r *recording) planFor(container string) *verify.Plan {
+	if p, ok := r.plans[container]; ok {
+		return p
+	}
+	return r.plan
+}
+
 func (r *recording) active() bool {
 	return r.err == nil && !r.obj.Spec.Stop && r.obj.Metadata.DeletionTimestamp == nil
 }
@@ -482,11 +526,7 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 		switch o.Spec.Mode {
 		case kubeapi.ModeRecord:
 		case kubeapi.ModeVerify:
-			if o.Spec.Profile == nil {
-				r.err = errors.New("verify mode needs spec.profile")
-			} else if r.plan, r.err = verify.MakePlan(o.Spec.Profile); r.err != nil {
-				r.err = fmt.Errorf("spec.profile: %w", r.err)
-			}
+			r.err = r.makePlans(o.Spec)
 		default:
 			r.err = fmt.Errorf("spec.mode %q: want %q or %q", o.Spec.Mode, kubeapi.ModeRecord, kubeapi.ModeVerify)
 		}
@@ -684,8 +724,8 @@ func (a *Agent) attach() {
 				continue
 			}
 			opts := bpf.TrackOptions{Start: bpf.StartNow}
-			if r.plan != nil {
-				opts = r.plan.Track(verify.Complain, bpf.StartNow)
+			if plan := r.planFor(cname); plan != nil {
+				opts = plan.Track(verify.Complain, bpf.StartNow)
 			}
 			if err := a.rec.TrackWith(cgid, opts); err != nil {
 				a.log.Warn("cannot attach to a container", "pod", p.ns+"/"+p.name, "container", cname, "err", err)
@@ -758,7 +798,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 			}
 		}
 		if rec != nil {
-			if err := fillResult(&res, rec, r.plan); err != nil {
+			if err := fillResult(&res, rec, r.planFor(c.name)); err != nil {
 				st.Message = fmt.Sprintf("container %s of %s: %v", c.name, c.pod, err)
 			}
 		}

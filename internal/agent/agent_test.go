@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/syscage/syscage/internal/kubeapi"
 )
 
@@ -44,7 +46,10 @@ func TestFindCgroup(t *testing.T) {
 
 func TestParsePod(t *testing.T) {
 	p, err := parsePod([]byte(`{"metadata":{"name":"web-1","namespace":"ns","uid":"u1","labels":{"app":"web"}},
-	 "status":{"containerStatuses":[
+	 "status":{"initContainerStatuses":[
+	  {"name":"init","containerID":"containerd://111","state":{"terminated":{"exitCode":0}}},
+	  {"name":"proxy","containerID":"containerd://222","state":{"running":{"startedAt":"2026-11-25T09:59:59Z"}}}],
+	 "containerStatuses":[
 	  {"name":"app","containerID":"containerd://abc","state":{"running":{"startedAt":"2026-11-25T10:00:00Z"}}},
 	  {"name":"side","containerID":"containerd://def","state":{"terminated":{"exitCode":0}}},
 	  {"name":"new","state":{"waiting":{}}}]}}`))
@@ -54,8 +59,39 @@ func TestParsePod(t *testing.T) {
 	if p.ns != "ns" || p.name != "web-1" || p.uid != "u1" || p.labels["app"] != "web" {
 		t.Errorf("pod %+v", p)
 	}
-	if len(p.running) != 1 || p.running["abc"].name != "app" || p.running["abc"].started.Format(time.RFC3339) != "2026-11-25T10:00:00Z" {
-		t.Errorf("running containers %v, want only abc (app)", p.running)
+	if len(p.running) != 2 || p.running["abc"].name != "app" || p.running["abc"].started.Format(time.RFC3339) != "2026-11-25T10:00:00Z" ||
+		p.running["222"].name != "proxy" {
+		t.Errorf("running containers %v, want abc (app) and the running init container 222 (proxy)", p.running)
+	}
+}
+
+// Verify mode with a profile per container: each container is checked against
+// its own, the others against spec.profile.
+func TestPlanPerContainer(t *testing.T) {
+	allow := func(names ...string) *specs.LinuxSeccomp {
+		return &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}}}
+	}
+	r := &recording{}
+	if err := r.makePlans(kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify}); err == nil {
+		t.Error("verify mode without a profile was accepted")
+	}
+	r = &recording{}
+	if err := r.makePlans(kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Profiles: map[string]*specs.LinuxSeccomp{"app": allow("read"), "side": allow("write")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r.planFor("app") == nil || r.planFor("side") == nil || r.planFor("app") == r.planFor("side") || r.planFor("other") != nil {
+		t.Errorf("plans: app %p, side %p, other %p", r.planFor("app"), r.planFor("side"), r.planFor("other"))
+	}
+	r = &recording{}
+	if err := r.makePlans(kubeapi.RecordingSpec{Mode: kubeapi.ModeVerify, Profile: allow("read"), Profiles: map[string]*specs.LinuxSeccomp{"side": allow("write")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r.planFor("other") != r.plan || r.planFor("side") == r.plan {
+		t.Error("spec.profile is not the plan of containers without their own")
+	}
+	if err := (&recording{}).makePlans(kubeapi.RecordingSpec{Profiles: map[string]*specs.LinuxSeccomp{"app": nil}}); err == nil || !strings.Contains(err.Error(), "spec.profiles[app]") {
+		t.Errorf("a nil profile: %v", err)
 	}
 }
 

@@ -143,6 +143,9 @@ type RecordingSpec struct {
 	Containers []string `json:"containers,omitempty"`
 	// Profile is what verify mode checks the calls against.
 	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
+	// Profiles (verify mode) are per container name: a container named here is
+	// checked against its own profile rather than Profile.
+	Profiles map[string]*specs.LinuxSeccomp `json:"profiles,omitempty"`
 	// Stop ends the recording: each agent publishes its final results (PhaseDone)
 	// and stops tracking.
 	Stop bool `json:"stop,omitempty"`

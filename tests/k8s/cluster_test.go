@@ -1,5 +1,5 @@
 // Package k8s holds syscage's Kubernetes end-to-end test: the kubectl plugin and
-// the node agent on a real single-node cluster (../shared/k8s/up.sh: kubelet,
+// the node agent on a real single-node cluster (tests/k8s/cluster/up.sh: kubelet,
 // containerd 1.6 with runc, bridge CNI), with containerd running runc through
 // syscage-runc so that selected containers are recorded from their first
 // instruction.
@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,20 +39,18 @@ type cluster struct {
 // it injects, at a path that outlives the test's temporary directories.
 const hostDir = "/usr/local/libexec/syscage-e2e"
 
-// findUpSh finds the shared cluster script: SYSCAGE_K8S_UP, or ../shared/k8s/up.sh
-// beside the checkout.
+// findUpSh finds the cluster script: SYSCAGE_K8S_UP, or the repository's own,
+// tests/k8s/cluster/up.sh.
 func findUpSh() (string, error) {
 	if p := os.Getenv("SYSCAGE_K8S_UP"); p != "" {
 		return p, nil
 	}
 	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	for _, p := range []string{filepath.Join(repo, "..", "shared", "k8s", "up.sh"), "/work/shared/k8s/up.sh"} {
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Abs(p)
-		}
+	p := filepath.Join(filepath.Dir(file), "cluster", "up.sh")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("the cluster script: %w (set SYSCAGE_K8S_UP to another)", err)
 	}
-	return "", errors.New("no ../shared/k8s/up.sh beside the checkout: set SYSCAGE_K8S_UP to the cluster script")
+	return filepath.Abs(p)
 }
 
 // setup builds syscage and the plugin, brings the cluster up (building its

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -47,7 +48,6 @@ func TestKubernetes(t *testing.T) {
 	tmp := t.TempDir()
 	// A clean start: what an earlier run may have left (it is idempotent).
 	c.try(c.plugin, "uninstall", "--force", "--timeout", "60s")
-	progsBefore := ourPrograms(t)
 
 	// Install: CRDs, RBAC and the agent on every node.
 	out, code := c.syscage(t, "install", "--image", c.image, "--pull-policy", "Never", "--seccomp-dir", c.seccompDir, "--timeout", "2m")
@@ -89,6 +89,12 @@ func TestKubernetes(t *testing.T) {
 		}
 		if !strings.Contains(out, "2 pods recorded from the start") {
 			t.Errorf("the summary does not say that 2 pods contributed")
+		}
+		// A figure: from the stop to the profile on disk.
+		if m := regexp.MustCompile(`the profiles were written (\S+) after the recording was stopped \(results from (\d+) nodes?\)`).FindStringSubmatch(out); m != nil {
+			t.Logf("figure: record's end to the profile on disk: %s with %s node(s)", m[1], m[2])
+		} else {
+			t.Errorf("record does not say how long its results took")
 		}
 	})
 
@@ -139,6 +145,12 @@ func TestKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("per container", func(t *testing.T) { perContainer(t, c, ns, tmp) })
+
+	t.Run("job", func(t *testing.T) { jobReplay(t, c, ns, tmp) })
+
+	t.Run("cronjob", func(t *testing.T) { cronRuns(t, c, ns, tmp) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
@@ -182,6 +194,10 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("uninstall", func(t *testing.T) {
 		agentMemory(t)
+		progs := agentPrograms(t)
+		if len(progs) == 0 {
+			t.Errorf("found no BPF program the agent holds")
+		}
 		c.kc(t, "delete", "namespace", ns, "--wait=true", "--timeout=90s")
 		out, code := c.syscage(t, "uninstall", "--timeout", "90s")
 		t.Logf("uninstall:\n%s", out)
@@ -203,13 +219,370 @@ func TestKubernetes(t *testing.T) {
 				t.Errorf("%s is still on the node", p)
 			}
 		}
-		if got := ourPrograms(t); got != progsBefore {
-			t.Errorf("%d of syscage's BPF programs are loaded, %d before install", got, progsBefore)
+		// Other tests on this kernel may load programs of the same names: the
+		// agent's own, by id, must be gone.
+		if left := loaded(progs); len(left) > 0 {
+			t.Errorf("the agent's BPF programs %v are still loaded after uninstall", left)
 		}
 		if out, _ := exec.Command("pgrep", "-f", "syscage agent").Output(); len(out) > 0 {
 			t.Errorf("an agent is still running: %s", out)
 		}
 	})
+}
+
+// The per-container workload: an init container that makes a symbolic link, a
+// server (busybox httpd, which accepts) and a client sidecar (wget, which
+// connects) that exits 7 once connect is refused with EPERM.
+const shop = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop, namespace: %[1]s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      terminationGracePeriodSeconds: 1
+      initContainers:
+      - name: init
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'ln -s /bin /tmp/l && readlink /tmp/l']
+      containers:
+      - name: server
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/httpd, -f, -p, '127.0.0.1:8080', -h, /tmp]
+      - name: client
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'while true; do wget -q -O /dev/null http://127.0.0.1:8080/ 2>/tmp/err; if grep -q "not permitted" /tmp/err; then cat /tmp/err; exit 7; fi; sleep 1; done']
+`
+
+// perContainer records a pod of three containers into three profiles, applies
+// each to its container, and checks that a call missing from one container's
+// profile fails that container alone, and that verify names it.
+func perContainer(t *testing.T, c *cluster, ns, tmp string) {
+	apply(t, c, fmt.Sprintf(shop, ns))
+	defer c.try(c.kubectl, "-n", ns, "delete", "deployment/shop", "--wait=true", "--timeout=60s")
+	c.kc(t, "-n", ns, "rollout", "status", "deployment/shop", "--timeout=120s")
+	dir := filepath.Join(tmp, "shop") + "/"
+	out, code := c.syscage(t, "record", "-n", ns, "deployment/shop", "--restart", "--duration", "6s", "-o", dir, "--timeout", "3m")
+	t.Logf("record:\n%s", out)
+	if code != 0 {
+		t.Fatalf("record: exit %d", code)
+	}
+	profiles := map[string]map[string]bool{}
+	for _, name := range []string{"init", "server", "client"} {
+		profiles[name] = allowed(load(t, filepath.Join(dir, name+".json")))
+		// The pods --restart replaced count too: they were attached to until they exited.
+		line := regexp.MustCompile(`wrote ` + regexp.QuoteMeta(filepath.Join(dir, name+".json")) + `: container ` + name + ` of \d+ pods on 1 node \(\S+\): (all|2 pods) recorded from the start`)
+		if !line.MatchString(out) {
+			t.Errorf("the summary does not say that container %s of 2 pods recorded from the start made %s.json", name, name)
+		}
+	}
+	has := func(ctr, call string, want bool) {
+		if profiles[ctr][call] != want {
+			t.Errorf("the %s container's profile allows %s: %v, want %v", ctr, call, !want, want)
+		}
+	}
+	accepts := profiles["server"]["accept"] || profiles["server"]["accept4"]
+	if !accepts {
+		t.Errorf("the server's profile allows neither accept nor accept4: %v", keys(profiles["server"]))
+	}
+	has("server", "connect", false)
+	has("client", "connect", true)
+	has("client", "accept", false)
+	has("client", "accept4", false)
+	if !profiles["init"]["symlink"] && !profiles["init"]["symlinkat"] {
+		t.Errorf("the init container's profile allows neither symlink nor symlinkat: %v", keys(profiles["init"]))
+	}
+	has("init", "connect", false)
+	has("init", "accept4", false)
+	has("init", "bind", false)
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("%d files in %s, want 3", len(entries), dir)
+	}
+
+	out, code = c.syscage(t, "apply", "-n", ns, "deployment/shop", "--profile", dir, "--wait", "--timeout", "3m")
+	t.Logf("apply:\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	time.Sleep(3 * time.Second)
+	for _, p := range containersOf(t, c, ns, "app=shop") {
+		if want := kubeapi.LocalhostProfile(ns, "shop-"+p.container); p.profile != want || p.restarts != 0 || (p.container != "init" && !p.ready) {
+			t.Errorf("pod %s, container %s: profile %q (want %q), ready %v, restarts %d", p.pod, p.container, p.profile, want, p.ready, p.restarts)
+		}
+	}
+
+	// The client's profile without connect: verify names the client and connect.
+	strict := filepath.Join(tmp, "shop-strict") + "/"
+	os.MkdirAll(strict, 0o755)
+	for _, name := range []string{"init", "server"} {
+		copyFile(t, filepath.Join(dir, name+".json"), filepath.Join(strict, name+".json"), 0o644)
+	}
+	writeWithout(t, filepath.Join(dir, "client.json"), filepath.Join(strict, "client.json"), "connect")
+	out, code = c.syscage(t, "verify", "-n", ns, "deployment/shop", "--profile", strict, "--duration", "4s", "--timeout", "2m")
+	t.Logf("verify (strict client):\n%s", out)
+	if code != 1 {
+		t.Errorf("verify: exit %d, want 1", code)
+	}
+	if !strings.Contains(out, "container client, against "+filepath.Join(strict, "client.json")) {
+		t.Errorf("verify does not report the client against its own profile")
+	}
+	for _, line := range strings.Split(out, "\npod ") {
+		if strings.Contains(line, "container client, against") != strings.Contains(line, " connect ") && strings.Contains(line, "container ") {
+			t.Errorf("verify reports connect for another container than the client, or not for the client:\n%s", line)
+		}
+	}
+
+	// Applied, the client (and only it) fails with EPERM.
+	out, code = c.syscage(t, "apply", "-n", ns, "deployment/shop", "--profile", strict, "--name", "strict", "--timeout", "2m")
+	t.Logf("apply (strict client):\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	var failed string
+	waitFor(t, "a client under the strict profile to fail", 2*time.Minute, func() (bool, string) {
+		for _, p := range containersOf(t, c, ns, "app=shop") {
+			if p.container == "client" && p.profile == kubeapi.LocalhostProfile(ns, "strict-client") && p.exitCode == 7 {
+				failed = p.pod
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(containersOf(t, c, ns, "app=shop"))
+	})
+	// The run that failed: the current one, or the previous if restarted since.
+	logs, _ := c.try(c.kubectl, "-n", ns, "logs", failed, "-c", "client")
+	if prev, err := c.try(c.kubectl, "-n", ns, "logs", failed, "-c", "client", "--previous"); err == nil {
+		logs += prev
+	}
+	if !strings.Contains(logs, "Operation not permitted") {
+		t.Errorf("client of %s failed, but not with EPERM:\n%s", failed, logs)
+	}
+	for _, p := range containersOf(t, c, ns, "app=shop") {
+		if p.pod == failed && p.container == "server" && (!p.ready || p.restarts != 0) {
+			t.Errorf("the server beside the failing client is not running: ready %v, restarts %d", p.ready, p.restarts)
+		}
+	}
+}
+
+type containerInfo struct {
+	pod, container, profile string
+	ready                   bool
+	restarts, exitCode      int
+}
+
+func (p containerInfo) String() string {
+	return fmt.Sprintf("%s/%s(%s ready=%v restarts=%d exit=%d)", p.pod, p.container, p.profile, p.ready, p.restarts, p.exitCode)
+}
+
+// containersOf lists the containers, init containers included, of the pods a
+// selector matches, each with its own seccompProfile.
+func containersOf(t *testing.T, c *cluster, ns, selector string) []containerInfo {
+	t.Helper()
+	type ctr struct {
+		Name            string `json:"name"`
+		SecurityContext struct {
+			SeccompProfile struct {
+				LocalhostProfile string `json:"localhostProfile"`
+			} `json:"seccompProfile"`
+		} `json:"securityContext"`
+	}
+	type status struct {
+		Name         string `json:"name"`
+		Ready        bool   `json:"ready"`
+		RestartCount int    `json:"restartCount"`
+		LastState    struct {
+			Terminated *struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"terminated"`
+		} `json:"lastState"`
+		State struct {
+			Terminated *struct {
+				ExitCode int `json:"exitCode"`
+			} `json:"terminated"`
+		} `json:"state"`
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name              string  `json:"name"`
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Spec struct {
+				InitContainers []ctr `json:"initContainers"`
+				Containers     []ctr `json:"containers"`
+			} `json:"spec"`
+			Status struct {
+				InitContainerStatuses []status `json:"initContainerStatuses"`
+				ContainerStatuses     []status `json:"containerStatuses"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []containerInfo
+	for _, it := range list.Items {
+		if it.Metadata.DeletionTimestamp != nil {
+			continue
+		}
+		statuses := map[string]status{}
+		for _, st := range append(it.Status.InitContainerStatuses, it.Status.ContainerStatuses...) {
+			statuses[st.Name] = st
+		}
+		for _, ct := range append(it.Spec.InitContainers, it.Spec.Containers...) {
+			st := statuses[ct.Name]
+			p := containerInfo{pod: it.Metadata.Name, container: ct.Name, profile: ct.SecurityContext.SeccompProfile.LocalhostProfile, ready: st.Ready, restarts: st.RestartCount}
+			if st.LastState.Terminated != nil {
+				p.exitCode = st.LastState.Terminated.ExitCode
+			}
+			if st.State.Terminated != nil && st.State.Terminated.ExitCode != 0 {
+				p.exitCode = st.State.Terminated.ExitCode
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// A Job: makes a directory and a file, and fails without mkdir.
+const job = `apiVersion: batch/v1
+kind: Job
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: test
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        %[3]s
+        command: [/bin/sh, -c, 'mkdir /tmp/x && echo ok > /tmp/x/f && cat /tmp/x/f']
+`
+
+// jobReplay records a Job with record --create from its first syscall to its
+// completion, and runs it again under the profile: it succeeds, and fails
+// without mkdir.
+func jobReplay(t *testing.T, c *cluster, ns, tmp string) {
+	manifest := filepath.Join(tmp, "job.yaml")
+	os.WriteFile(manifest, []byte(fmt.Sprintf(job, ns, "build", "")), 0o644)
+	defer c.try(c.kubectl, "-n", ns, "delete", "jobs", "--all", "--wait=true", "--timeout=60s")
+	dir := filepath.Join(tmp, "job") + "/"
+	out, code := c.syscage(t, "record", "--create", "-f", manifest, "-o", dir, "--timeout", "3m")
+	t.Logf("record --create:\n%s", out)
+	if code != 0 {
+		t.Fatalf("record: exit %d", code)
+	}
+	for _, want := range []string{"job/build completed: 1 pod succeeded", "container test of 1 pod on 1 node", "all recorded from the start"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the summary does not say %q", want)
+		}
+	}
+	names := allowed(load(t, filepath.Join(dir, "test.json")))
+	for _, want := range []string{"mkdir", "execve", "write"} {
+		if !names[want] {
+			t.Errorf("the Job's profile lacks %s: %v", want, keys(names))
+		}
+	}
+	out, code = c.syscage(t, "apply", "-n", ns, "job/build", "--profile", dir, "--timeout", "2m")
+	t.Logf("apply:\n%s", out)
+	if code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	lp := kubeapi.LocalhostProfile(ns, "build-test")
+	if !strings.Contains(out, "localhostProfile: "+lp) {
+		t.Errorf("apply does not say what to set in the Job's manifest")
+	}
+	// The Job again, under its profile: it succeeds.
+	apply(t, c, fmt.Sprintf(job, ns, "replay", "securityContext: {seccompProfile: {type: Localhost, localhostProfile: "+lp+"}}"))
+	if _, err := c.try(c.kubectl, "-n", ns, "wait", "--for=condition=complete", "job/replay", "--timeout=90s"); err != nil {
+		logs, _ := c.try(c.kubectl, "-n", ns, "logs", "job/replay")
+		t.Errorf("the Job did not complete under its profile: %v\n%s", err, logs)
+	}
+	// Without mkdir it fails, with EPERM.
+	strict := filepath.Join(tmp, "job-strict.json")
+	writeWithout(t, filepath.Join(dir, "test.json"), strict, "mkdir")
+	if out, code := c.syscage(t, "apply", "-n", ns, "job/build", "--profile", "test="+strict, "--name", "strict", "--timeout", "2m"); code != 0 {
+		t.Fatalf("apply (strict): exit %d\n%s", code, out)
+	}
+	apply(t, c, fmt.Sprintf(job, ns, "replay-strict", "securityContext: {seccompProfile: {type: Localhost, localhostProfile: "+kubeapi.LocalhostProfile(ns, "strict-test")+"}}"))
+	if _, err := c.try(c.kubectl, "-n", ns, "wait", "--for=condition=failed", "job/replay-strict", "--timeout=90s"); err != nil {
+		t.Errorf("the Job without mkdir in its profile did not fail: %v", err)
+	}
+	if logs, _ := c.try(c.kubectl, "-n", ns, "logs", "job/replay-strict"); !strings.Contains(logs, "Operation not permitted") {
+		t.Errorf("the Job failed, but not with EPERM:\n%s", logs)
+	}
+}
+
+// cronRuns records two runs of a CronJob. The CronJob is suspended and its
+// runs are started by hand (kubectl create job --from), as its schedule would,
+// so that the test waits for no minute to turn.
+func cronRuns(t *testing.T, c *cluster, ns, tmp string) {
+	apply(t, c, fmt.Sprintf(`apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: %[1]s}
+spec:
+  schedule: "0 3 * * *"
+  suspend: true
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          securityContext: {seccompProfile: {type: RuntimeDefault}}
+          containers:
+          - {name: report, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [/bin/sh, -c, 'uname -a > /tmp/r && cat /tmp/r']}
+`, ns))
+	defer c.try(c.kubectl, "-n", ns, "delete", "cronjob/nightly", "--wait=true", "--timeout=60s")
+	dir := filepath.Join(tmp, "nightly") + "/"
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := c.try(c.plugin, "record", "-n", ns, "cronjob/nightly", "--runs", "2", "-o", dir, "--timeout", "2m")
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- result{out, code}
+	}()
+	label := ""
+	waitFor(t, "record to label the CronJob's pod template", time.Minute, func() (bool, string) {
+		label = c.kc(t, "-n", ns, "get", "cronjob/nightly", "-o", `jsonpath={.spec.jobTemplate.spec.template.metadata.labels.syscage\.io/record}`)
+		return label != "", ""
+	})
+	for _, run := range []string{"nightly-run1", "nightly-run2"} {
+		c.kc(t, "-n", ns, "create", "job", run, "--from=cronjob/nightly")
+		c.kc(t, "-n", ns, "wait", "--for=condition=complete", "job/"+run, "--timeout=90s")
+	}
+	r := <-done
+	t.Logf("record cronjob --runs 2:\n%s", r.out)
+	if r.code != 0 {
+		t.Fatalf("record: exit %d", r.code)
+	}
+	for _, want := range []string{"cronjob/nightly: 2 runs recorded", "container report of 2 pods on 1 node", "all recorded from the start"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("the summary does not say %q", want)
+		}
+	}
+	if names := allowed(load(t, filepath.Join(dir, "report.json"))); !names["uname"] {
+		t.Errorf("the profile lacks uname: %v", keys(names))
+	}
+	if l := c.kc(t, "-n", ns, "get", "cronjob/nightly", "-o", `jsonpath={.spec.jobTemplate.spec.template.metadata.labels}`); strings.Contains(l, "syscage.io/record") {
+		t.Errorf("the CronJob keeps the recording's label: %s", l)
+	}
 }
 
 // noHook starts a pod during a recording on a node whose runc wrapper looks for
@@ -293,16 +666,42 @@ spec: {mode: record, selector: {matchLabels: {app: web}}}
 	})
 }
 
-// The security-profiles-operator's SeccompProfile API, as far as apply uses it.
-// The operator itself cannot be installed here (no registry): the test plays its
-// part, writing the file and reporting Installed, as the operator does.
-const spoCRD = `apiVersion: apiextensions.k8s.io/v1
+// The security-profiles-operator's SeccompProfile API, as far as apply uses it,
+// in the two shapes it has had: 1.0 (August 2026) serves v1 (stored) and v1beta1,
+// both cluster-scoped, and installs operator/NAME.json; earlier releases served
+// a namespaced v1beta1 and installed operator/NAMESPACE/NAME.json. The operator
+// itself cannot be installed here (no registry): the test plays its part,
+// writing the file and reporting Installed with status.localhostProfile, as the
+// operator does.
+const spoCRD1 = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: seccompprofiles.security-profiles-operator.x-k8s.io}
+spec:
+  group: security-profiles-operator.x-k8s.io
+  scope: Cluster
+  names: {kind: SeccompProfile, listKind: SeccompProfileList, plural: seccompprofiles, singular: seccompprofile, shortNames: [sp]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+  - name: v1beta1
+    served: true
+    storage: false
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
+
+const spoCRD0 = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: seccompprofiles.security-profiles-operator.x-k8s.io}
 spec:
   group: security-profiles-operator.x-k8s.io
   scope: Namespaced
-  names: {kind: SeccompProfile, plural: seccompprofiles, singular: seccompprofile}
+  names: {kind: SeccompProfile, listKind: SeccompProfileList, plural: seccompprofiles, singular: seccompprofile, shortNames: [sp]}
   versions:
   - name: v1beta1
     served: true
@@ -312,23 +711,51 @@ spec:
       openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 `
 
-// spoInterop checks that where the operator's API is served, apply writes a
-// SeccompProfile with the recorded profile, waits for the operator and points the
-// pod template at the operator's file, and that the pods run under it.
+// spoInterop checks, against each shape of the operator's API, that apply
+// writes a SeccompProfile with the recorded profile in the version and scope
+// discovery reports, waits for the operator and points the pod template at the
+// path the operator reports, and that the pods run under it.
 func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
-	apply(t, c, spoCRD)
-	defer c.try(c.kubectl, "delete", "crd", "seccompprofiles.security-profiles-operator.x-k8s.io", "--wait=true")
-	c.kc(t, "wait", "--for=condition=Established", "crd/seccompprofiles.security-profiles-operator.x-k8s.io", "--timeout=30s")
-	opDir := filepath.Join(c.seccompDir, "operator", ns)
+	for _, tc := range []struct {
+		name, crd  string
+		namespaced bool
+		apiVersion string
+	}{
+		{"1.0 cluster-scoped v1", spoCRD1, false, "security-profiles-operator.x-k8s.io/v1"},
+		{"0.x namespaced v1beta1", spoCRD0, true, "security-profiles-operator.x-k8s.io/v1beta1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { spoShape(t, c, ns, webJSON, tc.crd, tc.namespaced, tc.apiVersion) })
+	}
+}
+
+func spoShape(t *testing.T, c *cluster, ns, webJSON, crd string, namespaced bool, apiVersion string) {
+	const crdName = "seccompprofiles.security-profiles-operator.x-k8s.io"
+	apply(t, c, crd)
+	defer c.try(c.kubectl, "delete", "crd", crdName, "--wait=true", "--timeout=60s")
+	c.kc(t, "wait", "--for=condition=Established", "crd/"+crdName, "--timeout=30s")
+	// kubectl's discovery cache would not know the new resource at once.
+	waitFor(t, "the API server to serve SeccompProfiles", 30*time.Second, func() (bool, string) {
+		out, err := c.try(c.kubectl, "get", crdName, "-A")
+		return err == nil, out
+	})
 	defer os.RemoveAll(filepath.Join(c.seccompDir, "operator"))
 
+	// The name apply gives it, and where the operator installs it.
+	obj, getArgs, lp := "web-spo", []string{"-n", ns}, "operator/"+ns+"/web-spo.json"
+	if !namespaced {
+		obj, getArgs, lp = ns+"-web", nil, "operator/"+ns+"-web.json"
+	}
+	args := []string{"apply", "-n", ns, "deployment/web", "--profile", webJSON, "--wait", "--timeout", "2m"}
+	if namespaced {
+		args = append(args, "--name", "web-spo")
+	}
 	type result struct {
 		out  string
 		code int
 	}
 	done := make(chan result, 1)
 	go func() {
-		out, err := c.try(c.plugin, "apply", "-n", ns, "deployment/web", "--profile", webJSON, "--name", "web-spo", "--wait", "--timeout", "2m")
+		out, err := c.try(c.plugin, args...)
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -339,17 +766,29 @@ func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
 	}()
 
 	// The operator's part.
-	var obj []byte
+	var data []byte
 	waitFor(t, "apply to write a SeccompProfile", time.Minute, func() (bool, string) {
-		out, err := c.try(c.kubectl, "-n", ns, "get", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "-o", "json")
-		obj = []byte(out)
+		out, err := c.try(c.kubectl, append(getArgs, "get", crdName, obj, "-o", "json")...)
+		data = []byte(out)
 		return err == nil, out
 	})
-	spo, err := profile.ParseSPO("SeccompProfile web-spo", obj)
+	var meta struct {
+		APIVersion string `json:"apiVersion"`
+		Metadata   struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.APIVersion != apiVersion || (meta.Metadata.Namespace != "") != namespaced {
+		t.Errorf("SeccompProfile %s: %s, namespace %q; want %s, namespaced %v", obj, meta.APIVersion, meta.Metadata.Namespace, apiVersion, namespaced)
+	}
+	spo, err := profile.ParseSPO("SeccompProfile "+obj, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := spo.OCI("SeccompProfile web-spo")
+	got, err := spo.OCI("SeccompProfile " + obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,28 +796,28 @@ func spoInterop(t *testing.T, c *cluster, ns, webJSON string) {
 	if err != nil || !d.Empty() {
 		t.Errorf("the SeccompProfile is not the recorded profile: %v %+v", err, d)
 	}
-	data, err := profile.Marshal(got)
+	prof, err := profile.Marshal(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(opDir, 0o755)
-	if err := os.WriteFile(filepath.Join(opDir, "web-spo.json"), data, 0o644); err != nil {
+	os.MkdirAll(filepath.Dir(filepath.Join(c.seccompDir, lp)), 0o755)
+	if err := os.WriteFile(filepath.Join(c.seccompDir, lp), prof, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.kc(t, "-n", ns, "patch", "seccompprofiles.security-profiles-operator.x-k8s.io", "web-spo", "--subresource=status", "--type=merge", "-p", `{"status":{"status":"Installed"}}`)
+	c.kc(t, append(getArgs, "patch", crdName, obj, "--subresource=status", "--type=merge",
+		"-p", fmt.Sprintf(`{"status":{"status":"Installed","localhostProfile":%q}}`, lp))...)
 
 	r := <-done
 	t.Logf("apply (operator):\n%s", r.out)
 	if r.code != 0 {
 		t.Fatalf("apply: exit %d", r.code)
 	}
-	want := "operator/" + ns + "/web-spo.json"
 	for _, p := range podsOf(t, c, ns, "app=web") {
-		if p.profile != want || !p.ready {
-			t.Errorf("pod %s: profile %q, ready %v; want %q, ready", p.name, p.profile, p.ready, want)
+		if p.profile != lp || !p.ready {
+			t.Errorf("pod %s: profile %q, ready %v; want %q, ready", p.name, p.profile, p.ready, lp)
 		}
 	}
-	if out, err := c.try(c.kubectl, "-n", ns, "get", "syscallprofile", "web-spo"); err == nil {
+	if out, err := c.try(c.kubectl, "-n", ns, "get", "syscallprofile", obj); err == nil {
 		t.Errorf("a SyscallProfile was written too: %s", out)
 	}
 }
@@ -485,24 +924,38 @@ func agentMemory(t *testing.T) {
 	}
 }
 
-// ourPrograms counts the loaded BPF programs that are syscage's.
-func ourPrograms(t *testing.T) int {
-	out, err := exec.Command("bpftool", "prog", "list", "--json").Output()
-	if err != nil {
-		t.Logf("bpftool: %v", err)
-		return -1
-	}
-	var progs []struct {
-		Name string `json:"name"`
-	}
-	json.Unmarshal(out, &progs)
-	n := 0
-	for _, p := range progs {
-		if strings.HasPrefix(p.Name, "syscage_") || slices.Contains([]string{"sys_enter", "sys_exit", "on_exec", "sched_process_exec"}, p.Name) {
-			n++
+// agentPrograms are the ids of the BPF programs the running agents hold, read
+// from their file descriptors.
+func agentPrograms(t *testing.T) []string {
+	out, _ := exec.Command("pgrep", "-f", "/syscage agent").Output()
+	var ids []string
+	for _, pid := range strings.Fields(string(out)) {
+		fds, _ := os.ReadDir("/proc/" + pid + "/fdinfo")
+		for _, fd := range fds {
+			info, err := os.ReadFile("/proc/" + pid + "/fdinfo/" + fd.Name())
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(info), "\n") {
+				if id, ok := strings.CutPrefix(l, "prog_id:"); ok {
+					ids = append(ids, strings.TrimSpace(id))
+				}
+			}
 		}
 	}
-	return n
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// loaded returns the programs of ids that are still loaded.
+func loaded(ids []string) []string {
+	var left []string
+	for _, id := range ids {
+		if exec.Command("bpftool", "prog", "show", "id", id).Run() == nil {
+			left = append(left, id)
+		}
+	}
+	return left
 }
 
 type podInfo struct {
