@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +29,7 @@ type cluster struct {
 	kubeconfig string
 	kubectl    string
 	plugin     string // kubectl-syscage
-	hostBin    string // the syscage binary behind syscage-runc (and in the agent's image)
+	hostBin    string // the syscage binary in the agent's image (syscage-runc is syscage-hook)
 	image      string
 	seccompDir string // the kubelet's
 }
@@ -45,8 +44,9 @@ func findUpSh() (string, error) {
 	if p := os.Getenv("SYSCAGE_K8S_UP"); p != "" {
 		return p, nil
 	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "cluster", "up.sh")
+	// From the package's directory, where go test runs it: runtime.Caller would
+	// give a module path, not a file, under -trimpath (as make runs it in CI).
+	p := filepath.Join("cluster", "up.sh")
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("the cluster script: %w (set SYSCAGE_K8S_UP to another)", err)
 	}
@@ -78,20 +78,24 @@ func setup(t *testing.T) *cluster {
 	goBuild(t, c.plugin, "./cmd/kubectl-syscage")
 	built := filepath.Join(tmp, "syscage")
 	goBuild(t, built, "./cmd/syscage")
+	hookBuilt := filepath.Join(tmp, "syscage-hook")
+	goBuild(t, hookBuilt, "./cmd/syscage-hook")
 
-	// containerd's runc: syscage-runc, a link to syscage, replaced atomically so a
-	// runc call in flight keeps its binary.
+	// containerd's runc: syscage-runc, a link to syscage-hook (as installed), each
+	// binary replaced atomically so a runc call in flight keeps its own.
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	c.hostBin = filepath.Join(hostDir, "syscage")
-	copyFile(t, built, c.hostBin+".new", 0o755)
-	if err := os.Rename(c.hostBin+".new", c.hostBin); err != nil {
-		t.Fatal(err)
+	for src, dst := range map[string]string{built: c.hostBin, hookBuilt: filepath.Join(hostDir, "syscage-hook")} {
+		copyFile(t, src, dst+".new", 0o755)
+		if err := os.Rename(dst+".new", dst); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wrapper := filepath.Join(hostDir, "syscage-runc")
 	os.Remove(wrapper)
-	if err := os.Symlink("syscage", wrapper); err != nil {
+	if err := os.Symlink("syscage-hook", wrapper); err != nil {
 		t.Fatal(err)
 	}
 

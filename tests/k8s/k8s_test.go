@@ -151,6 +151,8 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("cronjob", func(t *testing.T) { cronRuns(t, c, ns, tmp) })
 
+	t.Run("argument rules", func(t *testing.T) { argsRules(t, c, ns, tmp) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })

@@ -143,6 +143,19 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc == 2 && !strcmp(argv[1], "benign"))
 		return benign();
+	if (argc == 3 && !strcmp(argv[1], "attack") && !strcmp(argv[2], "all")) {
+		/* Every attack, each in a child of its own, as a benign fork is. */
+		static const char *all[] = {"clone-newuser", "clone3-newuser", "unshare-newuser", "af-alg", "af-vsock",
+			"af-inet6", "af-packet", "af-netlink", "unix-dgram", "per-linux32", "tiocsti", "tiocsti-high", "mprotect-wx"};
+		for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				_exit(attack(all[i]));
+			if (pid < 0 || waitpid(pid, NULL, 0) < 0)
+				return perror("fork"), 1;
+		}
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "attack"))
 		return attack(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "ioctls")) {
