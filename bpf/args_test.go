@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 func specIndex(t *testing.T, name string) int {

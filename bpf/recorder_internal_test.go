@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // A cgroup cached as "not tracked" must be recorded once it is tracked, even when

@@ -13,10 +13,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 func openRecorder(t *testing.T) (*bpf.Recorder, [bpf.NumABIs]*profile.Table) {

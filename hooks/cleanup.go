@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/bpf/cgroups"
 )
 
 // Cleanup removes everything the host's recorder left behind: the pins of every

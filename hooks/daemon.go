@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/profile"
 )
 

@@ -19,7 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/oci"
 )
 

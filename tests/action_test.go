@@ -15,10 +15,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"sigs.k8s.io/yaml"
 
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // The GitHub Action (action/action.yml) is run here as a runner runs a composite

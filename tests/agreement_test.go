@@ -17,10 +17,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // The agreement matrix: each profile runs a static probe once under `syscage exec`

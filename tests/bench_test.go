@@ -22,10 +22,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/record"
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 const trackedCgroups = 100

@@ -13,13 +13,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/record"
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // permissive is the filter a container is recorded under: it puts every task under

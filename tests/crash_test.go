@@ -16,11 +16,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // crashScript makes a call (sync) before the test kills the recorder, then waits

@@ -14,9 +14,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // dockerEnv is a dockerd of the test's own with syscage-runc registered as the

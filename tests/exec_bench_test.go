@@ -12,8 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // BenchmarkFilterVsRunc measures what containerd's default profile (about 370

@@ -20,11 +20,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // hookEnv is an installed hook: a hooks.d directory whose hook runs the built

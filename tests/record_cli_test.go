@@ -16,9 +16,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/profile"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 var programsRe = regexp.MustCompile(`programs="?\[([0-9 ]*)\]`)

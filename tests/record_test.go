@@ -10,10 +10,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/workload"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // recordProfile records args with the real syscage binary and returns the profile.

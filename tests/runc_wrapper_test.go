@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syscage/syscage/internal/testenv"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // As podman's --runtime (no hooks.d at all), syscage-runc adds the hook to an

@@ -11,10 +11,10 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/internal/testenv"
-	"github.com/syscage/syscage/internal/verify"
-	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/hooks/verify"
 	"github.com/syscage/syscage/tests/internal/rt"
+	"github.com/syscage/syscage/tests/testenv"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 func verifyJSON(t *testing.T, args ...string) (verify.Report, result) {

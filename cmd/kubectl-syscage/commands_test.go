@@ -23,7 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clienttesting "k8s.io/client-go/testing"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/oci/artifact"
 	"github.com/syscage/syscage/profile"
 )

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
 

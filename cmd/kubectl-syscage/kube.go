@@ -25,7 +25,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
 // fieldManager owns what kubectl-syscage writes with server-side apply and patches.

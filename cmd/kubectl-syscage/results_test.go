@@ -13,7 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"sigs.k8s.io/yaml"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
 

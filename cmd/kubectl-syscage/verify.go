@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
 type verifyOptions struct {

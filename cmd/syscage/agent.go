@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syscage/syscage/internal/agent"
-	"github.com/syscage/syscage/internal/kube"
+	"github.com/syscage/syscage/hooks/agent"
+	"github.com/syscage/syscage/hooks/kube"
 )
 
 type agentOptions struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
-	"github.com/syscage/syscage/internal/seccomp"
+	"github.com/syscage/syscage/oci/seccomp"
 	"github.com/syscage/syscage/profile"
 )
 

@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/record"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/profile"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syscage/syscage/bpf"
-	"github.com/syscage/syscage/internal/verify"
+	"github.com/syscage/syscage/hooks/verify"
 	"github.com/syscage/syscage/profile"
 )
 

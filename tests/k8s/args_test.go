@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syscage/syscage/internal/kubeapi"
-	"github.com/syscage/syscage/internal/workload"
+	"github.com/syscage/syscage/hooks/kubeapi"
+	"github.com/syscage/syscage/tests/workload"
 )
 
 // argsJob runs the argument workload (internal/workload/testdata/args.c) as a Job.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // cluster is a running cluster whose containerd runs syscage-runc.

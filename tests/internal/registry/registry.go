@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // Module is the registry that is built: pinned, so every machine runs the same.

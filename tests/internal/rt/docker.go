@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // Docker is a dockerd of a test's own: its own data and exec roots, socket, pid

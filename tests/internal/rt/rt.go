@@ -31,7 +31,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // Timeout bounds one container run; a hung container is killed and the test fails.

@@ -9,7 +9,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // profile denies mkdir with EPERM and allows everything else.

@@ -30,10 +30,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/record"
-	"github.com/syscage/syscage/internal/seccomp"
 	"github.com/syscage/syscage/oci"
+	"github.com/syscage/syscage/oci/seccomp"
 	"github.com/syscage/syscage/profile"
 )
 

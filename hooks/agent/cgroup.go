@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/syscage/syscage/internal/cgroups"
+	"github.com/syscage/syscage/bpf/cgroups"
 )
 
 // findCgroup finds a running container's cgroup2 directory below the kubelet's

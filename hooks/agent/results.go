@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/syscage/syscage/internal/testenv"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 //go:embed testdata/workload.c

@@ -30,12 +30,12 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/cgroups"
-	"github.com/syscage/syscage/internal/kube"
-	"github.com/syscage/syscage/internal/kubeapi"
-	"github.com/syscage/syscage/internal/record"
-	"github.com/syscage/syscage/internal/verify"
+	"github.com/syscage/syscage/hooks/kube"
+	"github.com/syscage/syscage/hooks/kubeapi"
+	"github.com/syscage/syscage/hooks/verify"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
 )

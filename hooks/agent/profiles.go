@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/internal/kube"
-	"github.com/syscage/syscage/internal/kubeapi"
+	"github.com/syscage/syscage/hooks/kube"
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
 
