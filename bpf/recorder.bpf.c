@@ -91,6 +91,8 @@ struct record {
 	__u64 small[ABI_COUNT][MAX_ARG_SPECS]; /* argument values < 64 seen, as bits */
 	__u32 nvals[ABI_COUNT][MAX_ARG_SPECS]; /* distinct values >= 64 in arg_values */
 	__u32 any[ABI_COUNT];                  /* bit per spec: too many values to keep */
+	__u32 epoch;                           /* set by user space at each track: stamps last_arg */
+	__u32 _pad2;
 };
 
 /* Per-CPU counters of a slot, so loss is measured rather than assumed. */
@@ -183,6 +185,24 @@ struct arg_key {
 	__u16 spec;
 	__u64 value;
 };
+
+/* The last large value each CPU recorded, with the slot's epoch: a program that
+ * makes the same call over and over (the same ioctl on the same terminal) finds
+ * it here with an inlined lookup instead of a hash lookup (a helper call) each
+ * time. The epoch changes whenever a slot is given out again, so a reused slot
+ * never finds a value of the cgroup before it. */
+struct last_arg {
+	struct arg_key key;
+	__u32 epoch;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct last_arg);
+} last_arg SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -404,8 +424,18 @@ static __always_inline void record_arg(struct record *rec, __u32 slot, int abi, 
 	if (rec->any[abi] & (1U << si))
 		return;
 	struct arg_key k = {.slot = slot, .abi = abi, .spec = si, .value = v};
-	if (bpf_map_lookup_elem(&arg_values, &k))
+	__u32 zero = 0;
+	struct last_arg *last = bpf_map_lookup_elem(&last_arg, &zero);
+	if (last && last->epoch == rec->epoch && last->key.slot == slot && last->key.abi == abi &&
+	    last->key.spec == si && last->key.value == v)
 		return;
+	if (bpf_map_lookup_elem(&arg_values, &k)) {
+		if (last) {
+			last->key = k;
+			last->epoch = rec->epoch;
+		}
+		return;
+	}
 	if (rec->nvals[abi][si] >= ARG_CAP) {
 		__sync_fetch_and_or(&rec->any[abi], 1U << si);
 		return;

@@ -5,6 +5,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -193,6 +194,7 @@ type objects struct {
 	Denied           *ebpf.Map      `ebpf:"denied"`
 	Entered          *ebpf.Map      `ebpf:"entered"`
 	ArgValues        *ebpf.Map      `ebpf:"arg_values"`
+	LastArg          *ebpf.Map      `ebpf:"last_arg"`
 	Tracked          *ebpf.Map      `ebpf:"tracked"`
 	Records          *ebpf.Map      `ebpf:"records"`
 	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
@@ -212,7 +214,7 @@ func (o *objects) close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.ArgValues, o.Bss, o.Rodata} {
+	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.ArgValues, o.LastArg, o.Bss, o.Rodata} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
@@ -301,7 +303,10 @@ func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
 	slot := r.free[len(r.free)-1]
 
 	// A fresh record and zeroed counters before the cgroup becomes visible to BPF.
-	rec := recorderRecord{Start: uint32(start)}
+	// A fresh epoch, never 0 (what an unused last_arg entry holds): random, so
+	// that no recorder, this one or one taking over its pins, gives a slot an
+	// epoch a CPU's last_arg may still hold for it.
+	rec := recorderRecord{Start: uint32(start), Epoch: rand.Uint32() | 1}
 	if err := setWatch(&rec, opts); err != nil {
 		return fmt.Errorf("tracking cgroup %d: %w", cgroupID, err)
 	}
@@ -454,7 +459,7 @@ func (r *Recorder) loadExit() error {
 	repl := map[string]*ebpf.Map{}
 	for name, m := range map[string]*ebpf.Map{
 		"tracked": r.objs.Tracked, "records": r.objs.Records, "slot_counters": r.objs.SlotCounters,
-		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered, "arg_values": r.objs.ArgValues,
+		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered, "arg_values": r.objs.ArgValues, "last_arg": r.objs.LastArg,
 	} {
 		repl[name] = m
 	}

@@ -52,6 +52,13 @@ type recorderDeniedKey struct {
 	Nr   uint16
 }
 
+type recorderLastArg struct {
+	_     structs.HostLayout
+	Key   recorderArgKey
+	Epoch uint32
+	Pad   uint32
+}
+
 type recorderNoted struct {
 	_       structs.HostLayout
 	Refused uint64
@@ -72,6 +79,8 @@ type recorderRecord struct {
 	Small   [3][16]uint64
 	Nvals   [3][16]uint32
 	Any     [3]uint32
+	Epoch   uint32
+	Pad2    uint32
 	_       [4]byte
 }
 
@@ -84,6 +93,7 @@ const (
 	recorderMapDenied            = "denied"
 	recorderMapEntered           = "entered"
 	recorderMapL1Cache           = "l1_cache"
+	recorderMapLastArg           = "last_arg"
 	recorderMapRecords           = "records"
 	recorderMapSlotCounters      = "slot_counters"
 	recorderMapTracked           = "tracked"
@@ -156,6 +166,7 @@ type recorderMapSpecs struct {
 	Denied       *ebpf.MapSpec `ebpf:"denied"`
 	Entered      *ebpf.MapSpec `ebpf:"entered"`
 	L1Cache      *ebpf.MapSpec `ebpf:"l1_cache"`
+	LastArg      *ebpf.MapSpec `ebpf:"last_arg"`
 	Records      *ebpf.MapSpec `ebpf:"records"`
 	SlotCounters *ebpf.MapSpec `ebpf:"slot_counters"`
 	Tracked      *ebpf.MapSpec `ebpf:"tracked"`
@@ -198,6 +209,7 @@ type recorderMaps struct {
 	Denied       *ebpf.Map `ebpf:"denied"`
 	Entered      *ebpf.Map `ebpf:"entered"`
 	L1Cache      *ebpf.Map `ebpf:"l1_cache"`
+	LastArg      *ebpf.Map `ebpf:"last_arg"`
 	Records      *ebpf.Map `ebpf:"records"`
 	SlotCounters *ebpf.Map `ebpf:"slot_counters"`
 	Tracked      *ebpf.Map `ebpf:"tracked"`
@@ -210,6 +222,7 @@ func (m *recorderMaps) Close() error {
 		m.Denied,
 		m.Entered,
 		m.L1Cache,
+		m.LastArg,
 		m.Records,
 		m.SlotCounters,
 		m.Tracked,
