@@ -3,7 +3,6 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 
@@ -97,19 +96,5 @@ func (r *Recorder) readArgs(slot uint32, rec *recorderRecord, out *Recording) er
 
 // clearArgs removes a slot's argument values.
 func (r *Recorder) clearArgs(slot uint32) error {
-	var k recorderArgKey
-	var n uint32
-	var stale []recorderArgKey
-	it := r.objs.ArgValues.Iterate()
-	for it.Next(&k, &n) {
-		if k.Slot == slot {
-			stale = append(stale, k)
-		}
-	}
-	for _, k := range stale {
-		if err := r.objs.ArgValues.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clearing arg_values: %w", err)
-		}
-	}
-	return nil
+	return deleteSlot[recorderArgKey, uint32](r.objs.ArgValues, "arg_values", func(k recorderArgKey) bool { return k.Slot == slot })
 }

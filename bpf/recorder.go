@@ -473,18 +473,27 @@ func (r *Recorder) loadExit() error {
 
 // clearDenied removes a slot's noted calls.
 func (r *Recorder) clearDenied(slot uint32) error {
-	var k recorderDeniedKey
-	var v recorderNoted
-	var stale []recorderDeniedKey
-	it := r.objs.Denied.Iterate()
+	return deleteSlot[recorderDeniedKey, recorderNoted](r.objs.Denied, "denied", func(k recorderDeniedKey) bool { return k.Slot == slot })
+}
+
+// deleteSlot deletes the entries of a hash keyed by slot whose key mine says
+// belongs to the slot being cleared.
+func deleteSlot[K, V any](m *ebpf.Map, name string, mine func(K) bool) error {
+	var k K
+	var v V
+	var stale []K
+	it := m.Iterate()
 	for it.Next(&k, &v) {
-		if k.Slot == slot {
+		if mine(k) {
 			stale = append(stale, k)
 		}
 	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
 	for _, k := range stale {
-		if err := r.objs.Denied.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clearing denied: %w", err)
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clearing %s: %w", name, err)
 		}
 	}
 	return nil

@@ -36,3 +36,33 @@ func OpenLog(cfg *Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
 	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
 }
+
+// Hook runs the hook with the container's state on stdin, as this executable
+// (which the recorder, if one must be started, is started as), and logs what
+// went wrong at level ERROR.
+func Hook(stdin io.Reader, cfg *Config, configPath string, log *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if _, err := RunHook(stdin, HookOptions{Config: cfg, ConfigPath: configPath, Executable: exe, Log: log}); err != nil {
+		log.Error("hook", "err", err)
+		return fmt.Errorf("syscage hook: %w", err)
+	}
+	return nil
+}
+
+// RuncMain makes this process the runc wrapper when it was started as
+// syscage-runc (a link): it then never returns.
+func RuncMain() {
+	if filepath.Base(os.Args[0]) != RuncName {
+		return
+	}
+	err := WrapRunc(os.Args[1:])
+	fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
+	// Docker and containerd read the reason from runc's --log, not stderr.
+	if lerr := ReportRuncError(os.Args[1:], err); lerr != nil {
+		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
+	}
+	os.Exit(1)
+}

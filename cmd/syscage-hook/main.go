@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/syscage/syscage/hooks"
@@ -22,15 +21,7 @@ import (
 var version = "devel"
 
 func main() {
-	if filepath.Base(os.Args[0]) == hooks.RuncName {
-		err := hooks.WrapRunc(os.Args[1:])
-		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
-		// Docker and containerd read the reason from runc's --log, not stderr.
-		if lerr := hooks.ReportRuncError(os.Args[1:], err); lerr != nil {
-			fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
-		}
-		os.Exit(1)
-	}
+	hooks.RuncMain()
 	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
@@ -76,15 +67,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer done()
 	switch {
 	case args[0] == "hook":
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		if _, err := hooks.RunHook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Executable: exe, Log: log}); err != nil {
-			log.Error("hook", "err", err)
-			return fmt.Errorf("syscage hook: %w", err)
-		}
-		return nil
+		return hooks.Hook(stdin, cfg, *config, log)
 	case cleanup:
 		if err := hooks.Cleanup(cfg, log, stdout); err != nil {
 			log.Error("cleanup", "err", err)

@@ -47,16 +47,7 @@ paths inside the config's compatDirs. Containers without either are left alone.`
 				return err
 			}
 			defer done()
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			_, err = hooks.RunHook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Executable: exe, Log: log})
-			if err != nil {
-				log.Error("hook", "err", err)
-				return fmt.Errorf("syscage hook: %w", err)
-			}
-			return nil
+			return hooks.Hook(cmd.InOrStdin(), cfg, opts.config, log)
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+", defaults if absent)")

@@ -7,21 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/syscage/syscage/hooks"
 )
 
 func main() {
 	// Installed as syscage-runc (a link), syscage is a runtime wrapper.
-	if filepath.Base(os.Args[0]) == hooks.RuncName {
-		err := hooks.WrapRunc(os.Args[1:])
-		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", err)
-		if lerr := hooks.ReportRuncError(os.Args[1:], err); lerr != nil {
-			fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
-		}
-		os.Exit(1)
-	}
+	hooks.RuncMain()
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		var ec exitCodeError
 		if !errors.As(err, &ec) {
