@@ -225,6 +225,7 @@ func Run(ctx context.Context, opts Options) error {
 	cancel()
 	wg.Wait()
 	<-serveErr
+	a.finalSweep()
 	a.log.Info("agent stopped", "node", opts.Node)
 	return nil
 }

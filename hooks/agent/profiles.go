@@ -21,21 +21,34 @@ import (
 
 // The SyscallProfiles are written to SeccompDir/syscage/NAMESPACE/NAME.json
 // through an os.Root on SeccompDir, so neither a name nor a symbolic link placed
-// on the node can lead a write elsewhere. The agent keeps its finalizer on each
-// profile while the file exists: deleting the object removes the file from every
-// node before the object goes.
+// on the node can lead a write elsewhere. Profiles carry no finalizers: a node
+// that is gone (an autoscaled cluster's) must never keep a deletion waiting. An
+// agent removes a deleted profile's file when it hears of the deletion, and one
+// that was away sweeps, when it lists the profiles again, every file whose
+// profile no longer exists. Finalizers that agents of earlier versions put on
+// profiles are taken off.
 
 func (a *Agent) replaceProfiles(items []json.RawMessage) {
-	keep := map[string]bool{}
+	var all []kubeapi.SyscallProfile
 	for _, raw := range items {
 		var o kubeapi.SyscallProfile
 		if err := json.Unmarshal(raw, &o); err != nil {
 			continue
 		}
-		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
+		all = append(all, o)
 		a.syncProfile(o)
 	}
-	// Files of profiles deleted while the agent was away.
+	a.sweepProfiles(all)
+}
+
+// sweepProfiles removes the files of profiles not in the list: deleted while the
+// agent was away, or, at its exit, deleted by an uninstall that then took the
+// agent down.
+func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
+	keep := map[string]bool{}
+	for _, o := range all {
+		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
+	}
 	root, err := os.OpenRoot(a.opts.SeccompDir)
 	if err != nil {
 		a.log.Error("opening the seccomp directory", "dir", a.opts.SeccompDir, "err", err)
@@ -52,14 +65,35 @@ func (a *Agent) replaceProfiles(items []json.RawMessage) {
 	a.pruneDirs(root)
 }
 
+// finalSweep lists the profiles once more as the agent stops, and removes the
+// files of those deleted since: an uninstall deletes every profile, then the
+// agents, which may stop before they hear of the last deletions.
+func (a *Agent) finalSweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var list struct {
+		Items []kubeapi.SyscallProfile `json:"items"`
+	}
+	if err := a.opts.Client.List(ctx, "/apis/"+kubeapi.APIVersion+"/"+kubeapi.Profiles, nil, &list); err != nil {
+		if kube.IsNotFound(err) { // the API itself is gone: so is every profile
+			a.sweepProfiles(nil)
+			return
+		}
+		a.log.Warn("listing the profiles as the agent stops: files of profiles deleted since stay until the next agent starts", "err", err)
+		return
+	}
+	a.sweepProfiles(list.Items)
+}
+
 func (a *Agent) profileEvent(e kube.Event) {
 	var o kubeapi.SyscallProfile
 	if err := json.Unmarshal(e.Object, &o); err != nil {
 		return
 	}
 	if e.Type == "DELETED" {
-		// The finalizer had the file removed already, unless it was forced off.
-		a.removeProfile(o)
+		if err := a.removeProfile(o); err != nil {
+			a.log.Error("removing the file of a deleted profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+		}
 		return
 	}
 	a.syncProfile(o)
@@ -70,14 +104,16 @@ func (a *Agent) profileEvent(e kube.Event) {
 func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The finalizer an agent of an earlier version may have left.
 	fin := kubeapi.NodeFinalizer(a.opts.Node)
+	if slices.Contains(o.Metadata.Finalizers, fin) {
+		if err := a.setFinalizer(ctx, o, fin, false); err != nil {
+			a.log.Error("taking an earlier agent's finalizer off a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+		}
+	}
 	if o.Metadata.DeletionTimestamp != nil {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
-			return
-		}
-		if err := a.setFinalizer(ctx, o, fin, false); err != nil {
-			a.log.Error("releasing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
 		return
 	}
@@ -87,16 +123,13 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	data, err := profileBytes(o)
 	if err == nil {
 		st.Digest = kubeapi.Digest(data)
-		current := a.fileIs(name, data) && slices.Contains(o.Metadata.Finalizers, fin)
+		current := a.fileIs(name, data)
 		if prev := o.Status.Nodes[a.opts.Node]; current && prev.Digest == st.Digest && prev.Error == "" {
 			return // our own status update coming back, or nothing new
 		}
-		// The finalizer first: a profile deleted from now on is removed here too.
 		if !current {
-			if err = a.setFinalizer(ctx, o, fin, true); err == nil {
-				err = a.writeProfile(name, data)
-				wrote = err == nil
-			}
+			err = a.writeProfile(name, data)
+			wrote = err == nil
 		}
 	}
 	if err != nil {
@@ -180,7 +213,7 @@ func (a *Agent) pruneDirs(root *os.Root) {
 	root.Remove(kubeapi.ProfileDir)
 }
 
-// setFinalizer adds or removes the node's finalizer, with the object's
+// setFinalizer adds or removes a node's finalizer, with the object's
 // resourceVersion so that agents on other nodes doing the same never lose each
 // other's; a conflict re-reads and tries again.
 func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin string, want bool) error {

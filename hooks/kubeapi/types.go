@@ -247,9 +247,9 @@ func Digest(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// NodeFinalizer is the finalizer an agent keeps on a SyscallProfile while its
-// node holds the file, so that deleting the object removes it from every node
-// before the object goes.
+// NodeFinalizer is the finalizer agents before profiles went finalizer-free
+// kept on a SyscallProfile while their node held the file; today's agents and
+// uninstall take it off wherever they find it.
 func NodeFinalizer(node string) string {
 	name := "node." + node
 	if len(name) > 63 {

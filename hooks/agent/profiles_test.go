@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/hooks/kube"
+	"github.com/syscage/syscage/hooks/kubeapi"
+)
+
+// apiServer answers what the agent asks of profiles: it records patches, and
+// lists the profiles it is given.
+type apiServer struct {
+	mu      sync.Mutex
+	patches []string
+	list    []kubeapi.SyscallProfile
+}
+
+func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r.Method {
+	case http.MethodPatch:
+		b, _ := io.ReadAll(r.Body)
+		s.patches = append(s.patches, r.URL.Path+" "+string(b))
+		w.Write([]byte("{}"))
+	case http.MethodGet:
+		json.NewEncoder(w).Encode(map[string]any{"items": s.list})
+	default:
+		http.Error(w, "no", http.StatusMethodNotAllowed)
+	}
+}
+
+func testAgent(t *testing.T) (*Agent, *apiServer) {
+	t.Helper()
+	s := &apiServer{}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	c, err := kube.New(kube.Config{Host: srv.URL, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Agent{opts: Options{Node: "n1", SeccompDir: t.TempDir(), Client: c}, log: slog.New(slog.DiscardHandler)}, s
+}
+
+func testProfile(finalizers ...string) kubeapi.SyscallProfile {
+	return kubeapi.SyscallProfile{
+		Metadata: kubeapi.ObjectMeta{Name: "web", Namespace: "shop", Finalizers: finalizers},
+		Spec: kubeapi.ProfileSpec{Profile: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}}},
+	}
+}
+
+// Profiles carry no finalizers: writing one adds none, and the finalizer an
+// earlier agent left is taken off, so that no node, gone or not, keeps a
+// deletion waiting.
+func TestProfilesWithoutFinalizers(t *testing.T) {
+	a, s := testAgent(t)
+	a.syncProfile(testProfile())
+	file := filepath.Join(a.opts.SeccompDir, kubeapi.LocalhostProfile("shop", "web"))
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the profile was not written: %v", err)
+	}
+	for _, p := range s.patches {
+		if strings.Contains(p, "finalizers") {
+			t.Errorf("a finalizer was set: %s", p)
+		}
+	}
+	s.patches = nil
+	a.syncProfile(testProfile(kubeapi.NodeFinalizer("n1"), "example.com/keep"))
+	var dropped bool
+	for _, p := range s.patches {
+		if strings.Contains(p, `"finalizers":["example.com/keep"]`) {
+			dropped = true
+		}
+	}
+	if !dropped {
+		t.Errorf("the earlier agent's finalizer was not taken off (and the other kept): %q", s.patches)
+	}
+}
+
+// As the agent stops, the files of profiles deleted since its last list go:
+// an uninstall deletes the profiles, then the agents.
+func TestFinalSweep(t *testing.T) {
+	a, s := testAgent(t)
+	keep := testProfile()
+	gone := testProfile()
+	gone.Metadata.Name = "old"
+	a.syncProfile(keep)
+	a.syncProfile(gone)
+	s.list = []kubeapi.SyscallProfile{keep}
+	a.finalSweep()
+	if _, err := os.Stat(filepath.Join(a.opts.SeccompDir, kubeapi.LocalhostProfile("shop", "web"))); err != nil {
+		t.Errorf("a profile that still exists lost its file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.opts.SeccompDir, kubeapi.LocalhostProfile("shop", "old"))); err == nil {
+		t.Error("the file of a deleted profile stayed")
+	}
+	s.list = nil
+	a.finalSweep()
+	if entries, _ := os.ReadDir(filepath.Join(a.opts.SeccompDir, kubeapi.ProfileDir)); len(entries) > 0 {
+		t.Errorf("files left after every profile went: %v", entries)
+	}
+}
