@@ -996,6 +996,8 @@ func TestUninstall(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	want := "daemonset syscage-system/syscage-agent deleted\n" +
+		"validatingadmissionpolicybinding syscage-agent-own-node deleted\n" +
+		"validatingadmissionpolicy syscage-agent-own-node deleted\n" +
 		"clusterrolebinding syscage-agent deleted\n" +
 		"clusterrole syscage-agent deleted\n" +
 		"serviceaccount syscage-system/syscage-agent deleted\n" +
@@ -1128,6 +1130,8 @@ func TestInstall(t *testing.T) {
 		"serviceaccount syscage-system/syscage-agent applied\n" +
 		"clusterrole syscage-agent applied\n" +
 		"clusterrolebinding syscage-agent applied\n" +
+		"validatingadmissionpolicy syscage-agent-own-node applied\n" +
+		"validatingadmissionpolicybinding syscage-agent-own-node applied\n" +
 		"daemonset syscage-system/syscage-agent applied\n" +
 		"syscage agent (localhost/syscage:e2e) running on 2 nodes\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
@@ -1149,8 +1153,8 @@ func TestInstall(t *testing.T) {
 			}
 		}
 	}
-	if applies != 7 {
-		t.Errorf("%d applies, want 7", applies)
+	if applies != 9 {
+		t.Errorf("%d applies, want 9", applies)
 	}
 }
 
@@ -1169,8 +1173,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 		}
 	}
-	if applies != 7 {
-		t.Errorf("%d applies, want 7", applies)
+	if applies != 9 {
+		t.Errorf("%d applies, want 9", applies)
 	}
 }
 

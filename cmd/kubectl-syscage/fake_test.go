@@ -71,12 +71,14 @@ func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.
 		appsv1.SchemeGroupVersion.WithResource("daemonsets"):   "DaemonSetList",
 		appsv1.SchemeGroupVersion.WithResource("replicasets"):  "ReplicaSetList",
 		jobsGVR: "JobList",
-		{Group: "batch", Version: "v1", Resource: "cronjobs"}:                                "CronJobList",
-		corev1.SchemeGroupVersion.WithResource("pods"):                                       "PodList",
-		corev1.SchemeGroupVersion.WithResource("namespaces"):                                 "NamespaceList",
-		corev1.SchemeGroupVersion.WithResource("serviceaccounts"):                            "ServiceAccountList",
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}:        "ClusterRoleList",
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}: "ClusterRoleBindingList",
+		{Group: "batch", Version: "v1", Resource: "cronjobs"}:                                                 "CronJobList",
+		corev1.SchemeGroupVersion.WithResource("pods"):                                                        "PodList",
+		corev1.SchemeGroupVersion.WithResource("namespaces"):                                                  "NamespaceList",
+		corev1.SchemeGroupVersion.WithResource("serviceaccounts"):                                             "ServiceAccountList",
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}:                         "ClusterRoleList",
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}:                  "ClusterRoleBindingList",
+		{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}:       "ValidatingAdmissionPolicyList",
+		{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicybindings"}: "ValidatingAdmissionPolicyBindingList",
 	}
 	fc := &fakeCluster{
 		t:       t,
@@ -341,6 +343,8 @@ func (fc *fakeCluster) run(args ...string) (code int, stdout, stderr string) {
 			{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}, meta.RESTScopeRoot},
 			{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}, meta.RESTScopeRoot},
 			{appsv1.SchemeGroupVersion.WithKind("DaemonSet"), meta.RESTScopeNamespace},
+			{schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy"}, meta.RESTScopeRoot},
+			{schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicyBinding"}, meta.RESTScopeRoot},
 		} {
 			mapper.Add(m.gvk, m.scope)
 		}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -80,6 +82,10 @@ func runInstall(ctx context.Context, o *rootOptions, opts *installOptions) error
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		gvr, namespaced, err := c.mapping(gvk)
+		if optionalKind(gvk, err) {
+			fmt.Fprintf(o.streams.ErrOut, "warning: this cluster serves no %s (Kubernetes before 1.30): the API server cannot keep one node's agent from writing another node's results\n", gvk.Kind)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
 		}
@@ -192,4 +198,11 @@ func crdEstablished(crd *unstructured.Unstructured) (pending, error) {
 		return "not yet established", nil
 	}
 	return "", nil
+}
+
+// optionalKind reports whether a manifest's kind is one a cluster may lack
+// without harm to what syscage does: the admission policy that binds agents to
+// their own node's results (Kubernetes 1.30 and later).
+func optionalKind(gvk schema.GroupVersionKind, err error) bool {
+	return err != nil && meta.IsNoMatchError(err) && gvk.Group == "admissionregistration.k8s.io"
 }

@@ -33,6 +33,8 @@ func TestInstallObjects(t *testing.T) {
 		"ServiceAccount syscage-system/syscage-agent",
 		"ClusterRole syscage-agent",
 		"ClusterRoleBinding syscage-agent",
+		"ValidatingAdmissionPolicy syscage-agent-own-node",
+		"ValidatingAdmissionPolicyBinding syscage-agent-own-node",
 		"DaemonSet syscage-system/syscage-agent",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

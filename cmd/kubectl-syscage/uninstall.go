@@ -85,6 +85,9 @@ func runUninstall(ctx context.Context, o *rootOptions, opts *uninstallOptions) e
 	for _, u := range objs {
 		gvk := u.GroupVersionKind()
 		gvr, namespaced, err := c.mapping(gvk)
+		if optionalKind(gvk, err) {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
 		}

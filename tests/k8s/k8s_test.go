@@ -153,6 +153,10 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("argument rules", func(t *testing.T) { argsRules(t, c, ns, tmp) })
 
+	t.Run("node-bound writes", func(t *testing.T) { nodeBound(t, c, ns) })
+
+	t.Run("no stuck deletion", func(t *testing.T) { noStuckDeletion(t, c, ns) })
+
 	t.Run("agent restart", func(t *testing.T) { agentRestart(t, c, ns) })
 
 	t.Run("no hook", func(t *testing.T) { noHook(t, c, ns) })
