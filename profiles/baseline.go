@@ -23,13 +23,18 @@ var BaselineNames = []string{"containerd", "docker", "none"}
 // (nil: no baseline), or the path of an OCI profile. The name returned is how
 // messages call it.
 func Baseline(value string) (string, *specs.LinuxSeccomp, error) {
+	return BaselineFor(value, runtime.GOARCH)
+}
+
+// BaselineFor is Baseline for the machine goarch names ("amd64", "arm64").
+func BaselineFor(value, goarch string) (string, *specs.LinuxSeccomp, error) {
 	switch value {
 	case "", "none":
 		return "none", nil, nil
 	case "containerd", "docker":
-		arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
+		arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch]
 		if arch == "" {
-			return "", nil, fmt.Errorf("--baseline %s: syscage ships no %s default for %s: give the profile's file instead, or --baseline none", value, value, runtime.GOARCH)
+			return "", nil, fmt.Errorf("--baseline %s: syscage ships no %s default for %s: give the profile's file instead, or --baseline none", value, value, goarch)
 		}
 		file := value + "-default-" + arch + ".json"
 		data, err := FS.ReadFile(file)

@@ -93,7 +93,7 @@ func TestRecordedNeverWiderThanBaseline(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, name := range []string{"containerd", "docker"} {
 		t.Run(name, func(t *testing.T) {
-			baseName, base, err := profiles.Baseline(name)
+			baseName, base, err := profiles.BaselineFor(name, "amd64")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func TestRecordedNeverWiderThanBaseline(t *testing.T) {
 
 // What a recording saw, the profile allows, where the baseline does too.
 func TestRecordedValuesAllowed(t *testing.T) {
-	_, base, err := profiles.Baseline("containerd")
+	_, base, err := profiles.BaselineFor("containerd", "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
