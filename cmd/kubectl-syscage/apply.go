@@ -63,6 +63,10 @@ status.localhostProfile. Otherwise it becomes a SyscallProfile that the syscage
 agents write to the kubelet's seccomp directory of every node. Either way, apply
 waits until every profile is installed before it changes the workload.
 
+A SyscallProfile also carries, in spec.coverage, the counts record wrote beside
+the profile (FILE.coverage, DIR/CONTAINER.json.coverage), where there are any:
+how many of the recorded runs made each call that not all of them made.
+
 --from REF pulls one profile for the whole pod from an OCI artifact (syscage
 push), checked as 'syscage pull' checks it, and applies it as --profile FILE does.`,
 		Example: `  kubectl syscage apply deployment/web --profile web/
@@ -139,9 +143,9 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 		}
 	}
 	// install puts one profile on every node, and returns its localhostProfile.
-	install := func(p *specs.LinuxSeccomp, name string) (string, error) {
+	install := func(p *specs.LinuxSeccomp, cov *profile.Coverage, name string) (string, error) {
 		if spo.GroupVersion == "" {
-			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
+			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, cov, name, w.namespace, opts.timeout)
 		}
 		obj := spoName(spo, w.namespace, name, opts.name != "")
 		if errs := validation.IsDNS1123Subdomain(obj); len(errs) > 0 {
@@ -152,7 +156,7 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 	if set.perContainer() {
 		return applyPerContainer(ctx, o, opts, c, w, set, name, install)
 	}
-	localhost, err := install(set.pod, name)
+	localhost, err := install(set.pod, set.podCoverage, name)
 	if err != nil {
 		return err
 	}
@@ -185,7 +189,7 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 // applyPerContainer installs a profile per container, then sets each in its
 // container's securityContext, in one patch.
 func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, c *clients, w *workload, set *profileSet,
-	base string, install func(*specs.LinuxSeccomp, string) (string, error)) error {
+	base string, install func(*specs.LinuxSeccomp, *profile.Coverage, string) (string, error)) error {
 	out := o.streams.Out
 	for _, cn := range set.names() {
 		if errs := validation.IsDNS1123Subdomain(base + "-" + cn); len(errs) > 0 {
@@ -195,7 +199,7 @@ func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, 
 	// Every profile is on every node before any pod may use one.
 	localhost := map[string]string{}
 	for _, cn := range set.names() {
-		lp, err := install(set.containers[cn], base+"-"+cn)
+		lp, err := install(set.containers[cn], set.coverage[cn], base+"-"+cn)
 		if err != nil {
 			return fmt.Errorf("container %s: %w", cn, err)
 		}
@@ -327,8 +331,9 @@ func containerOverrides(spec corev1.PodSpec) []string {
 }
 
 // applySyscallProfile creates or updates the SyscallProfile and waits until every
-// node with a Ready agent has written it. It returns the localhostProfile.
-func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p *specs.LinuxSeccomp, name, ns string, timeout time.Duration) (string, error) {
+// node with a Ready agent has written it. It returns the localhostProfile. cov,
+// if set, goes into the object for the profile's reviewers.
+func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p *specs.LinuxSeccomp, cov *profile.Coverage, name, ns string, timeout time.Duration) (string, error) {
 	agents, err := c.agentNodes(ctx)
 	if err != nil {
 		return "", err
@@ -343,7 +348,7 @@ func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p
 		APIVersion: kubeapi.APIVersion,
 		Kind:       kubeapi.KindProfile,
 		Metadata:   kubeapi.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{managedByLabel: fieldManager}},
-		Spec:       kubeapi.ProfileSpec{Profile: p},
+		Spec:       kubeapi.ProfileSpec{Profile: p, Coverage: cov},
 	}
 	u, err := toUnstructured(obj)
 	if err != nil {

@@ -80,6 +80,8 @@ type recordResult struct {
 	// Runs counts the containers' runs: more than Containers when some
 	// restarted in their pods.
 	Runs int
+	// Coverage says how many of the Runs made each call of Profile.
+	Coverage *profile.Coverage
 	// Attached are the containers recorded from when they were attached to, not
 	// from their start.
 	Attached []nodeContainer
@@ -100,12 +102,14 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	// restarted, and one from the agent that took over. It counts once.
 	ids, pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	denied := map[string]*deniedCall{}
+	var tally profile.Tally
 	for _, c := range containers(st) {
 		if c.Profile == nil {
 			continue
 		}
 		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
 		res.Runs += max(c.Runs, 1)
+		tally.Add(c.Profile, c.Runs, c.Coverage)
 		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
 		pods[cmp.Or(c.PodUID, c.Pod)] = true
 		nodes[c.Node] = true
@@ -143,6 +147,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		return nil, fmt.Errorf("merging the containers' profiles: %w", err)
 	}
 	res.Profile = p
+	res.Coverage = tally.Coverage().For(p)
 	return res, nil
 }
 
@@ -236,6 +241,23 @@ func printRecordDetails(w io.Writer, res *recordResult, restarted bool) {
 	if len(res.Unnamed) > 0 {
 		fmt.Fprintf(w, "syscall numbers with no name, not in the profile: %s\n", strings.Join(res.Unnamed, "; "))
 	}
+}
+
+// printRare lists the calls few of a container's runs made: the ones to review
+// before the profile allows them for good. A profile merged over different
+// containers has no such list: each container's own calls are few there.
+func printRare(w io.Writer, c *profile.Coverage) {
+	rare := c.Rare()
+	if len(rare) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "rarely seen, made by few of the %d runs: check that the workload needs them (or record longer, or more replicas):\n", c.Runs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CALL\tRUNS")
+	for _, r := range rare {
+		fmt.Fprintf(tw, "  %s\t%d of %d\n", r.Call, r.Made, c.Runs)
+	}
+	tw.Flush()
 }
 
 // printNodeMessages tells the nodes' notes and failures.
