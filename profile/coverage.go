@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -119,6 +121,22 @@ func (c *Coverage) Rare() []CallCount {
 	}
 	slices.SortStableFunc(out, func(a, b CallCount) int { return cmp.Compare(a.Made, b.Made) })
 	return out
+}
+
+// WriteRare lists for people the calls Rare returns, if any, under a line that
+// says what to do about them (advice).
+func (c *Coverage) WriteRare(w io.Writer, advice string) {
+	rare := c.Rare()
+	if len(rare) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "rarely seen, made by few of the %d runs: %s:\n", c.Runs, advice)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CALL\tRUNS")
+	for _, r := range rare {
+		fmt.Fprintf(tw, "  %s\t%d of %d\n", r.Call, r.Made, c.Runs)
+	}
+	tw.Flush()
 }
 
 // For keeps the counts of the calls p has: what a profile edited since it

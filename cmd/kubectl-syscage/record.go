@@ -326,7 +326,9 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 		fmt.Fprintf(log, "wrote %s: container %s of %s on %s (%s)%s: %s\n", name, c, plural(res.Pods, "pod"), plural(res.Nodes, "node"),
 			strings.Join(res.NodeNames, ", "), runs, how(res))
 		printRecordDetails(log, res, restarted)
-		printRare(log, res.Coverage)
+		// A profile merged over different containers has no such list: each
+		// container's own calls are few there.
+		res.Coverage.WriteRare(log, "check that the workload needs them (or record longer, or more replicas)")
 	}
 	if wrote == 0 {
 		return nothingRecorded(w, sel, agents, all)

@@ -243,23 +243,6 @@ func printRecordDetails(w io.Writer, res *recordResult, restarted bool) {
 	}
 }
 
-// printRare lists the calls few of a container's runs made: the ones to review
-// before the profile allows them for good. A profile merged over different
-// containers has no such list: each container's own calls are few there.
-func printRare(w io.Writer, c *profile.Coverage) {
-	rare := c.Rare()
-	if len(rare) == 0 {
-		return
-	}
-	fmt.Fprintf(w, "rarely seen, made by few of the %d runs: check that the workload needs them (or record longer, or more replicas):\n", c.Runs)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  CALL\tRUNS")
-	for _, r := range rare {
-		fmt.Fprintf(tw, "  %s\t%d of %d\n", r.Call, r.Made, c.Runs)
-	}
-	tw.Flush()
-}
-
 // printNodeMessages tells the nodes' notes and failures.
 func printNodeMessages(w io.Writer, res *recordResult) {
 	for _, n := range res.Notes {
