@@ -145,3 +145,28 @@ func TestParseCoverageErrors(t *testing.T) {
 		}
 	}
 }
+
+// A coverage file comes from anyone's disk: reading it never panics, and what
+// it accepts writes back to what reads the same.
+func FuzzParseCoverage(f *testing.F) {
+	f.Add([]byte(`{"runs": 10, "calls": {"openat": 4, "socket(AF_ALG, SOCK_SEQPACKET)": 1}}`))
+	f.Add([]byte(`{"runs": 1}`))
+	f.Add([]byte(`{"runs": -1, "calls": {"": 0}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCoverage("f", data)
+		if err != nil {
+			return
+		}
+		out, err := MarshalCoverage(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseCoverage("f", out)
+		if err != nil {
+			t.Fatalf("%s: %v", out, err)
+		}
+		if again, _ := MarshalCoverage(back); string(again) != string(out) {
+			t.Errorf("not stable:\n%s\n%s", out, again)
+		}
+	})
+}

@@ -65,7 +65,8 @@ waits until every profile is installed before it changes the workload.
 
 A SyscallProfile also carries, in spec.coverage, the counts record wrote beside
 the profile (FILE.coverage, DIR/CONTAINER.json.coverage), where there are any:
-how many of the recorded runs made each call that not all of them made.
+how many of the recorded runs made each call that not all of them made. A
+SeccompProfile carries them as JSON in its syscage.io/coverage annotation.
 
 --from REF pulls one profile for the whole pod from an OCI artifact (syscage
 push), checked as 'syscage pull' checks it, and applies it as --profile FILE does.`,
@@ -151,7 +152,7 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 		if errs := validation.IsDNS1123Subdomain(obj); len(errs) > 0 {
 			return "", fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", obj, strings.Join(errs, "; "))
 		}
-		return c.applySPO(ctx, out, p, obj, w.namespace, spo, opts.timeout)
+		return c.applySPO(ctx, out, p, cov, obj, w.namespace, spo, opts.timeout)
 	}
 	if set.perContainer() {
 		return applyPerContainer(ctx, o, opts, c, w, set, name, install)
@@ -493,6 +494,10 @@ func (c *clients) spoVersion() (spoAPI, error) {
 // replace a profile written for another namespace, or by someone else.
 const spoNamespaceAnnotation = "syscage.io/namespace"
 
+// coverageAnnotation carries, on a SeccompProfile, the coverage a
+// SyscallProfile has in spec.coverage: the operator's schema has no place for it.
+const coverageAnnotation = "syscage.io/coverage"
+
 // spoName is the name of the SeccompProfile for profile name of namespace ns.
 // Cluster-scoped objects share one name space across namespaces, so the
 // namespace is part of the name unless the user chose it (--name).
@@ -507,7 +512,7 @@ func spoName(api spoAPI, ns, name string, chosen bool) string {
 // waits until the operator reports it installed. It returns the localhostProfile
 // the operator reports (status.localhostProfile), or, from operators that report
 // none, the path where they install it.
-func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
+func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, cov *profile.Coverage, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
 	objNS, what := "", "SeccompProfile "+name
 	if api.Namespaced {
 		objNS, what = ns, "SeccompProfile "+ns+"/"+name
@@ -518,8 +523,16 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	}
 	s.APIVersion = api.GroupVersion
 	s.Metadata.Labels = map[string]string{managedByLabel: fieldManager}
+	s.Metadata.Annotations = map[string]string{}
 	if !api.Namespaced {
-		s.Metadata.Annotations = map[string]string{spoNamespaceAnnotation: ns}
+		s.Metadata.Annotations[spoNamespaceAnnotation] = ns
+	}
+	if cov != nil {
+		b, err := json.Marshal(cov)
+		if err != nil {
+			return "", err
+		}
+		s.Metadata.Annotations[coverageAnnotation] = string(b)
 	}
 	data, err := profile.MarshalSPO(s)
 	if err != nil {

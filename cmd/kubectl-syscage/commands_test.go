@@ -1285,3 +1285,25 @@ func TestRecordApplyCoverage(t *testing.T) {
 		t.Errorf("bad coverage accepted: exit %d\n%s", code, stderr)
 	}
 }
+
+// With the security-profiles-operator, the coverage beside the profile goes
+// into the SeccompProfile's annotation, without the calls the profile lacks.
+func TestApplySPOCoverage(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	file := filepath.Join(t.TempDir(), "web.json")
+	os.WriteFile(file, readAll(t, "testdata/recording.golden.json"), 0o644)
+	os.WriteFile(file+".coverage", []byte(`{"runs": 3, "calls": {"close": 1, "ptrace": 2}}`), 0o644)
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", file); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, err := fc.get(spoGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.GetAnnotations()[coverageAnnotation]; got != `{"runs":3,"calls":{"close":1}}` {
+		t.Errorf("annotation %s: %q", coverageAnnotation, got)
+	}
+}
