@@ -170,3 +170,54 @@ func FuzzParseCoverage(f *testing.F) {
 		}
 	})
 }
+
+// benchRuns are n recorded profiles of about 80 calls each, with socket and
+// ioctl values, no two alike.
+func benchRuns(b *testing.B, n int) []Named {
+	tab, _ := TableFor(specs.ArchX86_64)
+	var out []Named
+	for i := range n {
+		var nrs []int
+		for nr := 0; len(nrs) < 80; nr++ {
+			if _, ok := tab.Name(nr); ok && (nr+i)%5 != 0 {
+				nrs = append(nrs, nr)
+			}
+		}
+		sock, _ := tab.Number("socket")
+		ioctl, _ := tab.Number("ioctl")
+		nrs = append(nrs, sock, ioctl)
+		args := Args{specs.ArchX86_64: {
+			"socket": {Values: []uint64{2 | 1<<32, 10 | 1<<32, uint64(i%7) | 2<<32}},
+			"ioctl":  {Values: []uint64{0x5401, 0x5413, uint64(0x5400 + i%16)}},
+		}}
+		p, err := FromRecorded(Recorded{specs.ArchX86_64: nrs}, Options{Strict: true, Args: args})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, Named{Name: "run", Profile: p.Profile})
+	}
+	return out
+}
+
+// What coverage adds to a merge: compare with BenchmarkMergeRuns.
+func BenchmarkTallyRuns(b *testing.B) {
+	in := benchRuns(b, 1000)
+	b.ResetTimer()
+	for b.Loop() {
+		var t Tally
+		for _, n := range in {
+			t.Add(n.Profile, 1, nil)
+		}
+		t.Coverage()
+	}
+}
+
+func BenchmarkMergeRuns(b *testing.B) {
+	in := benchRuns(b, 1000)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Merge(in...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
