@@ -63,6 +63,11 @@ status.localhostProfile. Otherwise it becomes a SyscallProfile that the syscage
 agents write to the kubelet's seccomp directory of every node. Either way, apply
 waits until every profile is installed before it changes the workload.
 
+A SyscallProfile also carries, in spec.coverage, the counts record wrote beside
+the profile (FILE.coverage, DIR/CONTAINER.json.coverage), where there are any:
+how many of the recorded runs made each call that not all of them made. A
+SeccompProfile carries them as JSON in its syscage.io/coverage annotation.
+
 --from REF pulls one profile for the whole pod from an OCI artifact (syscage
 push), checked as 'syscage pull' checks it, and applies it as --profile FILE does.`,
 		Example: `  kubectl syscage apply deployment/web --profile web/
@@ -139,20 +144,20 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 		}
 	}
 	// install puts one profile on every node, and returns its localhostProfile.
-	install := func(p *specs.LinuxSeccomp, name string) (string, error) {
+	install := func(p *specs.LinuxSeccomp, cov *profile.Coverage, name string) (string, error) {
 		if spo.GroupVersion == "" {
-			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, name, w.namespace, opts.timeout)
+			return c.applySyscallProfile(ctx, out, o.streams.ErrOut, p, cov, name, w.namespace, opts.timeout)
 		}
 		obj := spoName(spo, w.namespace, name, opts.name != "")
 		if errs := validation.IsDNS1123Subdomain(obj); len(errs) > 0 {
 			return "", fmt.Errorf("SeccompProfile name %q: %s: choose one with --name", obj, strings.Join(errs, "; "))
 		}
-		return c.applySPO(ctx, out, p, obj, w.namespace, spo, opts.timeout)
+		return c.applySPO(ctx, out, p, cov, obj, w.namespace, spo, opts.timeout)
 	}
 	if set.perContainer() {
 		return applyPerContainer(ctx, o, opts, c, w, set, name, install)
 	}
-	localhost, err := install(set.pod, name)
+	localhost, err := install(set.pod, set.podCoverage, name)
 	if err != nil {
 		return err
 	}
@@ -185,7 +190,7 @@ func runApply(ctx context.Context, o *rootOptions, opts *applyOptions, arg strin
 // applyPerContainer installs a profile per container, then sets each in its
 // container's securityContext, in one patch.
 func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, c *clients, w *workload, set *profileSet,
-	base string, install func(*specs.LinuxSeccomp, string) (string, error)) error {
+	base string, install func(*specs.LinuxSeccomp, *profile.Coverage, string) (string, error)) error {
 	out := o.streams.Out
 	for _, cn := range set.names() {
 		if errs := validation.IsDNS1123Subdomain(base + "-" + cn); len(errs) > 0 {
@@ -195,7 +200,7 @@ func applyPerContainer(ctx context.Context, o *rootOptions, opts *applyOptions, 
 	// Every profile is on every node before any pod may use one.
 	localhost := map[string]string{}
 	for _, cn := range set.names() {
-		lp, err := install(set.containers[cn], base+"-"+cn)
+		lp, err := install(set.containers[cn], set.coverage[cn], base+"-"+cn)
 		if err != nil {
 			return fmt.Errorf("container %s: %w", cn, err)
 		}
@@ -327,8 +332,9 @@ func containerOverrides(spec corev1.PodSpec) []string {
 }
 
 // applySyscallProfile creates or updates the SyscallProfile and waits until every
-// node with a Ready agent has written it. It returns the localhostProfile.
-func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p *specs.LinuxSeccomp, name, ns string, timeout time.Duration) (string, error) {
+// node with a Ready agent has written it. It returns the localhostProfile. cov,
+// if set, goes into the object for the profile's reviewers.
+func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p *specs.LinuxSeccomp, cov *profile.Coverage, name, ns string, timeout time.Duration) (string, error) {
 	agents, err := c.agentNodes(ctx)
 	if err != nil {
 		return "", err
@@ -343,7 +349,7 @@ func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p
 		APIVersion: kubeapi.APIVersion,
 		Kind:       kubeapi.KindProfile,
 		Metadata:   kubeapi.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{managedByLabel: fieldManager}},
-		Spec:       kubeapi.ProfileSpec{Profile: p},
+		Spec:       kubeapi.ProfileSpec{Profile: p, Coverage: cov},
 	}
 	u, err := toUnstructured(obj)
 	if err != nil {
@@ -488,6 +494,10 @@ func (c *clients) spoVersion() (spoAPI, error) {
 // replace a profile written for another namespace, or by someone else.
 const spoNamespaceAnnotation = "syscage.io/namespace"
 
+// coverageAnnotation carries, on a SeccompProfile, the coverage a
+// SyscallProfile has in spec.coverage: the operator's schema has no place for it.
+const coverageAnnotation = "syscage.io/coverage"
+
 // spoName is the name of the SeccompProfile for profile name of namespace ns.
 // Cluster-scoped objects share one name space across namespaces, so the
 // namespace is part of the name unless the user chose it (--name).
@@ -502,7 +512,7 @@ func spoName(api spoAPI, ns, name string, chosen bool) string {
 // waits until the operator reports it installed. It returns the localhostProfile
 // the operator reports (status.localhostProfile), or, from operators that report
 // none, the path where they install it.
-func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
+func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSeccomp, cov *profile.Coverage, name, ns string, api spoAPI, timeout time.Duration) (string, error) {
 	objNS, what := "", "SeccompProfile "+name
 	if api.Namespaced {
 		objNS, what = ns, "SeccompProfile "+ns+"/"+name
@@ -513,8 +523,16 @@ func (c *clients) applySPO(ctx context.Context, out io.Writer, p *specs.LinuxSec
 	}
 	s.APIVersion = api.GroupVersion
 	s.Metadata.Labels = map[string]string{managedByLabel: fieldManager}
+	s.Metadata.Annotations = map[string]string{}
 	if !api.Namespaced {
-		s.Metadata.Annotations = map[string]string{spoNamespaceAnnotation: ns}
+		s.Metadata.Annotations[spoNamespaceAnnotation] = ns
+	}
+	if cov != nil {
+		b, err := json.Marshal(cov)
+		if err != nil {
+			return "", err
+		}
+		s.Metadata.Annotations[coverageAnnotation] = string(b)
 	}
 	data, err := profile.MarshalSPO(s)
 	if err != nil {

@@ -160,7 +160,7 @@ func TestRecordPerContainer(t *testing.T) {
 	for _, e := range entries {
 		files = append(files, e.Name())
 	}
-	if diff := cmp.Diff([]string{"app.json", "sidecar.json"}, files); diff != "" {
+	if diff := cmp.Diff([]string{"app.json", "app.json.coverage", "sidecar.json", "sidecar.json.coverage"}, files); diff != "" {
 		t.Errorf("files written (-want +got):\n%s", diff)
 	}
 	rec := readRecording(t, "recording.input.json")
@@ -172,6 +172,15 @@ func TestRecordPerContainer(t *testing.T) {
 		wantData, _ := profile.Marshal(want.Profile)
 		if got, _ := os.ReadFile(filepath.Join(dir, c+".json")); string(got) != string(wantData) {
 			t.Errorf("%s.json:\n%s\nwant\n%s", c, got, wantData)
+		}
+	}
+	// The app's two replicas: one of them closed and opened; the sidecar ran once.
+	for c, want := range map[string]string{
+		"app":     "{\n  \"runs\": 2,\n  \"calls\": {\n    \"close\": 1,\n    \"openat\": 1\n  }\n}\n",
+		"sidecar": "{\n  \"runs\": 1\n}\n",
+	} {
+		if got, _ := os.ReadFile(filepath.Join(dir, c+".json.coverage")); string(got) != want {
+			t.Errorf("%s.json.coverage:\n%s\nwant\n%s", c, got, want)
 		}
 	}
 	app, _ := os.ReadFile(filepath.Join(dir, "app.json"))
@@ -1216,5 +1225,85 @@ func TestApplyFrom(t *testing.T) {
 				t.Errorf("exit %d, stderr %q, want it to say %q", code, stderr, tt.want)
 			}
 		})
+	}
+}
+
+// Coverage: ten runs of the app on two nodes, two results of which merged
+// restarts and carry the agent's counts. record writes the counts beside the
+// profile and lists the calls one run in ten made; apply carries them into the
+// SyscallProfile. (Dropping them when a later apply has none is server-side
+// apply's doing, which the fake merges instead.)
+func TestRecordApplyCoverage(t *testing.T) {
+	fc := webCluster(t, "recording-coverage.input.json")
+	dir := filepath.Join(t.TempDir(), "web") + "/"
+	code, _, stderr := fc.run("record", "deploy/web", "-n", "shop", "--duration", "1ms", "--containers", "app", "-o", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	wantCov := `{
+  "runs": 10,
+  "calls": {
+    "ptrace": 1,
+    "socket(AF_INET6, SOCK_STREAM)": 1,
+    "write": 9
+  }
+}
+`
+	if got := string(readAll(t, filepath.Join(dir, "app.json.coverage"))); got != wantCov {
+		t.Errorf("app.json.coverage:\n%s\nwant\n%s", got, wantCov)
+	}
+	wantRare := "rarely seen, made by few of the 10 runs: check that the workload needs them (or record longer, or more replicas):\n" +
+		"  CALL                           RUNS\n" +
+		"  ptrace                         1 of 10\n" +
+		"  socket(AF_INET6, SOCK_STREAM)  1 of 10\n"
+	if !strings.Contains(stderr, "container app of 3 pods on 2 nodes (node-a, node-b), 10 runs (it restarted in its pods): all recorded from the start\n"+wantRare) {
+		t.Errorf("stderr lacks the rare calls after the app's line:\n%s", stderr)
+	}
+
+	// apply: the counts go into spec.coverage, beside the profile.
+	code, _, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+filepath.Join(dir, "app.json"))
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, stderr)
+	}
+	u, err := fc.get(profilesGVR, "shop", "web-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sp kubeapi.SyscallProfile
+	if err := fromUnstructured(u, &sp); err != nil {
+		t.Fatal(err)
+	}
+	want := &profile.Coverage{Runs: 10, Calls: map[string]int{"ptrace": 1, "socket(AF_INET6, SOCK_STREAM)": 1, "write": 9}}
+	if diff := cmp.Diff(want, sp.Spec.Coverage); diff != "" {
+		t.Errorf("spec.coverage (-want +got):\n%s", diff)
+	}
+
+	// Counts that do not add up are refused, naming the file.
+	os.WriteFile(filepath.Join(dir, "app.json.coverage"), []byte(`{"runs": 2, "calls": {"read": 2}}`), 0o644)
+	code, _, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "app="+filepath.Join(dir, "app.json"))
+	if code == 0 || !strings.Contains(stderr, `app.json.coverage: calls["read"] is 2: give a count from 1 to 1`) {
+		t.Errorf("bad coverage accepted: exit %d\n%s", code, stderr)
+	}
+}
+
+// With the security-profiles-operator, the coverage beside the profile goes
+// into the SeccompProfile's annotation, without the calls the profile lacks.
+func TestApplySPOCoverage(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)})
+	fc.withSPO()
+	fc.spoState = "Installed"
+	fc.runAgents()
+	file := filepath.Join(t.TempDir(), "web.json")
+	os.WriteFile(file, readAll(t, "testdata/recording.golden.json"), 0o644)
+	os.WriteFile(file+".coverage", []byte(`{"runs": 3, "calls": {"close": 1, "ptrace": 2}}`), 0o644)
+	if code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", file); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	u, err := fc.get(spoGVR, "shop", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.GetAnnotations()[coverageAnnotation]; got != `{"runs":3,"calls":{"close":1}}` {
+		t.Errorf("annotation %s: %q", coverageAnnotation, got)
 	}
 }

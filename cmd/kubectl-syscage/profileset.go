@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/profile"
 )
 
 // profileSet is what --profile names: one profile for every container of the
@@ -23,6 +25,10 @@ type profileSet struct {
 	files      map[string]string
 	// what names the set in messages: the file, the directory or the list.
 	what string
+	// podCoverage and coverage are the counts record wrote beside the profiles
+	// (FILE.coverage), where there are any.
+	podCoverage *profile.Coverage
+	coverage    map[string]*profile.Coverage
 }
 
 // perContainer reports whether the set has a profile per container.
@@ -70,7 +76,11 @@ func readProfiles(values []string, w *workload, want []string) (*profileSet, err
 			if err := storable(p); err != nil {
 				return nil, fmt.Errorf("--profile %s: %w", v, err)
 			}
-			return &profileSet{pod: p, podFile: v, what: v}, nil
+			cov, err := readCoverage(v, p)
+			if err != nil {
+				return nil, err
+			}
+			return &profileSet{pod: p, podFile: v, what: v, podCoverage: cov}, nil
 		}
 	}
 	s := &profileSet{containers: map[string]*specs.LinuxSeccomp{}, files: map[string]string{}}
@@ -116,6 +126,34 @@ func (s *profileSet) read() error {
 			return fmt.Errorf("--profile %s: %w", f, err)
 		}
 		s.containers[c] = p
+		cov, err := readCoverage(f, p)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c, err)
+		}
+		if cov != nil {
+			if s.coverage == nil {
+				s.coverage = map[string]*profile.Coverage{}
+			}
+			s.coverage[c] = cov
+		}
 	}
 	return nil
+}
+
+// readCoverage reads the coverage record wrote beside a profile file, keeping
+// the calls the profile still has; nil when there is none.
+func readCoverage(profileFile string, p *specs.LinuxSeccomp) (*profile.Coverage, error) {
+	f := coverageFile(profileFile)
+	data, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--profile %s: reading its coverage: %w", profileFile, err)
+	}
+	c, err := profile.ParseCoverage(f, data)
+	if err != nil {
+		return nil, fmt.Errorf("--profile %s: %w: fix or remove it (record writes it beside the profile)", profileFile, err)
+	}
+	return c.For(p), nil
 }

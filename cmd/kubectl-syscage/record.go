@@ -42,6 +42,12 @@ single container), or with --merge-containers every container's in one. A
 summary, per profile, of the containers, pods and nodes it came from goes to
 stderr.
 
+Beside each profile file, FILE.coverage (JSON) counts how many of the runs
+recorded (containers, and their restarts) made each call that not all of them
+made; the summary lists the calls few runs made (at most one in ten, or a single
+one of three or more), to be reviewed before they are allowed for good. apply
+carries the counts into the SyscallProfile (spec.coverage).
+
 WORKLOAD is deployment/NAME, statefulset/NAME, daemonset/NAME, replicaset/NAME,
 job/NAME, cronjob/NAME or pod/NAME (or deploy, sts, ds, rs, cj, po). The pods of
 the first five are those their selector matches; a pod is labelled
@@ -215,8 +221,10 @@ func planOutput(opts *recordOptions, w *workload) (recordOutput, error) {
 			return out, fmt.Errorf("-o: creating the directory for the profiles: %w", err)
 		}
 		for _, c := range out.selected {
-			if err := profile.CheckWritable(filepath.Join(out.dir, c+".json")); err != nil {
-				return out, fmt.Errorf("-o: %w", err)
+			for _, f := range []string{filepath.Join(out.dir, c+".json"), coverageFile(filepath.Join(out.dir, c+".json"))} {
+				if err := profile.CheckWritable(f); err != nil {
+					return out, fmt.Errorf("-o: %w", err)
+				}
 			}
 		}
 		return out, nil
@@ -231,13 +239,18 @@ func planOutput(opts *recordOptions, w *workload) (recordOutput, error) {
 		out.single = out.selected[0]
 	}
 	if !toStdout {
-		if err := profile.CheckWritable(opts.output); err != nil {
-			return out, fmt.Errorf("-o: %w", err)
+		for _, f := range []string{opts.output, coverageFile(opts.output)} {
+			if err := profile.CheckWritable(f); err != nil {
+				return out, fmt.Errorf("-o: %w", err)
+			}
 		}
 		out.file = opts.output
 	}
 	return out, nil
 }
+
+// coverageFile is where record writes a profile's coverage, and apply reads it.
+func coverageFile(profileFile string) string { return profileFile + ".coverage" }
 
 // writeRecording writes the profiles of a finished recording where dest says,
 // and the summary to log.
@@ -252,7 +265,15 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 			_, err := stdout.Write(data)
 			return "stdout", err
 		}
-		return file, profile.WriteFile(file, data)
+		if err := profile.WriteFile(file, data); err != nil {
+			return "", err
+		}
+		// Beside the profile, how many runs made each call, for apply to carry.
+		cov, err := profile.MarshalCoverage(res.Coverage)
+		if err != nil {
+			return "", err
+		}
+		return file, profile.WriteFile(coverageFile(file), cov)
 	}
 	if dest.merge {
 		res, err := mergeRecording(st)
@@ -305,6 +326,9 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 		fmt.Fprintf(log, "wrote %s: container %s of %s on %s (%s)%s: %s\n", name, c, plural(res.Pods, "pod"), plural(res.Nodes, "node"),
 			strings.Join(res.NodeNames, ", "), runs, how(res))
 		printRecordDetails(log, res, restarted)
+		// A profile merged over different containers has no such list: each
+		// container's own calls are few there.
+		res.Coverage.WriteRare(log, "check that the workload needs them (or record longer, or more replicas)")
 	}
 	if wrote == 0 {
 		return nothingRecorded(w, sel, agents, all)

@@ -80,6 +80,8 @@ type recordResult struct {
 	// Runs counts the containers' runs: more than Containers when some
 	// restarted in their pods.
 	Runs int
+	// Coverage says how many of the Runs made each call of Profile.
+	Coverage *profile.Coverage
 	// Attached are the containers recorded from when they were attached to, not
 	// from their start.
 	Attached []nodeContainer
@@ -100,12 +102,14 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	// restarted, and one from the agent that took over. It counts once.
 	ids, pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	denied := map[string]*deniedCall{}
+	var tally profile.Tally
 	for _, c := range containers(st) {
 		if c.Profile == nil {
 			continue
 		}
 		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
 		res.Runs += max(c.Runs, 1)
+		tally.Add(c.Profile, c.Runs, c.Coverage)
 		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
 		pods[cmp.Or(c.PodUID, c.Pod)] = true
 		nodes[c.Node] = true
@@ -143,6 +147,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		return nil, fmt.Errorf("merging the containers' profiles: %w", err)
 	}
 	res.Profile = p
+	res.Coverage = tally.Coverage().For(p)
 	return res, nil
 }
 

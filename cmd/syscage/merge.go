@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -14,13 +15,14 @@ import (
 )
 
 type mergeOptions struct {
-	output string
-	base   string
-	check  bool
-	format string
-	color  string
-	host   hostOptions
-	limits baselineOptions
+	output   string
+	coverage string
+	base     string
+	check    bool
+	format   string
+	color    string
+	host     hostOptions
+	limits   baselineOptions
 }
 
 func newMergeCmd() *cobra.Command {
@@ -43,9 +45,16 @@ exactly when merging B... into A would not change A. --format github reports eac
 missing syscall as a workflow command (::error file=A,line=…::…) on the rule of A
 that would allow it; --format sarif writes SARIF 2.1.0.
 
+--coverage FILE also writes how many of the inputs made each call that not all
+of them made (JSON, as kubectl syscage record writes CONTAINER.json.coverage),
+and lists on stderr the calls few of them made (at most one in ten, or a single
+one of three or more). An input counts as one run, or, with a coverage file
+beside it (INPUT.coverage), as the runs that file counts.
+
 Inputs may be in any format convert reads.`,
 		Example: `  syscage merge -o app.json run1.json run2.json
-  syscage merge --check app.json new-run.json   # in CI: fails when the tests need more`,
+  syscage merge --check app.json new-run.json   # in CI: fails when the tests need more
+  syscage merge -o app.json --coverage app.json.coverage run-*.json`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMerge(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args)
@@ -54,6 +63,7 @@ Inputs may be in any format convert reads.`,
 	f := cmd.Flags()
 	f.StringVarP(&opts.output, "output", "o", "", "write the merged profile to `FILE` (atomically) instead of stdout")
 	f.StringVar(&opts.base, "base", "", "start from the profile in `FILE`")
+	f.StringVar(&opts.coverage, "coverage", "", "also write to `FILE` how many of the inputs made each call not all of them made")
 	f.BoolVar(&opts.check, "check", false, "exit 1 if A does not allow everything B... allow, and say what is missing")
 	f.StringVar(&opts.color, "color", "auto", "colour the --check report: auto (on a terminal), always or never")
 	f.StringVar(&opts.format, "format", "text", "the --check report: text, github (workflow commands) or sarif")
@@ -66,6 +76,9 @@ Inputs may be in any format convert reads.`,
 func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, args []string) error {
 	if opts.check && opts.output != "" {
 		return errors.New("--check writes nothing: drop -o")
+	}
+	if opts.check && opts.coverage != "" {
+		return errors.New("--check writes nothing: drop --coverage")
 	}
 	if opts.check && len(args) < 2 {
 		return errors.New("--check needs the profile to check and at least one to check it against: merge --check A B...")
@@ -84,11 +97,18 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 	if err != nil {
 		return err
 	}
-	if opts.output != "" {
-		if err := profile.CheckWritable(opts.output); err != nil {
+	for _, f := range []string{opts.output, opts.coverage} {
+		if f == "" {
+			continue
+		}
+		if err := profile.CheckWritable(f); err != nil {
 			return err
 		}
 	}
+	if opts.coverage != "" && opts.coverage == opts.output {
+		return fmt.Errorf("--coverage %s is the -o file: name another, e.g. %s.coverage", opts.coverage, opts.output)
+	}
+	var tally profile.Tally
 	var in []profile.Named
 	if opts.base != "" {
 		b, err := readProfile(opts.base, &opts.host)
@@ -108,6 +128,11 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 			return err
 		}
 		in = append(in, profile.Named{Name: i.name, Profile: p})
+		if opts.coverage != "" {
+			if err := addCoverage(&tally, a, p); err != nil {
+				return err
+			}
+		}
 	}
 	if opts.check {
 		// A is what --base and the first file make.
@@ -163,7 +188,41 @@ func runMerge(_ context.Context, stdout, stderr io.Writer, opts *mergeOptions, a
 	if err != nil {
 		return err
 	}
+	if opts.coverage != "" {
+		cov := tally.Coverage().For(p)
+		cdata, err := profile.MarshalCoverage(cov)
+		if err != nil {
+			return err
+		}
+		if err := writeOutput(stdout, opts.output, data); err != nil {
+			return err
+		}
+		if err := profile.WriteFile(opts.coverage, cdata); err != nil {
+			return err
+		}
+		cov.WriteRare(stderr, "check that the workload needs them")
+		return nil
+	}
 	return writeOutput(stdout, opts.output, data)
+}
+
+// addCoverage counts an input: one run, or the runs of the coverage file
+// beside it.
+func addCoverage(t *profile.Tally, file string, p *specs.LinuxSeccomp) error {
+	data, err := os.ReadFile(file + ".coverage")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Add(p, 1, nil)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the coverage of %s: %w", file, err)
+	}
+	c, err := profile.ParseCoverage(file+".coverage", data)
+	if err != nil {
+		return fmt.Errorf("%w: fix or remove it", err)
+	}
+	t.Add(p, c.Runs, c.Calls)
+	return nil
 }
 
 func verb(n int) string {

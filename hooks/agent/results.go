@@ -57,6 +57,14 @@ func mergeResult(a, b kubeapi.ContainerResult) (kubeapi.ContainerResult, error) 
 	case b.Profile != nil:
 		m.Profile = b.Profile
 	}
+	// How many of the runs made each call, before a.Runs and b.Runs become one.
+	var t profile.Tally
+	t.Add(a.Profile, a.Runs, a.Coverage)
+	t.Add(b.Profile, b.Runs, b.Coverage)
+	m.Coverage = nil
+	if m.Profile != nil {
+		m.Coverage = t.Coverage().Calls
+	}
 	m.Denied = sumCalls(a.Denied, b.Denied)
 	m.Missing = sumCalls(a.Missing, b.Missing)
 	m.Conditional = sumCalls(a.Conditional, b.Conditional)

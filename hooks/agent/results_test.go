@@ -3,6 +3,7 @@ package agent
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -42,6 +43,10 @@ func TestMergeResults(t *testing.T) {
 	}
 	if len(app.Missing) != 2 || app.Missing[0].Name != "chmod" || app.Missing[1].Count != 5 || app.Missing[1].Comm != "sh" {
 		t.Errorf("missing %+v, want chmod ×1 and mkdir ×5 first by sh", app.Missing)
+	}
+	// Of its two runs, one wrote and one made mkdir.
+	if diff := cmp.Diff(map[string]int{"mkdir": 1, "write": 1}, app.Coverage); diff != "" {
+		t.Errorf("web-1/app coverage (-want +got):\n%s", diff)
 	}
 	if side := out[1]; side.Container != "side" || side.Runs != 2 || len(side.Unnamed) != 1 {
 		t.Errorf("web-1/side: %+v", side)

@@ -1,10 +1,13 @@
 package kubeapi
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/syscage/syscage/profile"
 )
 
 func TestSelectorMatches(t *testing.T) {
@@ -71,5 +74,63 @@ func TestNodeFinalizer(t *testing.T) {
 	long := NodeFinalizer(strings.Repeat("n", 100))
 	if name := strings.TrimPrefix(long, Group+"/"); len(name) > 63 {
 		t.Errorf("%q: the name part is longer than 63", long)
+	}
+}
+
+// The SyscallProfile schema has a place for each field of ProfileSpec, and
+// spec.coverage takes what profile.Coverage writes; without it the API server
+// would prune the counts.
+func TestProfileSchemaCoverage(t *testing.T) {
+	docs, err := Manifests(InstallOptions{Image: "x", SeccompDir: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type props map[string]struct {
+		Type                 string         `json:"type"`
+		Required             []string       `json:"required"`
+		Properties           map[string]any `json:"properties"`
+		AdditionalProperties map[string]any `json:"additionalProperties"`
+	}
+	var crd struct {
+		Metadata struct{ Name string } `json:"metadata"`
+		Spec     struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema struct {
+						Properties map[string]struct {
+							Properties props `json:"properties"`
+						} `json:"properties"`
+					} `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	for _, d := range docs {
+		if strings.Contains(d, "name: syscallprofiles.syscage.io") {
+			if err := yaml.Unmarshal([]byte(d), &crd); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(crd.Spec.Versions) != 1 {
+		t.Fatalf("no SyscallProfile CRD with one version: %+v", crd)
+	}
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties
+	for _, field := range []string{"profile", "coverage"} {
+		if _, ok := spec[field]; !ok {
+			t.Errorf("spec.%s is not in the schema", field)
+		}
+	}
+	cov := spec["coverage"]
+	if cov.Type != "object" || cov.Properties["runs"] == nil || cov.Properties["calls"] == nil {
+		t.Errorf("spec.coverage: %+v", cov)
+	}
+	b, _ := json.Marshal(ProfileSpec{Coverage: &profile.Coverage{Runs: 2, Calls: map[string]int{"read": 1}}})
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for k := range m {
+		if _, ok := spec[k]; !ok {
+			t.Errorf("ProfileSpec writes %q, which the schema lacks", k)
+		}
 	}
 }

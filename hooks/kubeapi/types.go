@@ -10,6 +10,8 @@ import (
 	"path"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/syscage/syscage/profile"
 )
 
 const (
@@ -181,6 +183,10 @@ type ContainerResult struct {
 	Events uint64 `json:"events"`
 	// Profile (record mode) allows what the container did; the plugin merges them.
 	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
+	// Coverage (record mode, Runs over 1) counts the calls of Profile that
+	// fewer than Runs of the runs made, keyed as profile.CoverageCalls names
+	// them; every run made the others.
+	Coverage map[string]int `json:"coverage,omitempty"`
 	// Denied lists calls the filter in force refused while it was recorded: they
 	// never ran, so they are not in Profile.
 	Denied []Call `json:"denied,omitempty"`
@@ -217,6 +223,10 @@ type SyscallProfile struct {
 // ProfileSpec is the profile itself.
 type ProfileSpec struct {
 	Profile *specs.LinuxSeccomp `json:"profile"`
+	// Coverage, for a recorded profile, says how many of the runs it was
+	// merged from made each call that not all of them made. The agents do not
+	// read it: it is for the people who review the profile.
+	Coverage *profile.Coverage `json:"coverage,omitempty"`
 }
 
 // ProfileStatus says, per node, what the agent wrote.

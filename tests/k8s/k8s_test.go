@@ -307,8 +307,8 @@ func perContainer(t *testing.T, c *cluster, ns, tmp string) {
 	has("init", "connect", false)
 	has("init", "accept4", false)
 	has("init", "bind", false)
-	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
-		t.Errorf("%d files in %s, want 3", len(entries), dir)
+	if entries, _ := os.ReadDir(dir); len(entries) != 6 {
+		t.Errorf("%d files in %s, want 6: 3 profiles, each with its .coverage", len(entries), dir)
 	}
 
 	out, code = c.syscage(t, "apply", "-n", ns, "deployment/shop", "--profile", dir, "--wait", "--timeout", "3m")
