@@ -316,6 +316,7 @@ func perContainer(t *testing.T, c *cluster, ns, tmp string) {
 	if code != 0 {
 		t.Fatalf("apply: exit %d", code)
 	}
+	coverageOf(t, c, ns, dir, "shop", []string{"init", "server", "client"}, 2)
 	time.Sleep(3 * time.Second)
 	for _, p := range containersOf(t, c, ns, "app=shop") {
 		if want := kubeapi.LocalhostProfile(ns, "shop-"+p.container); p.profile != want || p.restarts != 0 || (p.container != "init" && !p.ready) {
