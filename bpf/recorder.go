@@ -15,7 +15,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 )
 
 // ABI is the syscall table a call was made through.
@@ -88,6 +87,11 @@ type Options struct {
 	// same PinDir takes the recordings over (see Takeover). Close removes the pins
 	// once nothing is tracked.
 	PinDir string
+	// KeepLoaded, with PinDir, pins the programs too, and leaves them and the maps
+	// pinned when Close finds nothing tracked, attached to nothing: the next
+	// recorder opened with the same PinDir loads nothing (Reused), which spares it
+	// the kernel's BTF and the verifier. RemovePins removes them.
+	KeepLoaded bool
 }
 
 // ArgKind says how a spec turns a call's arguments into the value recorded.
@@ -237,9 +241,10 @@ func Open(opts Options) (*Recorder, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	// Kernels ≥ 5.11 account BPF memory to the cgroup instead of RLIMIT_MEMLOCK, and
-	// some sandboxes may not raise the limit at all: a failure here is not fatal.
-	_ = rlimit.RemoveMemlock()
+	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 6.2 or later (cgroup
+	// local storage), which charges BPF memory to the memory cgroup (since 5.11).
+	// cilium/ebpf's rlimit package would also probe the kernel in the init of every
+	// process that links it, which is every hook's exec: 0.8 ms, twice per container.
 
 	spec, err := loadRecorder()
 	if err != nil {
@@ -463,7 +468,7 @@ func (r *Recorder) loadExit() error {
 		return fmt.Errorf("loading sys_exit: %w", err)
 	}
 	r.sysExit = objs.SysExit
-	return nil
+	return r.pinSysExit()
 }
 
 // clearDenied removes a slot's noted calls.

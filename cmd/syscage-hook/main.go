@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/syscage/syscage/hooks"
 )
@@ -43,6 +44,7 @@ const usage = `usage: syscage-hook hook [--config FILE] [--debug]      the OCI h
 Installed as syscage-runc (a link), it is the runc wrapper. See syscage hook --help.`
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	started := time.Now()
 	if len(args) == 0 {
 		return fmt.Errorf("no command\n%s", usage)
 	}
@@ -80,7 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := hooks.RunHook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Executable: exe, Log: log}); err != nil {
+		if _, err := hooks.RunHook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Executable: exe, Log: log, Debug: *debug, Started: started}); err != nil {
 			log.Error("hook", "err", err)
 			return fmt.Errorf("syscage hook: %w", err)
 		}

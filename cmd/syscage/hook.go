@@ -51,7 +51,7 @@ paths inside the config's compatDirs. Containers without either are left alone.`
 			if err != nil {
 				return err
 			}
-			_, err = hooks.RunHook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Executable: exe, Log: log})
+			_, err = hooks.RunHook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Executable: exe, Log: log, Debug: root.debug})
 			if err != nil {
 				log.Error("hook", "err", err)
 				return fmt.Errorf("syscage hook: %w", err)
