@@ -384,3 +384,41 @@ func TestKeptProgramsReused(t *testing.T) {
 		t.Errorf("programs %v still loaded", left)
 	}
 }
+
+// With DetachAfter, the programs stay attached that long after the last cgroup
+// goes, for the next one to be tracked without attaching again, and are then
+// detached, their link pins removed.
+func TestDetachAfter(t *testing.T) {
+	root := pinRoot(t)
+	r, err := record.OpenWith(bpf.Options{PinDir: root, DetachAfter: 300 * time.Millisecond})
+	if errors.Is(err, bpf.ErrNotSupported) || errors.Is(err, bpf.ErrPermission) {
+		testenv.Unavailable(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir := r.Takeover().Dir
+	g := newCgroup(t)
+	for range 2 {
+		if err := r.Track(g.ID, bpf.StartNow); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Untrack(g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !r.Attached() {
+			t.Fatal("detached at once")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Attached() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.Attached() {
+		t.Fatal("still attached 5s after the last cgroup went")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "links")); err == nil {
+		t.Error("links still pinned once detached")
+	}
+}

@@ -235,10 +235,15 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	return nil
 }
 
+// detachAfter is how long the host's recorder stays attached after its last
+// container: containers started one after another (a CI job's) are tracked
+// without attaching again each time (see bpf.Options.DetachAfter).
+const detachAfter = time.Second
+
 // openHostRecorder opens the host's recorder with its pins; where pinning fails it
 // records without, and says so.
 func openHostRecorder(cfg *Config, log *slog.Logger) (*bpf.Recorder, error, error) {
-	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir, KeepLoaded: cfg.KeepLoaded}
+	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir, KeepLoaded: cfg.KeepLoaded, DetachAfter: detachAfter}
 	rec, err := record.OpenWith(opts)
 	if !errors.Is(err, bpf.ErrPinning) {
 		return rec, nil, err

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -342,7 +344,8 @@ func statusKB(b testing.TB, status []byte, field string) float64 {
 // recorder's memory after it served twenty containers.
 func BenchmarkHook(b *testing.B) {
 	testenv.RequireRoot(b)
-	e := newHookEnv(b)
+	// The recorder outlives the waits for it to detach (a second each).
+	e := newHookEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "5s" })
 	image := rt.PodmanImage(b, nil)
 	hookedBundle := func(config string, debug bool) string {
 		dir, spec := rt.Bundle(b, []string{"true"}, nil)
@@ -361,17 +364,32 @@ func BenchmarkHook(b *testing.B) {
 	runc := map[string][]float64{}
 	podman := map[string][]float64{}
 	// Warm: the first hooked run starts the recorder, the rounds then find it.
+	// "none" and "hook" run with nothing attached (the recorder detaches a second
+	// after its last container); "hook-next" right after "hook", as containers
+	// started one after another are, finds the programs still attached.
 	rt.RuncRun(b, hookDir)
 	for round := range 15 {
-		for i := range 2 {
-			name := []string{"none", "hook"}[(i+round)%2]
-			dir := map[string]string{"none": plainDir, "hook": hookDir}[name]
-			runc[name] = append(runc[name], timed(func() { rt.RuncRun(b, dir) }))
+		order := []string{"none", "hook"}
+		if round%2 == 1 {
+			order = []string{"hook", "none"}
+		}
+		for _, name := range order {
+			e.waitDetached(b)
+			if name == "none" {
+				runc["none"] = append(runc["none"], timed(func() { rt.RuncRun(b, plainDir) }))
+				continue
+			}
+			runc["hook"] = append(runc["hook"], timed(func() { rt.RuncRun(b, hookDir) }))
+			runc["hook-next"] = append(runc["hook-next"], timed(func() { rt.RuncRun(b, hookDir) }))
 		}
 	}
+	b.ReportMetric(median(runc["hook-next"]), "ms-runc-hook-next")
+	b.ReportMetric(median(runc["hook-next"])-median(runc["none"]), "ms-runc-added-next")
+	b.ReportMetric(median(runc["hook-next"])/median(runc["none"]), "x-runc-hook-next/none")
 	for round := range 6 {
 		for i := range 2 {
 			name := []string{"none", "hook"}[(i+round)%2]
+			e.waitDetached(b)
 			ann := map[string][]string{"none": nil, "hook": {"--annotation", "io.syscage.record=bench"}}[name]
 			podman[name] = append(podman[name], timed(func() { e.podman(b, image, ann, "true") }))
 		}
@@ -485,6 +503,9 @@ func BenchmarkHook(b *testing.B) {
 			}
 		}
 	}
+	// What keepLoaded leaves in the kernel across the idle exit.
+	coldEnvs["cold-kept"].waitIdleExit(b)
+	b.ReportMetric(pinnedMemlock(b, coldEnvs["cold-kept"].pinDir)/1024, "kB-kept")
 	for _, name := range []string{"cold", "cold-kept"} {
 		b.ReportMetric(median(cold[name])-median(coldNone), "ms-runc-added-"+name)
 		b.ReportMetric(median(cold[name])/median(coldNone), "x-runc-"+name+"/none")
@@ -532,6 +553,25 @@ func logSteps(b *testing.B, path string) map[string][]float64 {
 	return out
 }
 
+// waitDetached waits for the env's recorder to detach its programs (it unpins
+// their links then), so that a run measures nothing attached beforehand.
+func (e *hookEnv) waitDetached(b testing.TB) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		links, _ := filepath.Glob(filepath.Join(e.pinDir, "recorder-*", "links", "*"))
+		if len(links) == 0 {
+			// And past the kernel's grace period for the detach, as a container
+			// started a while after the last would be.
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("links %v still pinned 10s on", links)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitIdleExit waits for the env's recorder, if any, to exit by itself.
 func (e *hookEnv) waitIdleExit(b testing.TB) {
 	deadline := time.Now().Add(10 * time.Second)
@@ -557,4 +597,38 @@ func (e *hookEnv) cleanupKept(b testing.TB) {
 	if out, err := exec.Command(hookBinary, "daemon", "--cleanup", "--config", e.config).CombinedOutput(); err != nil {
 		b.Errorf("cleanup: %v\n%s", err, out)
 	}
+}
+
+// pinnedMemlock sums the kernel memory (memlock in fdinfo) of the programs and
+// maps pinned below dir.
+func pinnedMemlock(b *testing.B, dir string) float64 {
+	total := 0.0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		var fd int
+		if p, err := ebpf.LoadPinnedProgram(path, nil); err == nil {
+			defer p.Close()
+			fd = p.FD()
+		} else if m, err := ebpf.LoadPinnedMap(path, nil); err == nil {
+			defer m.Close()
+			fd = m.FD()
+		} else {
+			return nil // a link
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+		if err != nil {
+			return err
+		}
+		if m := regexp.MustCompile(`memlock:\s+(\d+)`).FindSubmatch(info); m != nil {
+			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
 }
