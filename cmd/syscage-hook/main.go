@@ -97,7 +97,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := hooks.Serve(ctx, cfg, log); err != nil {
+	if err := hooks.ServeWith(ctx, cfg, log, hooks.ServeOptions{Started: started}); err != nil {
 		log.Error("recorder", "err", err)
 		return err
 	}
