@@ -48,6 +48,7 @@ type Takeover struct {
 type pinState struct {
 	root, dir string
 	resumed   bool // the maps are those of a recorder that is gone
+	reused    bool // and the programs too: nothing was loaded (Options.KeepLoaded)
 	takeover  Takeover
 }
 
@@ -63,6 +64,14 @@ func (r *Recorder) Takeover() Takeover {
 	t := r.pins.takeover
 	t.Tracked = slices.Clone(t.Tracked)
 	return t
+}
+
+// Reused reports whether Open found the programs loaded and pinned
+// (Options.KeepLoaded), so that it loaded nothing into the kernel.
+func (r *Recorder) Reused() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pins != nil && r.pins.reused
 }
 
 // buildName names the pin directory of this object with these constants.
@@ -125,6 +134,22 @@ func (r *Recorder) load() error {
 	p.dir = filepath.Join(p.root, buildName(r.spec))
 	p.takeover.Dir = p.dir
 	p.removeOtherBuilds()
+	progs := filepath.Join(p.dir, "progs")
+	if r.opts.KeepLoaded {
+		ok, err := r.loadKept(p)
+		if ok {
+			r.pins, p.resumed, p.reused = p, true, true
+			return nil
+		}
+		if err != nil {
+			// Kept programs that cannot be used are loaded afresh (the maps, and what
+			// they record, are still taken over below).
+			os.RemoveAll(progs)
+		}
+	} else {
+		// Kept by a recorder configured otherwise: freed with their last reference.
+		os.RemoveAll(progs)
+	}
 	repl, err := r.pinnedMaps(p)
 	if err != nil {
 		p.takeover.Lost = append(p.takeover.Lost, err.Error())
@@ -146,6 +171,11 @@ func (r *Recorder) load() error {
 		return explainLoad(loadErr)
 	}
 	r.pins = p
+	if r.opts.KeepLoaded {
+		if err := r.pinPrograms(); err != nil {
+			return err
+		}
+	}
 	if repl != nil {
 		p.resumed = true
 		return nil
@@ -161,6 +191,98 @@ func (r *Recorder) load() error {
 		}
 	}
 	return nil
+}
+
+// keptPrograms are the programs (and the read-only map they were loaded with) that
+// Options.KeepLoaded pins in the build's "progs" directory, by their name there.
+func (r *Recorder) keptPrograms() map[string]any {
+	return map[string]any{"sys_enter": &r.objs.SysEnter, "sched_process_exec": &r.objs.SchedProcessExec, "rodata": &r.objs.Rodata}
+}
+
+// pinPrograms pins the loaded programs for the next recorder (Options.KeepLoaded).
+func (r *Recorder) pinPrograms() error {
+	dir := filepath.Join(r.pins.dir, "progs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrPinning, err)
+	}
+	for name, obj := range r.keptPrograms() {
+		path := filepath.Join(dir, name)
+		os.Remove(path)
+		var err error
+		switch o := obj.(type) {
+		case **ebpf.Program:
+			err = (*o).Pin(path)
+		case **ebpf.Map:
+			err = (*o).Pin(path)
+		}
+		if err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("%w: program %s in %s: %w", ErrPinning, name, dir, err)
+		}
+	}
+	return nil
+}
+
+// pinSysExit pins sys_exit once loaded, beside the others (Options.KeepLoaded).
+func (r *Recorder) pinSysExit() error {
+	if r.pins == nil || !r.opts.KeepLoaded {
+		return nil
+	}
+	path := filepath.Join(r.pins.dir, "progs", "sys_exit")
+	os.Remove(path)
+	if err := r.sysExit.Pin(path); err != nil {
+		return fmt.Errorf("%w: program sys_exit: %w", ErrPinning, err)
+	}
+	return nil
+}
+
+// loadKept loads, instead of the spec, the programs and maps a recorder with
+// Options.KeepLoaded left pinned: nothing is loaded into the kernel, so neither
+// the kernel's BTF nor the verifier is paid for. It returns false, and nothing
+// loaded, where nothing is kept.
+func (r *Recorder) loadKept(p *pinState) (bool, error) {
+	progs := filepath.Join(p.dir, "progs")
+	if _, err := os.Stat(progs); err != nil {
+		return false, nil
+	}
+	fail := func(err error) (bool, error) {
+		r.objs.close()
+		r.objs = objects{}
+		return false, err
+	}
+	for name, obj := range r.keptPrograms() {
+		path := filepath.Join(progs, name)
+		var err error
+		switch o := obj.(type) {
+		case **ebpf.Program:
+			*o, err = ebpf.LoadPinnedProgram(path, nil)
+		case **ebpf.Map:
+			*o, err = ebpf.LoadPinnedMap(path, nil)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("loading the kept program %s: %w", name, err))
+		}
+	}
+	for name, m := range r.pinnableMaps() {
+		var err error
+		if *m, err = ebpf.LoadPinnedMap(filepath.Join(p.dir, "maps", pinName(name)), nil); err != nil {
+			return fail(fmt.Errorf("loading the kept map %s: %w", name, err))
+		}
+	}
+	// The globals, over the kept .bss: a map replaced loads nothing.
+	var vars struct {
+		Generation *ebpf.Variable `ebpf:"generation"`
+		TooDeep    *ebpf.Variable `ebpf:"too_deep"`
+		NoCache    *ebpf.Variable `ebpf:"no_cache"`
+	}
+	if err := r.spec.LoadAndAssign(&vars, &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{".bss": r.objs.Bss}}); err != nil {
+		return fail(fmt.Errorf("the kept .bss: %w", err))
+	}
+	r.objs.Generation, r.objs.TooDeep, r.objs.NoCache = vars.Generation, vars.TooDeep, vars.NoCache
+	if prog, err := ebpf.LoadPinnedProgram(filepath.Join(progs, "sys_exit"), nil); err == nil {
+		r.sysExit = prog
+	}
+	return true, nil
 }
 
 // pinnedMaps loads the maps pinned in p.dir if a cgroup is tracked there. Pins
@@ -321,6 +443,11 @@ func (r *Recorder) unpinLinks() {
 func (r *Recorder) removePins() error {
 	p := r.pins
 	if p == nil || len(r.slots) > 0 {
+		return nil
+	}
+	if r.opts.KeepLoaded {
+		// Kept for the next recorder, attached to nothing (the links are unpinned).
+		r.pins = nil
 		return nil
 	}
 	r.pins = nil

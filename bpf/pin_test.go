@@ -268,3 +268,157 @@ func BenchmarkPinning(b *testing.B) {
 		b.ReportMetric(xs[len(xs)/2], "ms-"+name)
 	}
 }
+
+// With KeepLoaded, a recorder closed with nothing tracked leaves its programs
+// and maps pinned and attached to nothing; the next one loads nothing, records
+// with them, and a recorder without KeepLoaded frees them.
+func TestKeptProgramsReused(t *testing.T) {
+	root := pinRoot(t)
+	open := func(keep bool) *bpf.Recorder {
+		t.Helper()
+		r, err := record.OpenWith(bpf.Options{PinDir: root, KeepLoaded: keep, ReportRefused: true})
+		if errors.Is(err, bpf.ErrNotSupported) || errors.Is(err, bpf.ErrPermission) {
+			testenv.Unavailable(t, "%v", err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	g := newCgroup(t)
+	r1 := open(true)
+	dir := r1.Takeover().Dir
+	if r1.Reused() {
+		t.Error("the first recorder reused programs: none were kept")
+	}
+	// Exact refusals load sys_exit, which is kept too.
+	if err := r1.TrackWith(g.ID, bpf.TrackOptions{Start: bpf.StartNow, ExactRefusals: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r1.Untrack(g.ID); err != nil {
+		t.Fatal(err)
+	}
+	ids := r1.ProgramIDs()
+	if err := r1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"progs/sys_enter", "progs/sched_process_exec", "progs/sys_exit", "progs/rodata", "maps/tracked", "maps/records"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("not kept: %v", err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "links")); err == nil {
+		t.Error("links pinned with nothing tracked: the kept programs are attached")
+	}
+
+	r2 := open(true)
+	if !r2.Reused() {
+		t.Fatal("the second recorder loaded the programs again")
+	}
+	if r2.Attached() {
+		t.Error("attached with nothing tracked")
+	}
+	if got := r2.ProgramIDs(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(ids))) {
+		t.Errorf("programs %v, want the kept %v", got, ids)
+	}
+	// It records with them, twice (the generation goes on from the first's).
+	for range 2 {
+		if err := r2.Track(g.ID, bpf.StartExec); err != nil {
+			t.Fatal(err)
+		}
+		runIn(t, g, "/bin/sync")
+		rec, err := r2.Read(g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		native, _, _, err := profile.NativeArches(runtime.GOARCH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab, err := profile.TableFor(native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(t, tab, rec.Syscalls[bpf.Native]); !slices.Contains(got, "sync") || !slices.Contains(got, "execve") {
+			t.Errorf("recorded with the kept programs: %v, want execve and sync", got)
+		}
+		if err := r2.Untrack(g.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Closed (or dead) while it records: the next takes the recording over, with
+	// the same kept programs.
+	if err := r2.Track(g.ID, bpf.StartNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2 = open(true)
+	if tk := r2.Takeover(); !r2.Reused() || !slices.Equal(tk.Tracked, []uint64{g.ID}) || !r2.Attached() {
+		t.Errorf("takeover over kept programs: reused %v, attached %v, %+v", r2.Reused(), r2.Attached(), tk)
+	}
+	if err := r2.Untrack(g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without KeepLoaded the kept programs go, and the rest with Close.
+	r3 := open(false)
+	if r3.Reused() {
+		t.Error("reused kept programs without KeepLoaded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "progs")); err == nil {
+		t.Error("kept programs still pinned under a recorder without KeepLoaded")
+	}
+	ids = append(ids, r3.ProgramIDs()...)
+	if err := r3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root); err == nil {
+		t.Errorf("%s left after Close with nothing tracked", root)
+	}
+	if left := bpf.LoadedPrograms(ids, 5*time.Second); len(left) > 0 {
+		t.Errorf("programs %v still loaded", left)
+	}
+}
+
+// With DetachAfter, the programs stay attached that long after the last cgroup
+// goes, for the next one to be tracked without attaching again, and are then
+// detached, their link pins removed.
+func TestDetachAfter(t *testing.T) {
+	root := pinRoot(t)
+	r, err := record.OpenWith(bpf.Options{PinDir: root, DetachAfter: 300 * time.Millisecond})
+	if errors.Is(err, bpf.ErrNotSupported) || errors.Is(err, bpf.ErrPermission) {
+		testenv.Unavailable(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dir := r.Takeover().Dir
+	g := newCgroup(t)
+	for range 2 {
+		if err := r.Track(g.ID, bpf.StartNow); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Untrack(g.ID); err != nil {
+			t.Fatal(err)
+		}
+		if !r.Attached() {
+			t.Fatal("detached at once")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Attached() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.Attached() {
+		t.Fatal("still attached 5s after the last cgroup went")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "links")); err == nil {
+		t.Error("links still pinned once detached")
+	}
+}

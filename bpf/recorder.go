@@ -16,7 +16,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 )
 
 // ABI is the syscall table a call was made through.
@@ -89,6 +88,17 @@ type Options struct {
 	// same PinDir takes the recordings over (see Takeover). Close removes the pins
 	// once nothing is tracked.
 	PinDir string
+	// KeepLoaded, with PinDir, pins the programs too, and leaves them and the maps
+	// pinned when Close finds nothing tracked, attached to nothing: the next
+	// recorder opened with the same PinDir loads nothing (Reused), which spares it
+	// the kernel's BTF and the verifier. RemovePins removes them.
+	KeepLoaded bool
+	// DetachAfter keeps the programs attached this long after the last cgroup is
+	// untracked, so that a cgroup tracked soon after (the next container) does not
+	// attach them again: attaching costs ~0.5 ms, and ~15 ms within an RCU grace
+	// period of the detach. Meanwhile every syscall on the host pays what an
+	// untracked one does (make bench: BenchmarkSyscallCost). Close detaches at once.
+	DetachAfter time.Duration
 }
 
 // ArgKind says how a spec turns a call's arguments into the value recorded.
@@ -183,7 +193,8 @@ type Recorder struct {
 	modes   map[uint64]TrackOptions
 	free    []uint32
 	gen     uint32
-	pins    *pinState // with Options.PinDir
+	pins    *pinState   // with Options.PinDir
+	detachT *time.Timer // pending detach (Options.DetachAfter)
 }
 
 // objects is the part of the collection the recorder loads at once; sys_exit is
@@ -239,9 +250,10 @@ func Open(opts Options) (*Recorder, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	// Kernels ≥ 5.11 account BPF memory to the cgroup instead of RLIMIT_MEMLOCK, and
-	// some sandboxes may not raise the limit at all: a failure here is not fatal.
-	_ = rlimit.RemoveMemlock()
+	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 6.2 or later (cgroup
+	// local storage), which charges BPF memory to the memory cgroup (since 5.11).
+	// cilium/ebpf's rlimit package would also probe the kernel in the init of every
+	// process that links it, which is every hook's exec: 0.8 ms, twice per container.
 
 	spec, err := loadRecorder()
 	if err != nil {
@@ -301,6 +313,7 @@ func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
 		return fmt.Errorf("tracking cgroup %d: all %d slots in use", cgroupID, r.MaxCgroups())
 	}
 	slot := r.free[len(r.free)-1]
+	r.stopDetach()
 
 	// A fresh record and zeroed counters before the cgroup becomes visible to BPF.
 	// A fresh epoch, never 0 (what an unused last_arg entry holds): random, so
@@ -468,7 +481,7 @@ func (r *Recorder) loadExit() error {
 		return fmt.Errorf("loading sys_exit: %w", err)
 	}
 	r.sysExit = objs.SysExit
-	return nil
+	return r.pinSysExit()
 }
 
 // clearDenied removes a slot's noted calls.
@@ -608,9 +621,37 @@ func (r *Recorder) untrackLocked(cgroupID uint64) error {
 	}
 	errs = append(errs, r.bump(), r.syncExit(), r.clearDenied(slot), r.clearArgs(slot))
 	if len(r.slots) == 0 {
-		errs = append(errs, r.detach())
+		errs = append(errs, r.detachLater())
 	}
 	return errors.Join(errs...)
+}
+
+// detachLater detaches now, or after Options.DetachAfter if nothing is tracked by
+// then.
+func (r *Recorder) detachLater() error {
+	if r.opts.DetachAfter <= 0 {
+		return r.detach()
+	}
+	r.stopDetach()
+	var t *time.Timer
+	t = time.AfterFunc(r.opts.DetachAfter, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.detachT == t { // not stopped, nor replaced, since
+			r.detachT = nil
+			r.detach()
+		}
+	})
+	r.detachT = t
+	return nil
+}
+
+// stopDetach cancels a pending detach.
+func (r *Recorder) stopDetach() {
+	if r.detachT != nil {
+		r.detachT.Stop()
+		r.detachT = nil
+	}
 }
 
 // Close detaches and unloads everything. It is safe to call more than once. A
@@ -619,6 +660,7 @@ func (r *Recorder) untrackLocked(cgroupID uint64) error {
 func (r *Recorder) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopDetach()
 	err := errors.Join(r.detach(), r.objs.close())
 	if r.sysExit != nil {
 		err = errors.Join(err, r.sysExit.Close())

@@ -37,6 +37,13 @@ type Config struct {
 	// the next hook, takes over. "" records without pins: a recorder that dies
 	// loses what it recorded, and the poststop hook says so.
 	PinDir string `json:"pinDir"`
+	// KeepLoaded keeps the programs loaded, pinned in PinDir but attached to
+	// nothing, across the recorder's idle exit, so that the next recorder loads
+	// nothing and the first container of an idle period starts sooner. What stays
+	// is the programs and the maps (see the README for their kernel memory); no
+	// syscall pays anything, as nothing is attached. `syscage-hook daemon
+	// --cleanup` removes them. Needs PinDir.
+	KeepLoaded bool `json:"keepLoaded,omitempty"`
 	// IdleExit is how long the recorder waits with nothing to record before it
 	// exits; 0 keeps it running (as a service, so no container waits for it to load).
 	IdleExit Duration `json:"idleExit"`
@@ -67,13 +74,27 @@ func (c *Config) ProfileOptions() (profile.Options, bool, error) {
 	if err != nil {
 		return profile.Options{}, false, fmt.Errorf("baseline: %w", err)
 	}
+	withArgs, err := c.withArgs()
+	if err != nil {
+		return profile.Options{}, false, err
+	}
+	return profile.Options{Baseline: base, BaselineName: name}, withArgs, nil
+}
+
+func (c *Config) withArgs() (bool, error) {
 	switch c.Args {
 	case "", "record":
-		return profile.Options{Baseline: base, BaselineName: name}, true, nil
+		return true, nil
 	case "none":
-		return profile.Options{Baseline: base, BaselineName: name}, false, nil
+		return false, nil
 	}
-	return profile.Options{}, false, fmt.Errorf("args %q: use \"record\" or \"none\"", c.Args)
+	return false, fmt.Errorf("args %q: use \"record\" or \"none\"", c.Args)
+}
+
+// shippedBaseline reports whether the baseline is one syscage ships, which parses
+// (its tests say so) and never changes while a recorder runs.
+func (c *Config) shippedBaseline() bool {
+	return c.Baseline == "" || slices.Contains(profiles.BaselineNames, c.Baseline)
 }
 
 // Refused reports whether refused calls are counted (off unless asked for).
@@ -144,6 +165,9 @@ func (c *Config) validate() error {
 	if c.PinDir != "" && !filepath.IsAbs(c.PinDir) {
 		return fmt.Errorf("pinDir %q must be an absolute path (or empty for none)", c.PinDir)
 	}
+	if c.KeepLoaded && c.PinDir == "" {
+		return errors.New("keepLoaded needs a pinDir to keep the programs in")
+	}
 	if c.LogFile != "" && !filepath.IsAbs(c.LogFile) {
 		return fmt.Errorf("logFile %q must be an absolute path (or empty for none)", c.LogFile)
 	}
@@ -157,6 +181,11 @@ func (c *Config) validate() error {
 	}
 	if c.Baseline != "" && !slices.Contains(profiles.BaselineNames, c.Baseline) && !filepath.IsAbs(c.Baseline) {
 		return fmt.Errorf("baseline %q: use containerd, docker, none or the absolute path of an OCI profile", c.Baseline)
+	}
+	if c.shippedBaseline() {
+		// Parsed by the recorder, not by each hook (a hook runs twice per container).
+		_, err := c.withArgs()
+		return err
 	}
 	if _, _, err := c.ProfileOptions(); err != nil {
 		return err

@@ -78,6 +78,25 @@ type Daemon struct {
 	conns      int
 	closing    bool
 	idleSince  time.Time
+
+	// The profile options of a shipped baseline, parsed once (see profileOptions).
+	shipped struct {
+		once     sync.Once
+		opts     profile.Options
+		withArgs bool
+		err      error
+	}
+}
+
+// profileOptions are the config's, parsed once for a shipped baseline; a baseline
+// file is read again for each profile, as the user may change it.
+func (d *Daemon) profileOptions() (profile.Options, bool, error) {
+	if !d.cfg.shippedBaseline() {
+		return d.cfg.ProfileOptions()
+	}
+	s := &d.shipped
+	s.once.Do(func() { s.opts, s.withArgs, s.err = d.cfg.ProfileOptions() })
+	return s.opts, s.withArgs, s.err
 }
 
 // ServeOptions let a caller other than the host-wide recorder (syscage verify)
@@ -98,6 +117,9 @@ type ServeOptions struct {
 	// tracks it itself, returning true; the daemon keeps no state for it. Without
 	// Admit such containers are refused.
 	Admit func(AdmitRequest) (bool, error)
+	// Started is when the process began its work, for the timings logged at
+	// level debug; zero leaves them out.
+	Started time.Time
 }
 
 // AdmitRequest is a Kubernetes container a hook asks to have recorded, before
@@ -149,14 +171,21 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		}
 	}()
 
+	var opened time.Time
 	if opts.Recorder != nil {
 		d.rec = opts.Recorder
 	} else {
 		removeStaleCgroup(cfg, log)
+		if !opts.Started.IsZero() {
+			log.Debug("recorder steps", "locked", time.Since(opts.Started))
+		}
 		var pinErr error
+		began := time.Now()
 		if d.rec, pinErr, err = openHostRecorder(cfg, log); err != nil {
 			return err
 		}
+		opened = time.Now()
+		log.Debug("recorder steps", "open", opened.Sub(began), "reused", d.rec.Reused())
 		d.pins = d.rec.Takeover().Dir
 		d.adopt(pinErr)
 	}
@@ -176,7 +205,18 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
-	log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", d.rec.ProgramIDs(), "pins", d.pins)
+	// The hook that started this recorder asks as soon as it listens, and is
+	// served meanwhile: the log line asks the kernel about each program (0.6 ms).
+	signalReady()
+	if !opened.IsZero() {
+		log.Debug("recorder steps", "openToReady", time.Since(opened))
+	}
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		log.Info("recorder started", "pid", os.Getpid(), "socket", sock, "programs", d.rec.ProgramIDs(), "pins", d.pins, "reused", d.rec.Reused())
+	}()
+	defer func() { <-logged }()
 	if opts.Ready != nil {
 		close(opts.Ready)
 	}
@@ -213,16 +253,21 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	return nil
 }
 
+// detachAfter is how long the host's recorder stays attached after its last
+// container: containers started one after another (a CI job's) are tracked
+// without attaching again each time (see bpf.Options.DetachAfter).
+const detachAfter = time.Second
+
 // openHostRecorder opens the host's recorder with its pins; where pinning fails it
 // records without, and says so.
 func openHostRecorder(cfg *Config, log *slog.Logger) (*bpf.Recorder, error, error) {
-	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir}
+	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir, KeepLoaded: cfg.KeepLoaded, DetachAfter: detachAfter}
 	rec, err := record.OpenWith(opts)
 	if !errors.Is(err, bpf.ErrPinning) {
 		return rec, nil, err
 	}
 	log.Error("recording without pins: if this recorder dies, what it recorded is lost", "pinDir", cfg.PinDir, "err", err)
-	opts.PinDir = ""
+	opts.PinDir, opts.KeepLoaded = "", false
 	rec, err2 := record.OpenWith(opts)
 	return rec, err, err2
 }
@@ -415,7 +460,7 @@ func (d *Daemon) handle(req request) response {
 			// Written already (its cgroup emptied first), or never tracked.
 			return response{}
 		}
-		d.finish(c)
+		d.finishFor(c, true)
 		d.mu.Lock()
 		if d.containers[req.Container] == c {
 			delete(d.containers, req.Container)
@@ -434,6 +479,7 @@ func (d *Daemon) handle(req request) response {
 }
 
 func (d *Daemon) track(req request) response {
+	began := time.Now()
 	// The hook checked the annotation already; the recorder, which writes as root,
 	// checks again against its own config.
 	target, err := ParseAnnotations(req.Annotations, d.cfg)
@@ -477,6 +523,7 @@ func (d *Daemon) track(req request) response {
 		d.opts.Track(&topts)
 	}
 	c := &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target, start: req.Start, pins: d.pins}
+	checked := time.Now()
 	if d.keep {
 		// Saved first: a recorder that dies once the cgroup is tracked leaves what
 		// the next one needs to finish the recording.
@@ -484,27 +531,40 @@ func (d *Daemon) track(req request) response {
 			return response{Error: err.Error()}
 		}
 	}
+	saved := time.Now()
+	attached := d.rec.Attached()
 	if err := d.rec.TrackWith(req.CgroupID, topts); err != nil {
 		if d.keep {
 			os.Remove(statePath(d.cfg.RunDir, c.id))
 		}
 		return response{Error: err.Error()}
 	}
+	d.log.Debug("track steps", "container", req.Container, "check", checked.Sub(began), "state", saved.Sub(checked), "maps", time.Since(saved), "attach", !attached)
 	d.containers[req.Container] = c
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
 	return response{Profile: target.Path(), Tracked: true}
 }
 
 // finish writes a container's profile and stops tracking it, once.
-func (d *Daemon) finish(c *container) {
+func (d *Daemon) finish(c *container) { d.finishFor(c, false) }
+
+// finishFor is finish; asked is true where the container's poststop hook asked,
+// which is answered at once: a profile written is not saved as an outcome for it
+// then, and its state is removed instead. A recorder that dies before the profile
+// is written leaves the state and the pins, and the next one finishes it; one that
+// dies after leaves neither, and the hook, asking again, is told nothing is left
+// to write. A failure is saved, so that the hook asking again is told of it.
+func (d *Daemon) finishFor(c *container, asked bool) {
 	c.once.Do(func() {
 		if c.lost != nil {
 			c.err = c.lost
 		} else {
 			c.err = d.write(c)
+			began := time.Now()
 			if err := d.rec.Untrack(c.cgroupID); err != nil && c.err == nil {
 				c.err = err
 			}
+			d.log.Debug("untrack steps", "container", c.id, "untrack", time.Since(began), "detached", !d.rec.Attached())
 		}
 		if c.err != nil && d.opts.Finish == nil {
 			c.err = notWritten(c.target, c.id, c.err)
@@ -519,7 +579,9 @@ func (d *Daemon) finish(c *container) {
 		}
 		d.idleSince = time.Now()
 		d.mu.Unlock()
-		if d.keep {
+		if d.keep && asked && c.err == nil {
+			os.Remove(statePath(d.cfg.RunDir, c.id))
+		} else if d.keep {
 			if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
 				d.log.Error("saving state", "container", c.id, "err", err)
 			}
@@ -528,14 +590,16 @@ func (d *Daemon) finish(c *container) {
 }
 
 func (d *Daemon) write(c *container) error {
+	began := time.Now()
 	rec, err := d.rec.Read(c.cgroupID)
 	if err != nil {
 		return err
 	}
+	read := time.Now()
 	if d.opts.Finish != nil {
 		return d.opts.Finish(c.id, rec)
 	}
-	popts, withArgs, err := d.cfg.ProfileOptions()
+	popts, withArgs, err := d.profileOptions()
 	if err != nil {
 		return err
 	}
@@ -593,9 +657,15 @@ func (d *Daemon) write(c *container) error {
 	if err != nil {
 		return err
 	}
+	builtAt := time.Now()
+	wroteAt := builtAt
+	defer func() {
+		d.log.Debug("flush steps", "container", c.id, "read", read.Sub(began), "build", builtAt.Sub(read), "write", wroteAt.Sub(builtAt), "reports", time.Since(wroteAt))
+	}()
 	if err := WriteIn(root, t.File, data); err != nil {
 		return err
 	}
+	wroteAt = time.Now()
 	if err := root.Remove(t.File + ErrorSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}

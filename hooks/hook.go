@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,6 +33,11 @@ type HookOptions struct {
 	// Executable is the syscage binary that runs the recorder.
 	Executable string
 	Log        *slog.Logger
+	// Debug passes --debug on to a recorder the hook starts.
+	Debug bool
+	// Started is when the hook's process began its work (before its config was
+	// read), for the timings logged at level debug; zero leaves that step out.
+	Started time.Time
 }
 
 // RunHook handles one OCI hook invocation: the container's state on stdin. At
@@ -39,7 +46,8 @@ type HookOptions struct {
 // returns once it is written. A container without a recording annotation is left
 // alone. It returns the profile path, if any.
 func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
-	deadline := time.Now().Add(time.Duration(opts.Config.Timeout))
+	begin := time.Now()
+	deadline := begin.Add(time.Duration(opts.Config.Timeout))
 	st, err := oci.ReadState(stdin)
 	if err != nil {
 		return "", err
@@ -65,6 +73,7 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	default:
 		return "", fmt.Errorf("container %s is %q: install the hook at the prestart (or createRuntime) and poststop stages", st.ID, st.Status)
 	}
+	parsed := time.Now()
 	if kube {
 		// Only the agent records these; without one (it was uninstalled or is
 		// restarting) the container runs unrecorded rather than not at all.
@@ -79,7 +88,19 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		opts.Log.Info("hook", "op", req.Op, "container", st.ID, "recorded", resp.Tracked)
 		return resp.Profile, nil
 	}
-	resp, err := call(opts, req, deadline)
+	var spawned time.Duration
+	resp, err := call(opts, req, deadline, &spawned)
+	if opts.Log.Enabled(context.Background(), slog.LevelDebug) {
+		// What each step of the hook's path took: the benchmark reads these.
+		args := []any{"op", req.Op, "container", st.ID, "parse", parsed.Sub(begin), "call", time.Since(parsed)}
+		if spawned > 0 {
+			args = append(args, "spawnToAnswer", spawned)
+		}
+		if !opts.Started.IsZero() {
+			args = append(args, "config", begin.Sub(opts.Started))
+		}
+		opts.Log.Debug("hook steps", args...)
+	}
 	if err != nil && req.Op == "flush" {
 		// No recorder answered for the recording: say so beside the profile too.
 		return "", notWritten(target, st.ID, err)
@@ -118,11 +139,11 @@ func trackRequest(st *specs.State) (request, error) {
 	// filter is in; a container without one is recorded from its entrypoint's exec.
 	start := bpf.StartExec
 	if st.Bundle != "" {
-		spec, err := oci.LoadSpec(st.Bundle)
+		filtered, err := oci.BundleHasSeccomp(st.Bundle)
 		if err != nil {
 			return request{}, err
 		}
-		if oci.HasSeccomp(spec) {
+		if filtered {
 			start = bpf.StartSeccomp
 		}
 	}
@@ -131,13 +152,17 @@ func trackRequest(st *specs.State) (request, error) {
 
 // call sends req to the recorder, starting one if none answers, and gives up at
 // deadline: a hook must never hang a container's start or stop.
-func call(opts HookOptions, req request, deadline time.Time) (response, error) {
+func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time.Duration) (response, error) {
 	sock := opts.Config.Socket()
 	spawned := false
+	var spawnedAt time.Time
 	var lastErr error
 	for time.Now().Before(deadline) {
 		resp, err := roundTrip(sock, req, deadline)
 		if err == nil && !resp.Retry {
+			if spawned {
+				*spawnToAnswer = time.Since(spawnedAt)
+			}
 			return resp, nil
 		}
 		lastErr = err
@@ -153,12 +178,18 @@ func call(opts HookOptions, req request, deadline time.Time) (response, error) {
 			}
 			// A recorder that died left its recordings pinned: the one started
 			// takes them over.
-			if err := spawn(opts); err != nil {
+			spawnedAt = time.Now()
+			ready, err := spawn(opts)
+			if err != nil {
 				return response{}, err
 			}
 			spawned = true
+			// Asked again as soon as the recorder listens (or exits, having lost
+			// the lock to another), rather than on a poll.
+			waitReady(ready, deadline)
+			continue
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	return response{}, fmt.Errorf("the recorder did not answer within %s (see %s): %w", time.Duration(opts.Config.Timeout), opts.Config.LogFile, lastErr)
 }
@@ -203,39 +234,77 @@ func (c *Config) RecorderCgroup() string {
 // spawn starts a recorder in its own session and cgroup, detached from the hook:
 // its stdio is /dev/null, so the runtime waiting on the hook's output does not
 // wait on the recorder.
-func spawn(opts HookOptions) error {
+//
+// It returns the read end of a pipe whose write end only the recorder holds: it
+// reads EOF once the recorder listens, or has exited.
+func spawn(opts HookOptions) (*os.File, error) {
 	mnt, err := cgroups.Mount()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A recorder on its way out removes the cgroup: make it again.
 	for try := 0; ; try++ {
-		err := spawnIn(opts, filepath.Join(mnt, opts.Config.RecorderCgroup()))
+		ready, err := spawnIn(opts, filepath.Join(mnt, opts.Config.RecorderCgroup()))
 		if err == nil || try == 2 {
-			return err
+			return ready, err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-func spawnIn(opts HookOptions, dir string) error {
+// readyEnv names, in a recorder's environment, the descriptor it closes once it
+// listens.
+const readyEnv = "SYSCAGE_READY_FD"
+
+// waitReady waits for the recorder's end of the pipe to close, until deadline.
+func waitReady(ready *os.File, deadline time.Time) {
+	defer ready.Close()
+	ready.SetReadDeadline(deadline)
+	var b [1]byte
+	ready.Read(b[:])
+}
+
+// signalReady closes the descriptor the hook that started this recorder waits on.
+func signalReady() {
+	v := os.Getenv(readyEnv)
+	if v == "" {
+		return
+	}
+	os.Unsetenv(readyEnv)
+	if fd, err := strconv.Atoi(v); err == nil && fd > 2 {
+		syscall.Close(fd)
+	}
+}
+
+func spawnIn(opts HookOptions, dir string) (*os.File, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("creating the recorder's cgroup: %w", err)
+		return nil, fmt.Errorf("creating the recorder's cgroup: %w", err)
 	}
 	cg, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
-		return fmt.Errorf("opening the recorder's cgroup: %w", err)
+		return nil, fmt.Errorf("opening the recorder's cgroup: %w", err)
 	}
 	defer cg.Close()
+	ready, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starting the recorder: %w", err)
+	}
+	defer w.Close()
 	args := []string{"daemon"}
 	if opts.ConfigPath != "" {
 		args = append(args, "--config", opts.ConfigPath)
 	}
+	if opts.Debug {
+		args = append(args, "--debug")
+	}
 	cmd := exec.Command(opts.Executable, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	cmd.ExtraFiles = []*os.File{w} // fd 3
+	cmd.Env = append(os.Environ(), readyEnv+"=3")
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the recorder: %w", err)
+		ready.Close()
+		return nil, fmt.Errorf("starting the recorder: %w", err)
 	}
 	opts.Log.Info("started the recorder", "pid", cmd.Process.Pid)
-	return cmd.Process.Release()
+	return ready, cmd.Process.Release()
 }

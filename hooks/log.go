@@ -38,15 +38,18 @@ func OpenLog(cfg *Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
 }
 
 // Hook runs the hook with the container's state on stdin, as this executable
-// (which the recorder, if one must be started, is started as), and logs what
-// went wrong at level ERROR.
-func Hook(stdin io.Reader, cfg *Config, configPath string, log *slog.Logger) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
+// unless opts names another (the recorder, if one must be started, is started
+// as it), and logs what went wrong at level ERROR.
+func Hook(stdin io.Reader, opts HookOptions) error {
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opts.Executable = exe
 	}
-	if _, err := RunHook(stdin, HookOptions{Config: cfg, ConfigPath: configPath, Executable: exe, Log: log}); err != nil {
-		log.Error("hook", "err", err)
+	if _, err := RunHook(stdin, opts); err != nil {
+		opts.Log.Error("hook", "err", err)
 		return fmt.Errorf("syscage hook: %w", err)
 	}
 	return nil

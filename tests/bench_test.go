@@ -6,18 +6,23 @@ package tests
 // a time. Run with `make bench` (-benchtime 1x: each benchmark sizes itself).
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -334,41 +339,58 @@ func statusKB(b testing.TB, status []byte, field string) float64 {
 
 // BenchmarkHook: what the hook adds to starting a container, with the recorder
 // already running (warm) and with the hook starting it (cold), side by side with
-// the same runtime without the hook; and the recorder's memory after it served
-// twenty containers.
+// the same runtime without the hook; what each step of the hook's path takes
+// (from the timings the hook and the recorder log at level debug); and the
+// recorder's memory after it served twenty containers.
 func BenchmarkHook(b *testing.B) {
 	testenv.RequireRoot(b)
-	e := newHookEnv(b)
+	// The recorder outlives the waits for it to detach (a second each).
+	e := newHookEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "5s" })
 	image := rt.PodmanImage(b, nil)
-	hookSpec := func(dir string, spec *specs.Spec, hooked bool) {
-		if hooked {
-			h := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", e.config}}
-			spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
-			spec.Annotations = map[string]string{"io.syscage.record": "bench"}
+	hookedBundle := func(config string, debug bool) string {
+		dir, spec := rt.Bundle(b, []string{"true"}, nil)
+		args := []string{"syscage-hook", "hook", "--config", config}
+		if debug {
+			args = append(args, "--debug")
 		}
+		h := specs.Hook{Path: hookBinary, Args: args}
+		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
+		spec.Annotations = map[string]string{"io.syscage.record": "bench"}
 		rt.WriteSpec(b, dir, spec)
+		return dir
 	}
-	plainDir, plain := rt.Bundle(b, []string{"true"}, nil)
-	hookDir, hooked := rt.Bundle(b, []string{"true"}, nil)
-	hookSpec(plainDir, plain, false)
-	hookSpec(hookDir, hooked, true)
-	timed := func(f func()) float64 {
-		start := time.Now()
-		f()
-		return float64(time.Since(start).Microseconds()) / 1000
-	}
+	plainDir, _ := rt.Bundle(b, []string{"true"}, nil)
+	hookDir := hookedBundle(e.config, false)
 	runc := map[string][]float64{}
 	podman := map[string][]float64{}
-	for round := range 10 {
-		for i, name := range []string{"none", "hook"} {
-			if (i+round)%2 == 1 {
-				name = []string{"hook", "none"}[i]
+	// Warm: the first hooked run starts the recorder, the rounds then find it.
+	// "none" and "hook" run with nothing attached (the recorder detaches a second
+	// after its last container); "hook-next" right after "hook", as containers
+	// started one after another are, finds the programs still attached.
+	rt.RuncRun(b, hookDir)
+	for round := range 15 {
+		order := []string{"none", "hook"}
+		if round%2 == 1 {
+			order = []string{"hook", "none"}
+		}
+		for _, name := range order {
+			e.waitDetached(b)
+			if name == "none" {
+				runc["none"] = append(runc["none"], timed(func() { rt.RuncRun(b, plainDir) }))
+				continue
 			}
-			dir, ann := plainDir, []string{}
-			if name == "hook" {
-				dir, ann = hookDir, []string{"--annotation", "io.syscage.record=bench"}
-			}
-			runc[name] = append(runc[name], timed(func() { rt.RuncRun(b, dir) }))
+			runc["hook"] = append(runc["hook"], timed(func() { rt.RuncRun(b, hookDir) }))
+			runc["hook-next"] = append(runc["hook-next"], timed(func() { rt.RuncRun(b, hookDir) }))
+		}
+	}
+	b.ReportMetric(median(runc["hook-next"]), "ms-runc-hook-next")
+	b.ReportMetric(median(runc["hook-next"])-median(runc["none"]), "ms-runc-added-next")
+	b.ReportMetric(median(runc["hook-next"])/median(runc["none"]), "x-runc-hook-next/none")
+	for round := range 6 {
+		for i := range 2 {
+			name := []string{"none", "hook"}[(i+round)%2]
+			e.waitDetached(b)
+			ann := map[string][]string{"none": nil, "hook": {"--annotation", "io.syscage.record=bench"}}[name]
 			podman[name] = append(podman[name], timed(func() { e.podman(b, image, ann, "true") }))
 		}
 	}
@@ -379,22 +401,234 @@ func BenchmarkHook(b *testing.B) {
 		b.ReportMetric(hook-none, "ms-"+name+"-added")
 		b.ReportMetric(hook/none, "x-"+name+"-hook/none")
 	}
-	// The recorder has served 20 containers by now.
+	// The recorder has served 30 containers by now.
 	if pid := e.recorderPid(); pid > 0 {
 		if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 			b.ReportMetric(statusKB(b, status, "VmHWM")/1024, "MB-recorder-peak")
 		}
 	}
-	// Cold: each run with a recorder of its own to start.
-	var cold []float64
-	for range 5 {
-		c := newHookEnv(b)
-		dir, spec := rt.Bundle(b, []string{"true"}, nil)
-		h := specs.Hook{Path: binary, Args: []string{"syscage", "hook", "--config", c.config}}
-		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
-		spec.Annotations = map[string]string{"io.syscage.record": "cold"}
-		rt.WriteSpec(b, dir, spec)
-		cold = append(cold, timed(func() { rt.RuncRun(b, dir) }))
+
+	// The hook binary alone: exec to exit (--version), and the whole hook for a
+	// container it leaves alone (config, state parse, no recorder), beside
+	// /bin/true's exec.
+	noAnn, err := json.Marshal(specs.State{Version: specs.Version, ID: "bench-none", Status: specs.StateCreated, Pid: os.Getpid(), Bundle: plainDir})
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.ReportMetric(median(cold)-median(runc["none"]), "ms-runc-added-cold")
+	execs := map[string][]float64{}
+	for round := range 30 {
+		for i, c := range []struct {
+			name  string
+			cmd   []string
+			stdin []byte
+		}{
+			{"true", []string{"/bin/true"}, nil},
+			{"version", []string{hookBinary, "--version"}, nil},
+			{"noop", []string{hookBinary, "hook", "--config", e.config}, noAnn},
+		} {
+			_ = i
+			cmd := exec.Command(c.cmd[0], c.cmd[1:]...)
+			if c.stdin != nil {
+				cmd.Stdin = bytes.NewReader(c.stdin)
+			}
+			ms := timed(func() {
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%v: %v\n%s", c.cmd, err, out)
+				}
+			})
+			if round > 0 {
+				execs[c.name] = append(execs[c.name], ms)
+			}
+		}
+	}
+	b.ReportMetric(median(execs["true"]), "ms-exec-true")
+	b.ReportMetric(median(execs["version"]), "ms-exec-hook")
+	b.ReportMetric(median(execs["noop"]), "ms-hook-unannotated")
+
+	// Each step, from the timings logged at level debug by hooks of their own.
+	d := newHookEnv(b)
+	debugDir := hookedBundle(d.config, true)
+	for range 12 {
+		rt.RuncRun(b, debugDir)
+	}
+	steps := logSteps(b, d.log)
+	for _, k := range []string{
+		"hook steps track config", "hook steps track parse", "hook steps track call",
+		"track steps check", "track steps state", "track steps maps",
+		"hook steps flush config", "hook steps flush parse", "hook steps flush call",
+		"flush steps read", "flush steps build", "flush steps write", "flush steps reports", "untrack steps untrack",
+	} {
+		if v, ok := steps[k]; ok {
+			b.ReportMetric(median(v), "ms-step-"+strings.ReplaceAll(strings.TrimSuffix(strings.Replace(k, " steps ", "-", 1), ""), " ", "-"))
+		}
+	}
+
+	// Cold: the first container of an idle period, its hook starting the recorder,
+	// interleaved with runs without the hook; with programs that stay loaded
+	// across the idle exit (keepLoaded) and without.
+	coldEnvs := map[string]*hookEnv{}
+	coldDirs := map[string]string{}
+	for _, keep := range []bool{false, true} {
+		name := "cold"
+		if keep {
+			name = "cold-kept"
+		}
+		c := newHookEnv(b, func(cfg map[string]any) {
+			cfg["idleExit"] = "50ms"
+			if keep {
+				cfg["keepLoaded"] = true
+			}
+		})
+		if keep {
+			b.Cleanup(func() { c.cleanupKept(b) })
+		}
+		coldEnvs[name], coldDirs[name] = c, hookedBundle(c.config, true)
+	}
+	coldNone := []float64{}
+	cold := map[string][]float64{}
+	names := []string{"none", "cold", "cold-kept"}
+	for round := range 8 {
+		for i := range names {
+			name := names[(i+round)%len(names)]
+			if name == "none" {
+				coldNone = append(coldNone, timed(func() { rt.RuncRun(b, plainDir) }))
+				continue
+			}
+			c := coldEnvs[name]
+			c.waitIdleExit(b)
+			ms := timed(func() { rt.RuncRun(b, coldDirs[name]) })
+			if round > 0 || name == "cold" {
+				// cold-kept's first run has nothing kept yet.
+				cold[name] = append(cold[name], ms)
+			}
+		}
+	}
+	// What keepLoaded leaves in the kernel across the idle exit.
+	coldEnvs["cold-kept"].waitIdleExit(b)
+	b.ReportMetric(pinnedMemlock(b, coldEnvs["cold-kept"].pinDir)/1024, "kB-kept")
+	for _, name := range []string{"cold", "cold-kept"} {
+		b.ReportMetric(median(cold[name])-median(coldNone), "ms-runc-added-"+name)
+		b.ReportMetric(median(cold[name])/median(coldNone), "x-runc-"+name+"/none")
+		steps := logSteps(b, coldEnvs[name].log)
+		for _, k := range []string{"recorder steps locked", "recorder steps open", "recorder steps openToReady", "hook steps track spawnToAnswer", "hook steps track call", "hook steps flush call", "track steps state", "track steps maps", "flush steps build", "flush steps write"} {
+			if v, ok := steps[k]; ok {
+				b.ReportMetric(median(v), "ms-"+name+"-"+strings.ReplaceAll(strings.Replace(k, " steps ", "-", 1), " ", "-"))
+			}
+		}
+	}
+}
+
+func timed(f func()) float64 {
+	start := time.Now()
+	f()
+	return float64(time.Since(start).Microseconds()) / 1000
+}
+
+var (
+	stepLineRE = regexp.MustCompile(`msg="([a-z]+ steps)"(.*)`)
+	stepRE     = regexp.MustCompile(`([a-zA-Z]+)=([0-9.]+(?:ns|µs|ms|s))\b`)
+	stepOpRE   = regexp.MustCompile(` op=([a-z]+)`)
+)
+
+// logSteps reads the step timings of a hook log: "MSG [OP] FIELD" → ms.
+func logSteps(b *testing.B, path string) map[string][]float64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string][]float64{}
+	for _, m := range stepLineRE.FindAllStringSubmatch(string(data), -1) {
+		prefix := m[1]
+		if op := stepOpRE.FindStringSubmatch(m[2]); op != nil {
+			prefix += " " + op[1]
+		}
+		for _, f := range stepRE.FindAllStringSubmatch(m[2], -1) {
+			d, err := time.ParseDuration(f[2])
+			if err != nil {
+				b.Fatalf("log: %s: %v", f[0], err)
+			}
+			out[prefix+" "+f[1]] = append(out[prefix+" "+f[1]], float64(d.Microseconds())/1000)
+		}
+	}
+	return out
+}
+
+// waitDetached waits for the env's recorder to detach its programs (it unpins
+// their links then), so that a run measures nothing attached beforehand.
+func (e *hookEnv) waitDetached(b testing.TB) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		links, _ := filepath.Glob(filepath.Join(e.pinDir, "recorder-*", "links", "*"))
+		if len(links) == 0 {
+			// And past the kernel's grace period for the detach, as a container
+			// started a while after the last would be.
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("links %v still pinned 10s on", links)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitIdleExit waits for the env's recorder, if any, to exit by itself.
+func (e *hookEnv) waitIdleExit(b testing.TB) {
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := e.recorderPid(); pid > 0 && syscall.Kill(pid, 0) == nil; pid = e.recorderPid() {
+		if time.Now().After(deadline) {
+			b.Fatalf("recorder %d did not exit when idle", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The lock goes last, once the recorder has let go of everything.
+	for _, err := os.Stat(filepath.Join(e.runDir, "recorder.lock")); err == nil; _, err = os.Stat(filepath.Join(e.runDir, "recorder.lock")) {
+		if time.Now().After(deadline) {
+			b.Fatalf("the recorder's lock is still there")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// cleanupKept removes what a recorder with keepLoaded keeps across its idle exit,
+// as an administrator would: syscage-hook daemon --cleanup.
+func (e *hookEnv) cleanupKept(b testing.TB) {
+	e.waitIdleExit(b)
+	if out, err := exec.Command(hookBinary, "daemon", "--cleanup", "--config", e.config).CombinedOutput(); err != nil {
+		b.Errorf("cleanup: %v\n%s", err, out)
+	}
+}
+
+// pinnedMemlock sums the kernel memory (memlock in fdinfo) of the programs and
+// maps pinned below dir.
+func pinnedMemlock(b *testing.B, dir string) float64 {
+	total := 0.0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		var fd int
+		if p, err := ebpf.LoadPinnedProgram(path, nil); err == nil {
+			defer p.Close()
+			fd = p.FD()
+		} else if m, err := ebpf.LoadPinnedMap(path, nil); err == nil {
+			defer m.Close()
+			fd = m.FD()
+		} else {
+			return nil // a link
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+		if err != nil {
+			return err
+		}
+		if m := regexp.MustCompile(`memlock:\s+(\d+)`).FindSubmatch(info); m != nil {
+			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			total += n
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/syscage/syscage/hooks"
 )
@@ -34,6 +35,7 @@ const usage = `usage: syscage-hook hook [--config FILE] [--debug]      the OCI h
 Installed as syscage-runc (a link), it is the runc wrapper. See syscage hook --help.`
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	started := time.Now()
 	if len(args) == 0 {
 		return fmt.Errorf("no command\n%s", usage)
 	}
@@ -67,7 +69,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer done()
 	switch {
 	case args[0] == "hook":
-		return hooks.Hook(stdin, cfg, *config, log)
+		return hooks.Hook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Log: log, Debug: *debug, Started: started})
 	case cleanup:
 		if err := hooks.Cleanup(cfg, log, stdout); err != nil {
 			log.Error("cleanup", "err", err)
@@ -78,7 +80,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := hooks.Serve(ctx, cfg, log); err != nil {
+	if err := hooks.ServeWith(ctx, cfg, log, hooks.ServeOptions{Started: started}); err != nil {
 		log.Error("recorder", "err", err)
 		return err
 	}

@@ -47,7 +47,7 @@ paths inside the config's compatDirs. Containers without either are left alone.`
 				return err
 			}
 			defer done()
-			return hooks.Hook(cmd.InOrStdin(), cfg, opts.config, log)
+			return hooks.Hook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Log: log, Debug: root.debug})
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+", defaults if absent)")
