@@ -8,6 +8,7 @@
 #   up.sh down    # delete pods, stop everything started by `up` (by pid), unmount, remove iptables rules/netns
 #   up.sh clean   # down + wipe etcd/containerd/kubelet state (keeps pki, images, bin, $KUBELET_ROOT/seccomp)
 #   NODES=2 up.sh up   # a second node; $W/nodes lists each node's paths as seen from the host
+#   up.sh in-node 2 CMD...   # run CMD in node 2's mount and network namespaces
 #   up.sh status | up.sh step FUNC...   (debug: run individual functions, e.g. `step kubelet_up`)
 # Needs: root, Debian packages containerd runc containernetworking-plugins etcd-server busybox-static iptables
 # openssl iproute2 (installed by `up` if missing), python3; Go + module proxy only for `build`. See tests/k8s in the repository's README.md.
@@ -562,6 +563,12 @@ cmd_up() {
   for ((n = 2; n <= NODES; n++)); do node_wait "$n"; done
   ((NODES > 1)) && lap "nodes 2-$NODES Ready"
   nodes_file
+  # Nodes of an earlier `up` with more NODES stay in etcd, NotReady, and a DaemonSet
+  # that tolerates everything would wait for them: they go.
+  local name
+  for name in $(kc get nodes -o name); do
+    grep -q "^${name#node/} " "$W/nodes" || kc delete "$name" >&2
+  done
   # kube-proxy after the Node exists (else it waits 30s for it and /healthz stays 503)
   if [[ ${KUBE_PROXY:-1} == 1 && -x $BIN/kube-proxy ]]; then proxy_up; lap kube-proxy; else svc_nat_up; fi
   waitfor "default serviceaccount" 60 kc -n default get sa default
@@ -743,10 +750,11 @@ case ${1:-up} in
   test) cmd_test ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  in-node) shift; in_node "$@" ;;   # in-node N CMD...: e.g. in-node 2 ls /sys/fs/bpf
   step) shift; mkdir -p "$RUN" "$LOG"; for f in "$@"; do "$f"; lap "$f"; done ;;
   # clean: also wipe cluster state (etcd, images, kubelet state except $KUBELET_ROOT/seccomp, pod logs)
   clean) cmd_down
     rm -rf "$W/etcd" "$W/containerd" "$W/cni/ipam" "$RUN" /var/log/pods "$W"/node[0-9]* "$W/nodes"
     find "$KUBELET_ROOT" -mindepth 1 -maxdepth 1 ! -name seccomp -exec rm -rf {} + 2>/dev/null || true ;;
-  *) echo "usage: $0 build|up|test|down|status|clean"; exit 2 ;;
+  *) echo "usage: $0 build|up|test|down|status|clean|in-node N CMD..."; exit 2 ;;
 esac
