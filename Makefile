@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/syscage
 GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-DEBS     := runc podman containerd docker.io busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static containernetworking-plugins etcd-server iptables openssl
+DEBS     := runc podman containerd docker.io busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static containernetworking-plugins etcd-server iptables openssl iproute2
 
 .PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean image k8s-build
 

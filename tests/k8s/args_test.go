@@ -39,7 +39,7 @@ func argsRules(t *testing.T, c *cluster, ns, tmp string) {
 	copyFile(t, bin, filepath.Join(root, "args"), 0o755)
 	tar := filepath.Join(tmp, "args.tar")
 	run(t, "python3", filepath.Join(filepath.Dir(c.upSh), "mkimage.py"), root, "localhost/syscage-args:e2e", tar, "/args")
-	run(t, "ctr", "-a", filepath.Join(c.dir, "containerd", "containerd.sock"), "-n", "k8s.io", "images", "import", tar)
+	c.importImage(t, tar)
 	defer c.try(c.kubectl, "-n", ns, "delete", "jobs", "--all", "--wait=true", "--timeout=60s")
 
 	manifest := filepath.Join(tmp, "args-job.yaml")

@@ -1,8 +1,9 @@
 // Package k8s holds syscage's Kubernetes end-to-end test: the kubectl plugin and
-// the node agent on a real single-node cluster (tests/k8s/cluster/up.sh: kubelet,
-// containerd 1.6 with runc, bridge CNI), with containerd running runc through
-// syscage-runc so that selected containers are recorded from their first
-// instruction.
+// the node agents on a real cluster (tests/k8s/cluster/up.sh: kubelet, containerd
+// 1.6 with runc, bridge CNI) of two nodes on one machine, the second in mount and
+// network namespaces of its own (SYSCAGE_K8S_NODES=1 for one), with containerd
+// running runc through syscage-runc so that selected containers are recorded from
+// their first instruction.
 package k8s
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,36 @@ type cluster struct {
 	plugin     string // kubectl-syscage
 	hostBin    string // the syscage binary in the agent's image (syscage-runc is syscage-hook)
 	image      string
-	seccompDir string // the kubelet's
+	seccompDir string // the kubelet's, as each node sees it
+	nodes      []node
+}
+
+// node is one of the cluster's nodes, its paths as seen from the host.
+type node struct {
+	name       string
+	seccompDir string // its kubelet's seccomp directory
+	runDir     string // its /run
+	sock       string // its containerd's socket
+	mntns      string // its mount namespace, "" for the host's
+}
+
+// run is where a path below the node's /run is seen from the host.
+func (n node) run(p string) string {
+	rel, err := filepath.Rel("/run", p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return p
+	}
+	return filepath.Join(n.runDir, rel)
+}
+
+// wantNodes is the number of nodes the test brings up: SYSCAGE_K8S_NODES, 2 unless set.
+func wantNodes(t *testing.T) int {
+	v := envOr("SYSCAGE_K8S_NODES", "2")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 2 {
+		t.Fatalf("SYSCAGE_K8S_NODES=%q: want 1 or 2", v)
+	}
+	return n
 }
 
 // hostDir holds the syscage binary containerd runs as syscage-runc, and the hook
@@ -103,21 +134,25 @@ func setup(t *testing.T) *cluster {
 		t.Logf("building the cluster's binaries (first time on this machine: ~15 min)")
 		c.up(t, "build")
 	}
+	want := wantNodes(t)
 	if c.isUp() {
 		cfg, _ := os.ReadFile(filepath.Join(c.dir, "containerd", "config.toml"))
 		if !bytes.Contains(cfg, []byte(wrapper)) {
 			t.Fatalf("a cluster is up whose containerd does not run %s: take it down (%s down) and run the test again", wrapper, upSh)
 		}
+		if c.nodes = readNodes(t, c.dir); len(c.nodes) != want {
+			t.Fatalf("a cluster of %d nodes is up, and SYSCAGE_K8S_NODES asks for %d: take it down (%s down) and run the test again", len(c.nodes), want, upSh)
+		}
 		t.Logf("using the cluster that is up")
 	} else {
-		c.up(t, "up")
+		// Registered first, so that a cluster that comes up halfway goes down too.
 		t.Cleanup(func() {
 			if os.Getenv("SYSCAGE_K8S_KEEP") == "1" {
 				t.Logf("SYSCAGE_K8S_KEEP=1: leaving the cluster up")
 				return
 			}
 			c.up(t, "down")
-			// containerd ran runc through it; with the cluster down, it goes too.
+			// containerds ran runc through it; with the cluster down, it goes too.
 			os.RemoveAll(hostDir)
 			// The kubelet's QoS cgroups, which the script leaves, empty.
 			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kubepods")
@@ -125,6 +160,13 @@ func setup(t *testing.T) *cluster {
 				removeCgroupTree(d)
 			}
 		})
+		c.up(t, "up", "NODES="+strconv.Itoa(want))
+		if c.nodes = readNodes(t, c.dir); len(c.nodes) != want {
+			t.Fatalf("%s up brought up %d nodes, want %d", upSh, len(c.nodes), want)
+		}
+	}
+	for _, n := range c.nodes {
+		t.Logf("node %s: seccomp profiles in %s, /run in %s", n.name, n.seccompDir, n.runDir)
 	}
 
 	// The agent's image: the static binary alone, tagged by its digest so that a
@@ -136,8 +178,56 @@ func setup(t *testing.T) *cluster {
 	copyFile(t, built, filepath.Join(root, "syscage"), 0o755)
 	tar := filepath.Join(tmp, "syscage.tar")
 	run(t, "python3", filepath.Join(filepath.Dir(upSh), "mkimage.py"), root, c.image, tar, "/syscage")
-	run(t, "ctr", "-a", filepath.Join(c.dir, "containerd", "containerd.sock"), "-n", "k8s.io", "images", "import", tar)
+	c.importImage(t, tar)
 	return c
+}
+
+// readNodes reads the nodes the cluster script brought up, from DIR/nodes.
+func readNodes(t *testing.T, dir string) []node {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "nodes"))
+	if err != nil {
+		t.Fatalf("the cluster's list of nodes: %v (a cluster brought up by an older script: take it down and run the test again)", err)
+	}
+	var nodes []node
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 5 {
+			t.Fatalf("%s: line %q: want NAME KUBELET_ROOT RUN SOCKET MOUNT_NAMESPACE", filepath.Join(dir, "nodes"), l)
+		}
+		n := node{name: f[0], seccompDir: filepath.Join(f[1], "seccomp"), runDir: f[2], sock: f[3], mntns: f[4]}
+		if n.mntns == "-" {
+			n.mntns = ""
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// importImage imports an image archive into every node's containerd.
+func (c *cluster) importImage(t *testing.T, tar string) {
+	t.Helper()
+	for _, n := range c.nodes {
+		run(t, "ctr", "-a", n.sock, "-n", "k8s.io", "images", "import", tar)
+	}
+}
+
+// bpffs lists what the node's /sys/fs/bpf holds.
+func (c *cluster) bpffs(t *testing.T, n node) string {
+	t.Helper()
+	out, err := c.inNode(n, "find", "/sys/fs/bpf", "-mindepth", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("listing node %s's /sys/fs/bpf: %v\n%s", n.name, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// inNode runs a command in a node's mount namespace.
+func (c *cluster) inNode(n node, name string, args ...string) *exec.Cmd {
+	if n.mntns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("nsenter", append([]string{"--mount=" + n.mntns, "--", name}, args...)...)
 }
 
 // removeCgroupTree removes a cgroup and its descendants, deepest first; a
@@ -155,21 +245,16 @@ func removeCgroupTree(root string) {
 	}
 }
 
-// node is the cluster's one node.
-func (c *cluster) node(t *testing.T) string {
-	return strings.TrimPrefix(strings.TrimSpace(c.kc(t, "get", "nodes", "-o", "name")), "node/")
-}
-
 func (c *cluster) isUp() bool {
 	cmd := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "--request-timeout=3s", "get", "--raw", "/readyz")
 	return cmd.Run() == nil
 }
 
 // up runs the cluster script.
-func (c *cluster) up(t *testing.T, verb string) {
+func (c *cluster) up(t *testing.T, verb string, env ...string) {
 	t.Helper()
 	cmd := exec.Command("bash", c.upSh, verb)
-	cmd.Env = append(os.Environ(), "K8SE2E_DIR="+c.dir, "RUNC_BIN="+filepath.Join(hostDir, "syscage-runc"))
+	cmd.Env = append(append(os.Environ(), "K8SE2E_DIR="+c.dir, "RUNC_BIN="+filepath.Join(hostDir, "syscage-runc")), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()

@@ -49,6 +49,10 @@ func TestKubernetes(t *testing.T) {
 	// A clean start: what an earlier run may have left (it is idempotent).
 	c.try(c.plugin, "uninstall", "--force", "--timeout", "60s")
 
+	bpffs := map[string]string{}
+	for _, n := range c.nodes {
+		bpffs[n.name] = c.bpffs(t, n)
+	}
 	// Install: CRDs, RBAC and the agent on every node.
 	out, code := c.syscage(t, "install", "--image", c.image, "--pull-policy", "Never", "--seccomp-dir", c.seccompDir, "--timeout", "2m")
 	if code != 0 {
@@ -56,7 +60,8 @@ func TestKubernetes(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("agent log:\n%s", tail(c.kc(t, "-n", kubeapi.Namespace, "logs", "ds/"+kubeapi.AgentName, "--tail", "80"), 80))
+			out, _ := c.try(c.kubectl, "-n", kubeapi.Namespace, "logs", "-l", "app.kubernetes.io/name="+kubeapi.AgentName, "--prefix", "--tail", "80")
+			t.Logf("agents' logs:\n%s", tail(out, 160))
 		}
 		// Whatever happened above, leave nothing behind.
 		c.try(c.kubectl, "delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=60s")
@@ -104,12 +109,14 @@ func TestKubernetes(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("apply: exit %d", code)
 		}
-		onNode, err := os.ReadFile(filepath.Join(c.seccompDir, kubeapi.LocalhostProfile(ns, "web")))
-		if err != nil {
-			t.Fatalf("the profile is not on the node: %v", err)
-		}
-		if !allowed(parse(t, "node file", onNode))["mkdir"] {
-			t.Fatalf("the node's profile lacks mkdir")
+		for _, n := range c.nodes {
+			onNode, err := os.ReadFile(filepath.Join(n.seccompDir, kubeapi.LocalhostProfile(ns, "web")))
+			if err != nil {
+				t.Fatalf("the profile is not on node %s: %v", n.name, err)
+			}
+			if !allowed(parse(t, "node file", onNode))["mkdir"] {
+				t.Fatalf("node %s's profile lacks mkdir", n.name)
+			}
 		}
 		// The pods run under it: each is Ready, running the loop, no restarts.
 		time.Sleep(3 * time.Second)
@@ -143,6 +150,13 @@ func TestKubernetes(t *testing.T) {
 		if code != 0 {
 			t.Errorf("verify of the recorded profile: exit %d, want 0", code)
 		}
+	})
+
+	t.Run("two nodes", func(t *testing.T) {
+		if len(c.nodes) < 2 {
+			t.Skip("one node (SYSCAGE_K8S_NODES=1)")
+		}
+		twoNodes(t, c, ns, tmp)
 	})
 
 	t.Run("per container", func(t *testing.T) { perContainer(t, c, ns, tmp) })
@@ -220,9 +234,18 @@ func TestKubernetes(t *testing.T) {
 		}
 		// The agent's own run directory: /run/syscage itself may belong to the
 		// host's recorder, which removes it when it exits idle.
-		for _, p := range []string{filepath.Join(c.seccompDir, kubeapi.ProfileDir), hooks.KubernetesRunDir(hooks.DefaultConfig().RunDir)} {
-			if _, err := os.Stat(p); err == nil {
-				t.Errorf("%s is still on the node", p)
+		for _, n := range c.nodes {
+			for _, p := range []string{filepath.Join(n.seccompDir, kubeapi.ProfileDir), n.run(hooks.KubernetesRunDir(hooks.DefaultConfig().RunDir))} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s is still on node %s", p, n.name)
+				}
+			}
+			// A node's own bpf filesystem holds what it held before install (the
+			// host's may hold other recorders' pins).
+			if n.mntns != "" {
+				if now := c.bpffs(t, n); now != bpffs[n.name] {
+					t.Errorf("node %s's /sys/fs/bpf holds %q, and held %q before install", n.name, now, bpffs[n.name])
+				}
 			}
 		}
 		// Other tests on this kernel may load programs of the same names: the
@@ -283,7 +306,7 @@ func perContainer(t *testing.T, c *cluster, ns, tmp string) {
 	for _, name := range []string{"init", "server", "client"} {
 		profiles[name] = allowed(load(t, filepath.Join(dir, name+".json")))
 		// The pods --restart replaced count too: they were attached to until they exited.
-		line := regexp.MustCompile(`wrote ` + regexp.QuoteMeta(filepath.Join(dir, name+".json")) + `: container ` + name + ` of \d+ pods on 1 node \(\S+\): (all|2 pods) recorded from the start`)
+		line := regexp.MustCompile(`wrote ` + regexp.QuoteMeta(filepath.Join(dir, name+".json")) + `: container ` + name + ` of \d+ pods on (1 node|\d+ nodes) \([^)]+\): (all|2 pods) recorded from the start`)
 		if !line.MatchString(out) {
 			t.Errorf("the summary does not say that container %s of 2 pods recorded from the start made %s.json", name, name)
 		}
@@ -579,7 +602,7 @@ spec:
 	if r.code != 0 {
 		t.Fatalf("record: exit %d", r.code)
 	}
-	for _, want := range []string{"cronjob/nightly: 2 runs recorded", "container report of 2 pods on 1 node", "all recorded from the start"} {
+	for _, want := range []string{"cronjob/nightly: 2 runs recorded", "container report of 2 pods on ", "all recorded from the start"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("the summary does not say %q", want)
 		}
@@ -615,14 +638,10 @@ spec: {mode: record, selector: {matchLabels: {app: no-hook}}}
 `, ns))
 	defer c.kc(t, "-n", ns, "delete", "syscallrecording/no-hook", "--wait=false")
 	status := func() (kubeapi.NodeRecording, bool) {
-		var o kubeapi.SyscallRecording
-		json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "no-hook", "-o", "json")), &o)
-		for _, n := range o.Status.Nodes {
-			return n, true
-		}
-		return kubeapi.NodeRecording{}, false
+		n, all := c.recordingStatus(t, ns, "no-hook")
+		return n, all
 	}
-	waitFor(t, "the agent to arm", 30*time.Second, func() (bool, string) { _, ok := status(); return ok, "" })
+	waitFor(t, "the agents to arm", 30*time.Second, func() (bool, string) { _, ok := status(); return ok, "" })
 	time.Sleep(2 * time.Second) // the pod starts well after the selection names its namespace
 	apply(t, c, fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -638,8 +657,35 @@ spec:
 	})
 }
 
-// agentRestart restarts the agent in the middle of a recording: what the first
-// agent published is kept, and the new one attaches to the running containers.
+// recordingStatus merges the nodes' parts of a recording's status: their
+// containers, their messages, and their phase if all nodes are in the same one
+// (else "mixed"). all says whether every node has published its part.
+func (c *cluster) recordingStatus(t *testing.T, ns, name string) (kubeapi.NodeRecording, bool) {
+	var o kubeapi.SyscallRecording
+	json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", name, "-o", "json")), &o)
+	var m kubeapi.NodeRecording
+	var msgs []string
+	for _, nd := range c.nodes {
+		n, ok := o.Status.Nodes[nd.name]
+		if !ok {
+			continue
+		}
+		if m.Phase == "" {
+			m.Phase = n.Phase
+		} else if m.Phase != n.Phase {
+			m.Phase = "mixed"
+		}
+		m.Containers = append(m.Containers, n.Containers...)
+		if n.Message != "" {
+			msgs = append(msgs, n.Message)
+		}
+	}
+	m.Message = strings.Join(msgs, "; ")
+	return m, len(o.Status.Nodes) == len(c.nodes)
+}
+
+// agentRestart restarts the agents in the middle of a recording: what the first
+// agents published is kept, and the new ones attach to the running containers.
 func agentRestart(t *testing.T, c *cluster, ns string) {
 	apply(t, c, fmt.Sprintf(`apiVersion: syscage.io/v1alpha1
 kind: SyscallRecording
@@ -648,19 +694,15 @@ spec: {mode: record, selector: {matchLabels: {app: web}}}
 `, ns))
 	defer c.kc(t, "-n", ns, "delete", "syscallrecording", "restart-check")
 	status := func() kubeapi.NodeRecording {
-		var o kubeapi.SyscallRecording
-		json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "restart-check", "-o", "json")), &o)
-		for _, n := range o.Status.Nodes {
-			return n
-		}
-		return kubeapi.NodeRecording{}
+		n, _ := c.recordingStatus(t, ns, "restart-check")
+		return n
 	}
 	waitFor(t, "the agent to publish 2 containers", time.Minute, func() (bool, string) {
 		st := status()
 		return len(st.Containers) == 2 && st.Containers[0].Profile != nil, fmt.Sprintf("%+v", st)
 	})
-	old := c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName, "-o", "name")
-	c.kc(t, "-n", kubeapi.Namespace, "delete", strings.TrimSpace(old), "--wait=true")
+	// Every node's agent.
+	c.kc(t, "-n", kubeapi.Namespace, "delete", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName, "--wait=true")
 	c.kc(t, "-n", kubeapi.Namespace, "rollout", "status", "ds/"+kubeapi.AgentName, "--timeout=60s")
 	waitFor(t, "the new agent to carry the 2 containers over and attach to them again", time.Minute, func() (bool, string) {
 		st := status()
@@ -745,7 +787,9 @@ func spoShape(t *testing.T, c *cluster, ns, webJSON, crd string, namespaced bool
 		out, err := c.try(c.kubectl, "get", crdName, "-A")
 		return err == nil, out
 	})
-	defer os.RemoveAll(filepath.Join(c.seccompDir, "operator"))
+	for _, n := range c.nodes {
+		defer os.RemoveAll(filepath.Join(n.seccompDir, "operator"))
+	}
 
 	// The name apply gives it, and where the operator installs it.
 	obj, getArgs, lp := "web-spo", []string{"-n", ns}, "operator/"+ns+"/web-spo.json"
@@ -807,9 +851,11 @@ func spoShape(t *testing.T, c *cluster, ns, webJSON, crd string, namespaced bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Dir(filepath.Join(c.seccompDir, lp)), 0o755)
-	if err := os.WriteFile(filepath.Join(c.seccompDir, lp), prof, 0o644); err != nil {
-		t.Fatal(err)
+	for _, n := range c.nodes {
+		os.MkdirAll(filepath.Dir(filepath.Join(n.seccompDir, lp)), 0o755)
+		if err := os.WriteFile(filepath.Join(n.seccompDir, lp), prof, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.kc(t, append(getArgs, "patch", crdName, obj, "--subresource=status", "--type=merge",
 		"-p", fmt.Sprintf(`{"status":{"status":"Installed","localhostProfile":%q}}`, lp))...)
@@ -830,7 +876,8 @@ func spoShape(t *testing.T, c *cluster, ns, webJSON, crd string, namespaced bool
 }
 
 // podStart measures the time a recording adds to a pod's start: pods created one
-// at a time, alternately selected by a recording and not, from create to Ready.
+// at a time on the first node, alternately selected by a recording and not, from
+// create to Ready.
 func podStart(t *testing.T, c *cluster, ns string) {
 	rec := `apiVersion: syscage.io/v1alpha1
 kind: SyscallRecording
@@ -848,10 +895,11 @@ spec: {mode: record, selector: {matchLabels: {bench: recorded}}}
 kind: Pod
 metadata: {name: %s, namespace: %s, labels: {bench: %s}}
 spec:
+  nodeSelector: {kubernetes.io/hostname: %s}
   terminationGracePeriodSeconds: 0
   securityContext: {seccompProfile: {type: RuntimeDefault}}
   containers: [{name: app, image: localhost/busybox:e2e, imagePullPolicy: Never, command: [sleep, "3600"]}]
-`, name, ns, kind)
+`, name, ns, kind, c.nodes[0].name)
 		// The kubelet notices a started container at its next relist, once a
 		// second: a random pause keeps the loop from locking onto that period.
 		time.Sleep(time.Duration(rand.Int64N(int64(time.Second))))
@@ -871,7 +919,9 @@ spec:
 	}
 	// The agent's part of it: deciding, at the hook's request, and tracking.
 	var took []time.Duration
-	for _, l := range strings.Split(c.kc(t, "-n", kubeapi.Namespace, "logs", "ds/"+kubeapi.AgentName), "\n") {
+	agent := strings.TrimSpace(c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName,
+		"--field-selector", "spec.nodeName="+c.nodes[0].name, "-o", "name"))
+	for _, l := range strings.Split(c.kc(t, "-n", kubeapi.Namespace, "logs", agent), "\n") {
 		if !strings.Contains(l, "recording=start-bench") {
 			continue
 		}
@@ -898,7 +948,7 @@ spec:
 // its StartContainer calls to the runtime: for containerd that is runc create,
 // with the prestart hook, and runc start.
 func startContainer(t *testing.T, c *cluster) (time.Duration, int) {
-	out := c.kc(t, "get", "--raw", "/api/v1/nodes/"+c.node(t)+"/proxy/metrics")
+	out := c.kc(t, "get", "--raw", "/api/v1/nodes/"+c.nodes[0].name+"/proxy/metrics")
 	var sum float64
 	var n int
 	for _, l := range strings.Split(out, "\n") {

@@ -1,10 +1,12 @@
 package k8s
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,67 +14,180 @@ import (
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
-// nodeBound shows that the API server, not the agents by convention, keeps one
-// node's agent from writing another node's results: with a token bound to the
-// agent's pod (as its own is), a patch of another node's entry in a recording's
-// status is refused, and one of its own node's entry goes through.
-func nodeBound(t *testing.T, c *cluster, ns string) {
-	pod := strings.Fields(c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName,
-		"-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"))
-	if len(pod) < 2 {
-		t.Fatalf("no agent pod: %q", pod)
+// pair: the mkdir loop of deployment web, its two replicas forced onto different
+// nodes. Recreate, since a surge pod would have no node to go to.
+const pair = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pair, namespace: %[1]s}
+spec:
+  replicas: 2
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: pair}}
+  template:
+    metadata: {labels: {app: pair}}
+    spec:
+      securityContext: {seccompProfile: {type: RuntimeDefault}}
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {labelSelector: {matchLabels: {app: pair}}, topologyKey: kubernetes.io/hostname}
+      containers:
+      - name: app
+        image: localhost/busybox:e2e
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, 'echo started; while true; do mkdir /tmp/d || exit 3; rmdir /tmp/d; sleep 1; done']
+`
+
+// twoNodes records a deployment with a replica on each node: each node's agent
+// publishes its own pod alone, record merges both and names both nodes; apply
+// puts the profile on both nodes, and the pods on both run under it, and fail
+// under one without mkdir.
+func twoNodes(t *testing.T, c *cluster, ns, tmp string) {
+	apply(t, c, fmt.Sprintf(pair, ns))
+	defer c.try(c.kubectl, "-n", ns, "delete", "deployment/pair", "--wait=true", "--timeout=60s")
+	c.kc(t, "-n", ns, "rollout", "status", "deployment/pair", "--timeout=120s")
+	// podNodes maps the pair's live pods to their nodes.
+	podNodes := func() map[string]string {
+		var list struct {
+			Items []struct {
+				Metadata struct {
+					Name              string  `json:"name"`
+					DeletionTimestamp *string `json:"deletionTimestamp"`
+				} `json:"metadata"`
+				Spec struct {
+					NodeName string `json:"nodeName"`
+				} `json:"spec"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "pods", "-l", "app=pair", "-o", "json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, it := range list.Items {
+			if it.Metadata.DeletionTimestamp == nil {
+				m[it.Metadata.Name] = it.Spec.NodeName
+			}
+		}
+		return m
 	}
-	name, node := pod[0], pod[1]
-	token := strings.TrimSpace(c.kc(t, "-n", kubeapi.Namespace, "create", "token", kubeapi.AgentName,
-		"--bound-object-kind", "Pod", "--bound-object-name", name, "--duration", "10m"))
-	apply(t, c, fmt.Sprintf(`apiVersion: %s
+	var names []string
+	for _, n := range c.nodes {
+		names = append(names, n.name)
+	}
+	spread := func(m map[string]string) bool {
+		var on []string
+		for _, n := range m {
+			on = append(on, n)
+		}
+		slices.Sort(on)
+		return slices.Equal(on, names)
+	}
+	slices.Sort(names)
+	if m := podNodes(); !spread(m) {
+		t.Fatalf("the pair's pods are not one on each node: %v", m)
+	}
+
+	t.Run("each node publishes its own pods", func(t *testing.T) {
+		apply(t, c, fmt.Sprintf(`apiVersion: syscage.io/v1alpha1
 kind: SyscallRecording
-metadata: {name: node-bound, namespace: %s}
-spec:
-  mode: record
-  selector: {matchLabels: {syscage-test: selects-nothing}}
-`, kubeapi.APIVersion, ns))
-	defer c.try(c.kubectl, "-n", ns, "delete", "syscallrecording", "node-bound", "--wait=true")
+metadata: {name: pair-nodes, namespace: %s}
+spec: {mode: record, selector: {matchLabels: {app: pair}}}
+`, ns))
+		defer c.kc(t, "-n", ns, "delete", "syscallrecording", "pair-nodes", "--wait=false")
+		var o kubeapi.SyscallRecording
+		waitFor(t, "each node's agent to publish one container", time.Minute, func() (bool, string) {
+			o = kubeapi.SyscallRecording{}
+			if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "pair-nodes", "-o", "json")), &o); err != nil {
+				return false, err.Error()
+			}
+			ok := len(o.Status.Nodes) == len(c.nodes)
+			for _, n := range o.Status.Nodes {
+				ok = ok && len(n.Containers) == 1 && n.Containers[0].Profile != nil
+			}
+			return ok, fmt.Sprintf("%+v", o.Status.Nodes)
+		})
+		pods := podNodes()
+		for node, st := range o.Status.Nodes {
+			for _, ct := range st.Containers {
+				if pods[ct.Pod] != node {
+					t.Errorf("node %s published pod %s, which runs on %q", node, ct.Pod, pods[ct.Pod])
+				}
+			}
+		}
+	})
 
-	kubeconfig, err := os.ReadFile(c.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`server:\s*(\S+)`).FindSubmatch(kubeconfig)
-	if m == nil {
-		t.Fatalf("no server in %s", c.kubeconfig)
-	}
-	asAgent := func(entry string) (string, error) {
-		return c.try(c.kubectl, "--kubeconfig", os.DevNull, "--server", string(m[1]),
-			"--certificate-authority", filepath.Join(c.dir, "pki", "ca.crt"), "--token", token,
-			"-n", ns, "patch", "syscallrecording", "node-bound", "--subresource=status", "--type=merge",
-			"-p", fmt.Sprintf(`{"status":{"nodes":{%q:{"phase":"Done"}}}}`, entry))
-	}
-	out, err := asAgent("some-other-node")
-	if err == nil || !strings.Contains(out, "may change only its own entry") {
-		t.Errorf("the agent of %s wrote another node's entry: %v\n%s", node, err, out)
-	}
-	if out, err := asAgent(node); err != nil {
-		t.Errorf("the agent of %s could not write its own entry: %v\n%s", node, err, out)
-	}
-}
+	file := filepath.Join(tmp, "pair.json")
+	t.Run("record merges the nodes", func(t *testing.T) {
+		out, code := c.syscage(t, "record", "-n", ns, "deployment/pair", "--restart", "--duration", "6s", "-o", file, "--timeout", "3m")
+		t.Logf("record:\n%s", out)
+		if code != 0 {
+			t.Fatalf("record: exit %d", code)
+		}
+		// The pods --restart replaced count too: they were attached to until they exited.
+		want := fmt.Sprintf(`container app of \d+ pods on 2 nodes \(%s\): 2 pods recorded from the start`, regexp.QuoteMeta(strings.Join(names, ", ")))
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("the summary does not match %q", want)
+		}
+		if !regexp.MustCompile(`results from 2 nodes\)`).MatchString(out) {
+			t.Errorf("record does not say it had the results of 2 nodes")
+		}
+		if p := allowed(load(t, file)); !p["mkdir"] || !p["rmdir"] {
+			t.Errorf("the merged profile lacks mkdir or rmdir: %v", keys(p))
+		}
+	})
 
-// noStuckDeletion deletes a SyscallProfile the node holds: it goes at once (no
-// finalizers), and the agent removes the file.
-func noStuckDeletion(t *testing.T, c *cluster, ns string) {
-	apply(t, c, fmt.Sprintf(`apiVersion: %s
-kind: SyscallProfile
-metadata: {name: goes, namespace: %s}
-spec:
-  profile: {defaultAction: SCMP_ACT_ERRNO, syscalls: [{names: [read], action: SCMP_ACT_ALLOW}]}
-`, kubeapi.APIVersion, ns))
-	file := filepath.Join(c.seccompDir, kubeapi.LocalhostProfile(ns, "goes"))
-	waitFor(t, "the agent to write "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return err == nil, fmt.Sprint(err) })
-	if fins := c.kc(t, "-n", ns, "get", "syscallprofile", "goes", "-o", "jsonpath={.metadata.finalizers}"); fins != "" {
-		t.Errorf("the profile carries finalizers: %s", fins)
-	}
-	start := time.Now()
-	c.kc(t, "-n", ns, "delete", "syscallprofile", "goes", "--wait=true", "--timeout=20s")
-	t.Logf("deleting a profile a node holds took %s", time.Since(start).Round(time.Millisecond))
-	waitFor(t, "the agent to remove "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return os.IsNotExist(err), fmt.Sprint(err) })
+	t.Run("apply on both nodes", func(t *testing.T) {
+		out, code := c.syscage(t, "apply", "-n", ns, "deployment/pair", "--profile", file, "--wait", "--timeout", "3m")
+		t.Logf("apply:\n%s", out)
+		if code != 0 {
+			t.Fatalf("apply: exit %d", code)
+		}
+		lp := kubeapi.LocalhostProfile(ns, "pair")
+		for _, n := range c.nodes {
+			data, err := os.ReadFile(filepath.Join(n.seccompDir, lp))
+			if err != nil {
+				t.Errorf("the profile is not on node %s: %v", n.name, err)
+			} else if !allowed(parse(t, n.name+": "+lp, data))["mkdir"] {
+				t.Errorf("node %s's profile lacks mkdir", n.name)
+			}
+		}
+		time.Sleep(3 * time.Second)
+		pods := podsOf(t, c, ns, "app=pair")
+		if m := podNodes(); len(pods) != 2 || !spread(m) {
+			t.Fatalf("want the 2 pods one on each node: %v on %v", pods, m)
+		}
+		for _, p := range pods {
+			if p.profile != lp || !p.ready || p.restarts != 0 {
+				t.Errorf("pod %s: profile %q, ready %v, restarts %d", p.name, p.profile, p.ready, p.restarts)
+			}
+		}
+
+		// Without mkdir, the pods of both nodes fail with EPERM.
+		strict := filepath.Join(tmp, "pair-strict.json")
+		writeWithout(t, file, strict, "mkdir")
+		out, code = c.syscage(t, "apply", "-n", ns, "deployment/pair", "--profile", strict, "--name", "pair-strict", "--timeout", "2m")
+		if code != 0 {
+			t.Fatalf("apply (strict): exit %d\n%s", code, out)
+		}
+		failed := map[string]string{} // node: pod
+		waitFor(t, "a pod under the strict profile to fail on each node", 2*time.Minute, func() (bool, string) {
+			on := podNodes()
+			for _, p := range podsOf(t, c, ns, "app=pair") {
+				if p.profile == kubeapi.LocalhostProfile(ns, "pair-strict") && p.exitCode == 3 && on[p.name] != "" {
+					failed[on[p.name]] = p.name
+				}
+			}
+			return len(failed) == len(c.nodes), fmt.Sprint(failed)
+		})
+		for node, pod := range failed {
+			logs, _ := c.try(c.kubectl, "-n", ns, "logs", pod)
+			if prev, err := c.try(c.kubectl, "-n", ns, "logs", pod, "--previous"); err == nil {
+				logs += prev
+			}
+			if !strings.Contains(logs, "Operation not permitted") {
+				t.Errorf("pod %s on %s failed, but not with EPERM:\n%s", pod, node, logs)
+			}
+		}
+	})
 }

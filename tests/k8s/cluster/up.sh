@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Single-node Kubernetes (v1.34.2) on a no-systemd, no-registry Debian 12 VM.
+# Kubernetes (v1.34.2) on a no-systemd, no-registry Debian 12 VM: one control plane and
+# NODES nodes (default 1). Node 1 is the host. Each further node N is a containerd and a
+# kubelet of its own in mount and network namespaces of their own (see "extra nodes" below).
 #   up.sh build   # build k8s binaries from the Go module proxy into $W/bin (cold ~12-15 min on 2 cores, warm <1 min)
 #   up.sh up      # pki + images + containerd + etcd + apiserver + controller-manager + scheduler + kubelet + kube-proxy (~16 s)
 #   up.sh test    # smoke test: busybox pod Running + logs, Localhost seccomp profile enforced, in-cluster API, ClusterIP svc
 #   up.sh down    # delete pods, stop everything started by `up` (by pid), unmount, remove iptables rules/netns
 #   up.sh clean   # down + wipe etcd/containerd/kubelet state (keeps pki, images, bin, $KUBELET_ROOT/seccomp)
+#   NODES=2 up.sh up   # a second node; $W/nodes lists each node's paths as seen from the host
+#   up.sh in-node 2 CMD...   # run CMD in node 2's mount and network namespaces
 #   up.sh status | up.sh step FUNC...   (debug: run individual functions, e.g. `step kubelet_up`)
 # Needs: root, Debian packages containerd runc containernetworking-plugins etcd-server busybox-static iptables
-# openssl (installed by `up` if missing), python3; Go + module proxy only for `build`. See tests/k8s in the repository's README.md.
+# openssl iproute2 (installed by `up` if missing), python3; Go + module proxy only for `build`. See tests/k8s in the repository's README.md.
 # Everything lives under $W (default /var/tmp/k8s-e2e) except the kubelet root dir
 # ($KUBELET_ROOT, default /var/lib/kubelet, so Localhost seccomp profiles live in
 # /var/lib/kubelet/seccomp) and /var/log/pods (kubelet pod logs).
@@ -31,6 +35,7 @@ POD_CIDR=10.244.0.0/24
 CTRD_SOCK=$W/containerd/containerd.sock
 SANDBOX_IMAGE=localhost/pause:local
 BUSYBOX_IMAGE=localhost/busybox:e2e
+NODES=${NODES:-1}
 export KUBECONFIG=$PKI/admin.kubeconfig
 export PATH=$BIN:$PATH
 
@@ -161,6 +166,7 @@ prereqs() {
   dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # static: copied into the image
   command -v iptables >/dev/null || need+=(iptables)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v ip >/dev/null || need+=(iproute2)   # and nsenter, unshare (util-linux) for NODES > 1
   if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; fi
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl pause incluster-check; do
     [[ -x $BIN/$b ]] || { log "missing $BIN/$b: run '$0 build' first"; exit 1; }; done
@@ -244,25 +250,27 @@ images_build() {
     python3 "$HERE/mkimage.py" "$r" "$BUSYBOX_IMAGE" "$W/images/busybox.tar" /bin/sh
   fi
 }
-images_import() {
-  ctr -a "$CTRD_SOCK" -n k8s.io images import "$W/images/pause.tar" >/dev/null
-  ctr -a "$CTRD_SOCK" -n k8s.io images import "$W/images/busybox.tar" >/dev/null
+images_import() { # images_import [SOCKET]
+  local sock=${1:-$CTRD_SOCK}
+  ctr -a "$sock" -n k8s.io images import "$W/images/pause.tar" >/dev/null
+  ctr -a "$sock" -n k8s.io images import "$W/images/busybox.tar" >/dev/null
   # extra images: drop OCI/docker archives into $W/images/extra/*.tar
-  for t in "$W"/images/extra/*.tar; do [[ -f $t ]] && ctr -a "$CTRD_SOCK" -n k8s.io images import "$t" >/dev/null; done
-  ctr -a "$CTRD_SOCK" -n k8s.io images ls -q
+  for t in "$W"/images/extra/*.tar; do [[ -f $t ]] && ctr -a "$sock" -n k8s.io images import "$t" >/dev/null; done
+  ctr -a "$sock" -n k8s.io images ls -q
 }
 
 # ---------------------------------------------------------------- containerd (private instance)
-containerd_up() {
-  mkdir -p "$W/containerd" "$W/cni/net.d" "$W/cni/ipam"
-  cat > "$W/containerd/config.toml" <<EOF
+containerd_conf() { # containerd_conf DIR SOCKET CNI_DIR POD_CIDR BRIDGE NETWORK
+  local d=$1 sock=$2 cni=$3 cidr=$4 br=$5 net=$6
+  mkdir -p "$d" "$cni/net.d" "$cni/ipam"
+  cat > "$d/config.toml" <<EOF
 version = 2
-root = "$W/containerd/root"
-state = "$W/containerd/state"
+root = "$d/root"
+state = "$d/state"
 [grpc]
-  address = "$CTRD_SOCK"
+  address = "$sock"
 [ttrpc]
-  address = "$CTRD_SOCK.ttrpc"
+  address = "$sock.ttrpc"
 [plugins]
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "$SANDBOX_IMAGE"
@@ -280,22 +288,25 @@ state = "$W/containerd/state"
           BinaryName = "${RUNC_BIN:-$(command -v runc)}"
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "/usr/lib/cni"
-      conf_dir = "$W/cni/net.d"
+      conf_dir = "$cni/net.d"
   [plugins."io.containerd.internal.v1.opt"]
-    path = "$W/containerd/opt"
+    path = "$d/opt"
 EOF
-  cat > "$W/cni/net.d/10-k8se2e.conflist" <<EOF
+  cat > "$cni/net.d/10-$net.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
-  "name": "k8se2e",
+  "name": "$net",
   "plugins": [
-    {"type": "bridge", "bridge": "k8se2e0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$W/cni/ipam",
-              "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "bridge", "bridge": "$br", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$cni/ipam",
+              "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
 EOF
+}
+containerd_up() {
+  containerd_conf "$W/containerd" "$CTRD_SOCK" "$W/cni" "$POD_CIDR" k8se2e0 k8se2e
   start containerd containerd --config "$W/containerd/config.toml"
   waitfor containerd 30 ctr -a "$CTRD_SOCK" version
 }
@@ -346,20 +357,20 @@ sched_up() {
 }
 
 # ---------------------------------------------------------------- kubelet
-kubelet_up() {
-  mkdir -p "$KUBELET_ROOT/seccomp" "$W/kubelet"
-  cat > "$W/kubelet/config.yaml" <<EOF
+kubelet_conf() { # kubelet_conf FILE SOCKET POD_CIDR CERT CGROUP_ROOT
+  cat > "$1" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-containerRuntimeEndpoint: unix://$CTRD_SOCK
+containerRuntimeEndpoint: unix://$2
 cgroupDriver: cgroupfs
+cgroupRoot: $5
 failSwapOn: false
 failCgroupV1: false
 address: 0.0.0.0
 port: 10250
 readOnlyPort: 0
-tlsCertFile: $PKI/kubelet-server.crt
-tlsPrivateKeyFile: $PKI/kubelet-server.key
+tlsCertFile: $PKI/$4.crt
+tlsPrivateKeyFile: $PKI/$4.key
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
@@ -368,7 +379,7 @@ authorization:
   mode: Webhook
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
-podCIDR: $POD_CIDR
+podCIDR: $3
 hairpinMode: hairpin-veth
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
@@ -378,11 +389,124 @@ syncFrequency: 10s
 fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 5s
 EOF
+}
+kubelet_up() {
+  mkdir -p "$KUBELET_ROOT/seccomp" "$W/kubelet"
+  kubelet_conf "$W/kubelet/config.yaml" "$CTRD_SOCK" "$POD_CIDR" kubelet-server /
   start kubelet "$BIN/kubelet" --config="$W/kubelet/config.yaml" \
     --kubeconfig="$PKI/kubelet.kubeconfig" --root-dir="$KUBELET_ROOT" \
     --hostname-override="$NODE" --node-ip="$NODE_IP" --v=2
   waitfor "node $NODE registered" 120 kc get node "$NODE"
   kc wait --for=condition=Ready node/"$NODE" --timeout=120s >&2
+}
+
+# ---------------------------------------------------------------- extra nodes (NODES=2…)
+# Node N (N >= 2) is a containerd and a kubelet in a network namespace (k8se2e-nN, a veth
+# to the host: host 10.245.N.1, node 10.245.N.2) and a mount namespace of their own
+# (pinned at $W/nodeN/ns/mnt), where the node's own directories are mounted over
+# /run, the kubelet's root and /var/log/pods, and a bpf filesystem of its own over
+# /sys/fs/bpf. Node N's runc, hook and agent therefore see only node N's sockets,
+# selection, seccomp profiles and pins; from the host, these are below $W/nodeN.
+# Its pods are in 10.244.(N-1).0/24 on bridge k8se2e<N>, its cgroups below /kubepods-nN
+# (a name the agent's cgroup search, which looks below kubepods*, finds).
+nodevars() { # nodevars N: the variables of node N
+  local n=$1
+  ND=$W/node$n
+  NNAME=$NODE-n$n
+  NNS=k8se2e-n$n
+  NIP=10.245.$n.2
+  NHOST=10.245.$n.1
+  NCIDR=10.244.$((n - 1)).0/24
+  NSOCK=$ND/containerd/containerd.sock
+  NCG=/kubepods-n$n
+}
+# in_node N CMD...: run CMD in node N's namespaces
+in_node() { local n=$1; shift; nodevars "$n"; nsenter --mount="$ND/ns/mnt" --net="/run/netns/$NNS" -- "$@"; }
+node_pki() {
+  [[ -f $PKI/kubelet-n$1.crt ]] && return 0
+  cert "kubelet-server-n$1" "/CN=$NNAME" "DNS:$NNAME,IP:$NIP"
+  cert "kubelet-n$1" "/O=system:nodes/CN=system:node:$NNAME"
+  kubeconfig "kubelet-n$1" "kubelet-n$1" "https://$NODE_IP:6443"
+}
+node_ns_up() { # the namespaces, the veth, routes, the service address
+  local n=$1 c
+  nodevars "$n"
+  mkdir -p "$ND"/{ns,run,kubelet/seccomp,logs,containerd} /var/log/pods "$KUBELET_ROOT"
+  if [[ ! -e /run/netns/$NNS ]]; then
+    ip netns add "$NNS"
+    ip link add "k8se2e-h$n" type veth peer name eth0 netns "$NNS"
+    ip addr add "$NHOST/30" dev "k8se2e-h$n"; ip link set "k8se2e-h$n" up
+    ip -n "$NNS" addr add "$NIP/30" dev eth0
+    ip -n "$NNS" link set eth0 up; ip -n "$NNS" link set lo up
+    ip -n "$NNS" route add default via "$NHOST"
+    ip route replace "$NCIDR" via "$NIP"
+    # per network namespace: forwarding for the node's pods; in-cluster clients'
+    # https://$SVC_IP:443 to the API server (no kube-proxy on this node)
+    nsenter --net="/run/netns/$NNS" sysctl -qw net.ipv4.ip_forward=1
+    nsenter --net="/run/netns/$NNS" sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+    for c in PREROUTING OUTPUT; do
+      nsenter --net="/run/netns/$NNS" iptables -t nat -A $c -d $SVC_IP/32 -p tcp --dport 443 -j DNAT --to-destination "$NODE_IP:6443"
+    done
+  fi
+  # The mount namespace, pinned on a private mount (a namespace file cannot be bound
+  # on a shared one). slave: the host's unmounts reach its copies, its mounts stay in it.
+  if ! grep -q " $ND/ns/mnt " /proc/mounts; then
+    grep -q " $ND/ns " /proc/mounts || { mount --bind "$ND/ns" "$ND/ns"; mount --make-private "$ND/ns"; }
+    touch "$ND/ns/mnt"
+    unshare --mount="$ND/ns/mnt" --propagation slave sh -ec "
+      mount --bind '$ND/run' /run
+      mount --bind '$ND/kubelet' '$KUBELET_ROOT'
+      mount --bind '$ND/logs' /var/log/pods
+      mount -t bpf bpf /sys/fs/bpf"
+  fi
+  # cgroupfs: the kubelet wants its cgroup root in every hierarchy
+  for c in /sys/fs/cgroup/*/; do [[ -w $c ]] && mkdir -p "$c${NCG#/}"; done
+}
+node_up() { # node_up N
+  local n=$1
+  nodevars "$n"
+  node_pki "$n"
+  node_ns_up "$n"
+  containerd_conf "$ND/containerd" "$NSOCK" "$ND/cni" "$NCIDR" "k8se2e$n" "k8se2e-n$n"
+  start "containerd-n$n" nsenter --mount="$ND/ns/mnt" --net="/run/netns/$NNS" -- containerd --config "$ND/containerd/config.toml"
+  waitfor "containerd of $NNAME" 30 ctr -a "$NSOCK" version
+  images_import "$NSOCK" >/dev/null
+  mkdir -p "$ND/kubelet-conf"
+  kubelet_conf "$ND/kubelet-conf/config.yaml" "$NSOCK" "$NCIDR" "kubelet-server-n$n" "$NCG"
+  start "kubelet-n$n" nsenter --mount="$ND/ns/mnt" --net="/run/netns/$NNS" -- "$BIN/kubelet" --config="$ND/kubelet-conf/config.yaml" \
+    --kubeconfig="$PKI/kubelet-n$n.kubeconfig" --root-dir="$KUBELET_ROOT" \
+    --hostname-override="$NNAME" --node-ip="$NIP" --v=2
+}
+node_wait() {
+  nodevars "$1"
+  waitfor "node $NNAME registered" 120 kc get node "$NNAME"
+  kc wait --for=condition=Ready node/"$NNAME" --timeout=120s >&2
+}
+node_down() { # node_down N
+  local n=$1 p
+  nodevars "$n"
+  stop_pid "kubelet-n$n"
+  [[ -S $NSOCK ]] && ctrd_clear "$NSOCK"
+  stop_pid "containerd-n$n"
+  kill_shims "$NSOCK"
+  # the mount namespace goes with its last process and its pin, and its mounts with it
+  umount "$ND/ns/mnt" 2>/dev/null || true
+  umount "$ND/ns" 2>/dev/null || true
+  ip netns delete "$NNS" 2>/dev/null || true   # and the veth pair with it
+  ip route del "$NCIDR" 2>/dev/null || true
+  for p in /sys/fs/cgroup/*/"${NCG#/}"; do [[ -d $p ]] && cgroup_rmtree "$p"; done
+  rm -rf "$ND/cni/ipam" "$ND/run"
+  return 0
+}
+cgroup_rmtree() { find "$1" -depth -type d -exec rmdir {} + 2>/dev/null || true; }
+# $W/nodes: one line per node, NAME KUBELET_ROOT RUN CONTAINERD_SOCKET MOUNT_NAMESPACE,
+# each path as seen from the host ("-": the host's own namespace)
+nodes_file() {
+  local n
+  echo "$NODE $KUBELET_ROOT /run $CTRD_SOCK -" > "$W/nodes.new"
+  for ((n = 2; n <= NODES; n++)); do
+    nodevars "$n"; echo "$NNAME $ND/kubelet $ND/run $NSOCK $ND/ns/mnt" >> "$W/nodes.new"; done
+  mv "$W/nodes.new" "$W/nodes"
 }
 
 # ---------------------------------------------------------------- kube-proxy (optional, KUBE_PROXY=1)
@@ -424,6 +548,7 @@ svc_nat_down() {
 }
 
 cmd_up() {
+  local n
   mkdir -p "$RUN" "$LOG"; : > "$LOG/timings.txt"
   prereqs;        lap prereqs
   pki;            lap pki
@@ -433,7 +558,17 @@ cmd_up() {
   etcd_up;        lap etcd
   apiserver_up;   lap kube-apiserver
   cm_up; sched_up
+  for ((n = 2; n <= NODES; n++)); do node_up "$n"; done
   kubelet_up;     lap "kubelet (node Ready)"
+  for ((n = 2; n <= NODES; n++)); do node_wait "$n"; done
+  ((NODES > 1)) && lap "nodes 2-$NODES Ready"
+  nodes_file
+  # Nodes of an earlier `up` with more NODES stay in etcd, NotReady, and a DaemonSet
+  # that tolerates everything would wait for them: they go.
+  local name
+  for name in $(kc get nodes -o name); do
+    grep -q "^${name#node/} " "$W/nodes" || kc delete "$name" >&2
+  done
   # kube-proxy after the Node exists (else it waits 30s for it and /healthz stays 503)
   if [[ ${KUBE_PROXY:-1} == 1 && -x $BIN/kube-proxy ]]; then proxy_up; lap kube-proxy; else svc_nat_up; fi
   waitfor "default serviceaccount" 60 kc -n default get sa default
@@ -555,6 +690,31 @@ kube_iptables_cleanup() { # leftovers of kubelet/kube-proxy (KUBE-* chains and j
     for c in $(iptables-save -t $t 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do iptables -t $t -X "$c" 2>/dev/null || true; done
   done
 }
+# ctrd_clear SOCKET: stop any CRI containers and sandboxes a containerd has left
+ctrd_clear() {
+  local t c
+  for t in $(ctr -a "$1" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr -a "$1" -n k8s.io tasks kill -s KILL "$t" 2>/dev/null || true; done
+  sleep 1
+  for t in $(ctr -a "$1" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr -a "$1" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
+  for c in $(ctr -a "$1" -n k8s.io containers ls -q 2>/dev/null); do
+    ctr -a "$1" -n k8s.io containers delete "$c" >/dev/null 2>&1 || true; done
+}
+# kill_shims SOCKET: the shims of one containerd (matched by its socket path)
+kill_shims() {
+  local p
+  for p in /proc/[0-9]*; do
+    if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "containerd-shim.*-address $1 "; then
+      kill -9 "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"; fi
+  done
+}
+# nodes_up: how many nodes were brought up (the extra nodes' directories say so)
+nodes_up() {
+  local n=1
+  while [[ -d $W/node$((n + 1)) ]]; do n=$((n + 1)); done
+  echo "$n"
+}
 cmd_down() {
   # controllers first, so nothing re-creates the pods we delete
   stop_pid kube-scheduler; stop_pid kube-controller-manager
@@ -562,22 +722,11 @@ cmd_down() {
     kc delete pods --all -A --grace-period=1 --wait=true --timeout=60s >/dev/null 2>&1 || true
   fi
   stop_pid kubelet
-  # stop any CRI containers/sandboxes left behind, then the shims of *our* containerd (matched by socket path)
-  if [[ -S $CTRD_SOCK ]]; then
-    for t in $(ctr -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
-      ctr -a "$CTRD_SOCK" -n k8s.io tasks kill -s KILL "$t" 2>/dev/null || true; done
-    sleep 1
-    for t in $(ctr -a "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
-      ctr -a "$CTRD_SOCK" -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
-    for c in $(ctr -a "$CTRD_SOCK" -n k8s.io containers ls -q 2>/dev/null); do
-      ctr -a "$CTRD_SOCK" -n k8s.io containers delete "$c" >/dev/null 2>&1 || true; done
-  fi
+  local n
+  for ((n = 2; n <= $(nodes_up); n++)); do node_down "$n"; done
+  [[ -S $CTRD_SOCK ]] && ctrd_clear "$CTRD_SOCK"
   stop_pid containerd
-  local p
-  for p in /proc/[0-9]*; do
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim.*-address $CTRD_SOCK "; then
-      kill -9 "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"; fi
-  done
+  kill_shims "$CTRD_SOCK"
   proxy_down
   stop_pid kube-apiserver; stop_pid etcd
   svc_nat_down
@@ -588,7 +737,8 @@ cmd_down() {
   log "down"
 }
 cmd_status() {
-  for n in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
+  local n
+  for n in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet $(for ((n = 2; n <= $(nodes_up); n++)); do echo containerd-n$n kubelet-n$n; done); do
     if [[ -f $RUN/$n.pid ]] && kill -0 "$(cat "$RUN/$n.pid")" 2>/dev/null; then echo "$n running pid $(cat "$RUN/$n.pid")"; else echo "$n stopped"; fi
   done
   kc get nodes -o wide 2>/dev/null || true
@@ -600,10 +750,11 @@ case ${1:-up} in
   test) cmd_test ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  in-node) shift; in_node "$@" ;;   # in-node N CMD...: e.g. in-node 2 ls /sys/fs/bpf
   step) shift; mkdir -p "$RUN" "$LOG"; for f in "$@"; do "$f"; lap "$f"; done ;;
   # clean: also wipe cluster state (etcd, images, kubelet state except $KUBELET_ROOT/seccomp, pod logs)
   clean) cmd_down
-    rm -rf "$W/etcd" "$W/containerd" "$W/cni/ipam" "$RUN" /var/log/pods
+    rm -rf "$W/etcd" "$W/containerd" "$W/cni/ipam" "$RUN" /var/log/pods "$W"/node[0-9]* "$W/nodes"
     find "$KUBELET_ROOT" -mindepth 1 -maxdepth 1 ! -name seccomp -exec rm -rf {} + 2>/dev/null || true ;;
-  *) echo "usage: $0 build|up|test|down|status|clean"; exit 2 ;;
+  *) echo "usage: $0 build|up|test|down|status|clean|in-node N CMD..."; exit 2 ;;
 esac
