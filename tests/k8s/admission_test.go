@@ -66,13 +66,20 @@ metadata: {name: goes, namespace: %s}
 spec:
   profile: {defaultAction: SCMP_ACT_ERRNO, syscalls: [{names: [read], action: SCMP_ACT_ALLOW}]}
 `, kubeapi.APIVersion, ns))
-	file := filepath.Join(c.seccompDir, kubeapi.LocalhostProfile(ns, "goes"))
-	waitFor(t, "the agent to write "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return err == nil, fmt.Sprint(err) })
+	var files []string
+	for _, n := range c.nodes {
+		files = append(files, filepath.Join(n.seccompDir, kubeapi.LocalhostProfile(ns, "goes")))
+	}
+	for _, file := range files {
+		waitFor(t, "the agent to write "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return err == nil, fmt.Sprint(err) })
+	}
 	if fins := c.kc(t, "-n", ns, "get", "syscallprofile", "goes", "-o", "jsonpath={.metadata.finalizers}"); fins != "" {
 		t.Errorf("the profile carries finalizers: %s", fins)
 	}
 	start := time.Now()
 	c.kc(t, "-n", ns, "delete", "syscallprofile", "goes", "--wait=true", "--timeout=20s")
 	t.Logf("deleting a profile a node holds took %s", time.Since(start).Round(time.Millisecond))
-	waitFor(t, "the agent to remove "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return os.IsNotExist(err), fmt.Sprint(err) })
+	for _, file := range files {
+		waitFor(t, "the agent to remove "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return os.IsNotExist(err), fmt.Sprint(err) })
+	}
 }
