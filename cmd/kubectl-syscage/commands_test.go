@@ -1011,6 +1011,7 @@ func TestUninstall(t *testing.T) {
 		"clusterrole syscage-agent deleted\n" +
 		"serviceaccount syscage-system/syscage-agent deleted\n" +
 		"namespace syscage-system deleted\n" +
+		"customresourcedefinition syscallnoderesults.syscage.io deleted\n" +
 		"customresourcedefinition syscallprofiles.syscage.io deleted\n" +
 		"customresourcedefinition syscallrecordings.syscage.io deleted\n" +
 		"syscage is uninstalled\n"
@@ -1135,6 +1136,7 @@ func TestInstall(t *testing.T) {
 	}
 	want := "customresourcedefinition syscallrecordings.syscage.io applied\n" +
 		"customresourcedefinition syscallprofiles.syscage.io applied\n" +
+		"customresourcedefinition syscallnoderesults.syscage.io applied\n" +
 		"namespace syscage-system applied\n" +
 		"serviceaccount syscage-system/syscage-agent applied\n" +
 		"clusterrole syscage-agent applied\n" +
@@ -1162,8 +1164,8 @@ func TestInstall(t *testing.T) {
 			}
 		}
 	}
-	if applies != 9 {
-		t.Errorf("%d applies, want 9", applies)
+	if applies != 10 {
+		t.Errorf("%d applies, want 10", applies)
 	}
 }
 
@@ -1182,8 +1184,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 		}
 	}
-	if applies != 9 {
-		t.Errorf("%d applies, want 9", applies)
+	if applies != 10 {
+		t.Errorf("%d applies, want 10", applies)
 	}
 }
 

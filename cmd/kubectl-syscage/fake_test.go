@@ -61,11 +61,12 @@ var (
 func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.Object) *fakeCluster {
 	t.Helper()
 	listKinds := map[schema.GroupVersionResource]string{
-		recordingsGVR: "SyscallRecordingList",
-		profilesGVR:   "SyscallProfileList",
-		crdsGVR:       "CustomResourceDefinitionList",
-		spoGVR:        "SeccompProfileList",
-		spoV1GVR:      "SeccompProfileList",
+		recordingsGVR:  "SyscallRecordingList",
+		profilesGVR:    "SyscallProfileList",
+		nodeResultsGVR: "SyscallNodeResultList",
+		crdsGVR:        "CustomResourceDefinitionList",
+		spoGVR:         "SeccompProfileList",
+		spoV1GVR:       "SeccompProfileList",
 		appsv1.SchemeGroupVersion.WithResource("deployments"):  "DeploymentList",
 		appsv1.SchemeGroupVersion.WithResource("statefulsets"): "StatefulSetList",
 		appsv1.SchemeGroupVersion.WithResource("daemonsets"):   "DaemonSetList",

@@ -29,6 +29,7 @@ func TestInstallObjects(t *testing.T) {
 	want := []string{
 		"CustomResourceDefinition syscallrecordings.syscage.io",
 		"CustomResourceDefinition syscallprofiles.syscage.io",
+		"CustomResourceDefinition syscallnoderesults.syscage.io",
 		"Namespace syscage-system",
 		"ServiceAccount syscage-system/syscage-agent",
 		"ClusterRole syscage-agent",

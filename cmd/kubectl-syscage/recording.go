@@ -89,7 +89,40 @@ func (r *recordingRun) get(ctx context.Context) (*kubeapi.SyscallRecording, erro
 	if err := fromUnstructured(u, &rec); err != nil {
 		return nil, fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
 	}
+	if err := r.c.nodeResults(ctx, &rec); err != nil {
+		return nil, err
+	}
 	return &rec, nil
+}
+
+// nodeResults gathers each node's part of a recording, one SyscallNodeResult a
+// node, into its status (where agents before node results wrote theirs). Only a
+// result whose node is the one its agent may write, and whose owner is this
+// recording, counts.
+func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording) error {
+	list, err := c.dyn.Resource(nodeResultsGVR).Namespace(rec.Metadata.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: kubeapi.RecordingLabel + "=" + rec.Metadata.UID,
+	})
+	if apierrors.IsNotFound(err) {
+		return nil // an older installation: the results are in the status
+	}
+	if err != nil {
+		return fmt.Errorf("reading the node results of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
+	}
+	for i := range list.Items {
+		var nr kubeapi.SyscallNodeResult
+		if err := fromUnstructured(&list.Items[i], &nr); err != nil {
+			return fmt.Errorf("reading SyscallNodeResult %s: %w", list.Items[i].GetName(), err)
+		}
+		if nr.Spec.Node == "" || !slices.ContainsFunc(nr.Metadata.OwnerReferences, func(o kubeapi.OwnerReference) bool { return o.UID == rec.Metadata.UID }) {
+			continue
+		}
+		if rec.Status.Nodes == nil {
+			rec.Status.Nodes = map[string]kubeapi.NodeRecording{}
+		}
+		rec.Status.Nodes[nr.Spec.Node] = nr.Result
+	}
+	return nil
 }
 
 // waitArmed waits until every node with a Ready agent has published its entry:

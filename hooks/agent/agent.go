@@ -509,12 +509,20 @@ func (a *Agent) recordingEvent(e kube.Event) {
 
 func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 	a.mu.Lock()
+	_, known := a.recordings[o.Metadata.UID]
+	a.mu.Unlock()
+	var earlier *kubeapi.NodeRecording
+	if !known {
+		earlier = a.earlierResult(o)
+	}
+	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.recordings[o.Metadata.UID]
 	if !ok {
 		r = &recording{}
 		a.recordings[o.Metadata.UID] = r
-		if prev, ok := o.Status.Nodes[a.opts.Node]; ok {
+		if earlier != nil {
+			prev := *earlier
 			for _, c := range prev.Containers {
 				c.Running = false
 				r.carried = append(r.carried, c)
@@ -618,13 +626,13 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		}
 		r.shape = shape
 		st.Updated = time.Now().UTC().Format(time.RFC3339)
-		body, err := json.Marshal(map[string]any{"status": map[string]any{"nodes": map[string]any{a.opts.Node: st}}})
+		body, err := json.Marshal(a.nodeResult(r.obj, st))
 		if err != nil {
 			continue
 		}
 		r.published, r.lastSent = key, time.Now()
 		r.final = st.Phase != kubeapi.PhaseRecording
-		patches = append(patches, patch{r.obj.Metadata.Namespace, r.obj.Metadata.Name, body, r})
+		patches = append(patches, patch{r.obj.Metadata.Namespace, kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), body, r})
 	}
 	a.mu.Unlock()
 
@@ -635,14 +643,63 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		defer cancel()
 	}
 	for _, p := range patches {
-		path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + p.ns + "/" + kubeapi.Recordings + "/" + p.name + "/status"
-		if err := a.opts.Client.Patch(pctx, path, kube.MergePatch, p.body, nil); err != nil && !kube.IsNotFound(err) {
+		dir := "/apis/" + kubeapi.APIVersion + "/namespaces/" + p.ns + "/" + kubeapi.NodeResults
+		err := a.opts.Client.Patch(pctx, dir+"/"+p.name, kube.MergePatch, p.body, nil)
+		if kube.IsNotFound(err) {
+			// The first publication: create it (a recording deleted meanwhile
+			// refuses it as its owner is gone, and that is the end of it).
+			err = a.opts.Client.Create(pctx, dir, p.body, nil)
+		}
+		if err != nil && !kube.IsNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
 			p.r.published, p.r.final, p.r.shape = nil, false, "" // try again
 			a.mu.Unlock()
 		}
 	}
+}
+
+// nodeResult is this node's part of a recording, as the object it is published in:
+// owned by the recording, so that it goes with it.
+func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecording) kubeapi.SyscallNodeResult {
+	return kubeapi.SyscallNodeResult{
+		APIVersion: kubeapi.APIVersion,
+		Kind:       "SyscallNodeResult",
+		Metadata: kubeapi.ObjectMeta{
+			Name:      kubeapi.NodeResultName(rec.Metadata.Name, a.opts.Node),
+			Namespace: rec.Metadata.Namespace,
+			Labels:    map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID},
+			OwnerReferences: []kubeapi.OwnerReference{{
+				APIVersion: kubeapi.APIVersion, Kind: "SyscallRecording", Name: rec.Metadata.Name, UID: rec.Metadata.UID,
+			}},
+		},
+		Spec:   kubeapi.NodeResultSpec{Recording: rec.Metadata.Name, Node: a.opts.Node},
+		Result: st,
+	}
+}
+
+// earlierResult is what an earlier run of this node's agent published for a
+// recording: its node result, or the entry in the recording's status that agents
+// before node results wrote.
+func (a *Agent) earlierResult(o kubeapi.SyscallRecording) *kubeapi.NodeRecording {
+	if prev, ok := o.Status.Nodes[a.opts.Node]; ok || a.opts.Client == nil {
+		if ok {
+			return &prev
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var nr kubeapi.SyscallNodeResult
+	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.NodeResults + "/" + kubeapi.NodeResultName(o.Metadata.Name, a.opts.Node)
+	err := a.opts.Client.Get(ctx, path, &nr)
+	switch {
+	case err == nil && nr.Spec.Node == a.opts.Node && slices.ContainsFunc(nr.Metadata.OwnerReferences, func(r kubeapi.OwnerReference) bool { return r.UID == o.Metadata.UID }):
+		return &nr.Result
+	case err != nil && !kube.IsNotFound(err):
+		a.log.Warn("reading this node's earlier result", "recording", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
+	}
+	return nil
 }
 
 // publishInterval bounds how often a node publishes a recording whose containers

@@ -24,6 +24,8 @@ const (
 	// Resources, as they appear in API paths.
 	Recordings = "syscallrecordings"
 	Profiles   = "syscallprofiles"
+	// NodeResults are the per-node parts of recordings.
+	NodeResults = "syscallnoderesults"
 
 	// Namespace is where the agent runs.
 	Namespace = "syscage-system"
@@ -71,6 +73,15 @@ type ObjectMeta struct {
 	Annotations       map[string]string `json:"annotations,omitempty"`
 	Finalizers        []string          `json:"finalizers,omitempty"`
 	DeletionTimestamp *string           `json:"deletionTimestamp,omitempty"`
+	OwnerReferences   []OwnerReference  `json:"ownerReferences,omitempty"`
+}
+
+// OwnerReference is metav1.OwnerReference: the object a node result belongs to.
+type OwnerReference struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	UID        string `json:"uid"`
 }
 
 // LabelSelector is metav1.LabelSelector.
@@ -267,4 +278,35 @@ func NodeFinalizer(node string) string {
 		name = "node." + hex.EncodeToString(sum[:16])
 	}
 	return Group + "/" + name
+}
+
+// SyscallNodeResult is one node's part of a SyscallRecording, written by that
+// node's agent alone, owned by the recording (and so deleted with it). One object
+// per node keeps every object the size of one node's part, whatever the number
+// of nodes.
+type SyscallNodeResult struct {
+	APIVersion string         `json:"apiVersion,omitempty"`
+	Kind       string         `json:"kind,omitempty"`
+	Metadata   ObjectMeta     `json:"metadata"`
+	Spec       NodeResultSpec `json:"spec"`
+	Result     NodeRecording  `json:"result"`
+}
+
+// NodeResultSpec says whose result it is.
+type NodeResultSpec struct {
+	Recording string `json:"recording"`
+	Node      string `json:"node"`
+}
+
+// RecordingLabel is the label a node result carries: the UID of its recording.
+const RecordingLabel = Group + "/recording"
+
+// NodeResultName is the name of a node's result for a recording: NAME-NODE, or
+// NAME-HASH when that is too long for a name.
+func NodeResultName(recording, node string) string {
+	if n := recording + "-" + node; len(n) <= 253 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(node))
+	return recording[:min(len(recording), 253-17)] + "-" + hex.EncodeToString(sum[:8])
 }

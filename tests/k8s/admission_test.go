@@ -55,6 +55,26 @@ spec:
 	if out, err := asAgent(node); err != nil {
 		t.Errorf("the agent of %s could not write its own entry: %v\n%s", node, err, out)
 	}
+	// The same for the node results each agent publishes its part in.
+	uid := strings.TrimSpace(c.kc(t, "-n", ns, "get", "syscallrecording", "node-bound", "-o", "jsonpath={.metadata.uid}"))
+	createAs := func(resultNode string) (string, error) {
+		f := filepath.Join(t.TempDir(), "result.yaml")
+		os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: %s
+kind: SyscallNodeResult
+metadata:
+  name: %s
+  namespace: %s
+  labels: {%s: %s}
+  ownerReferences: [{apiVersion: %s, kind: SyscallRecording, name: node-bound, uid: %s}]
+spec: {recording: node-bound, node: %s}
+result: {phase: Done, message: "", updated: "", containers: []}
+`, kubeapi.APIVersion, kubeapi.NodeResultName("node-bound", resultNode), ns, kubeapi.RecordingLabel, uid, kubeapi.APIVersion, uid, resultNode)), 0o644)
+		return c.try(c.kubectl, "--kubeconfig", os.DevNull, "--server", string(m[1]),
+			"--certificate-authority", filepath.Join(c.dir, "pki", "ca.crt"), "--token", token, "create", "-f", f)
+	}
+	if out, err := createAs("some-other-node"); err == nil || !strings.Contains(out, "may write only its own node result") {
+		t.Errorf("the agent of %s created another node's result: %v\n%s", node, err, out)
+	}
 }
 
 // noStuckDeletion deletes a SyscallProfile the node holds: it goes at once (no

@@ -224,7 +224,7 @@ func TestKubernetes(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("uninstall: exit %d", code)
 		}
-		for _, crd := range []string{"syscallrecordings.syscage.io", "syscallprofiles.syscage.io"} {
+		for _, crd := range []string{"syscallrecordings.syscage.io", "syscallprofiles.syscage.io", "syscallnoderesults.syscage.io"} {
 			if out, err := c.try(c.kubectl, "get", "crd", crd); err == nil {
 				t.Errorf("CRD %s is still there: %s", crd, out)
 			}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/syscage/syscage/hooks/kubeapi"
+)
+
+func nodeResultObject(t *testing.T, name, node, ownerUID, labelUID string, phase string) runtime.Object {
+	t.Helper()
+	u, err := toUnstructured(kubeapi.SyscallNodeResult{
+		APIVersion: kubeapi.APIVersion, Kind: "SyscallNodeResult",
+		Metadata: kubeapi.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{kubeapi.RecordingLabel: labelUID},
+			OwnerReferences: []kubeapi.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: "SyscallRecording", Name: "rec", UID: ownerUID}}},
+		Spec:   kubeapi.NodeResultSpec{Recording: "rec", Node: node},
+		Result: kubeapi.NodeRecording{Phase: phase},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (*unstructured.Unstructured)(u)
+}
+
+// Each node's part of a recording is an object of its own; the plugin gathers
+// those of the recording (by label and owner), over what older agents wrote in
+// the status.
+func TestNodeResultsGathered(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{
+		nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseDone),
+		nodeResultObject(t, "rec-b", "node-b", "uid-1", "uid-1", kubeapi.PhaseRecording),
+		nodeResultObject(t, "rec-x", "node-x", "uid-other", "uid-1", kubeapi.PhaseDone), // not its owner
+		nodeResultObject(t, "other-c", "node-c", "uid-2", "uid-2", kubeapi.PhaseDone),   // another recording
+	})
+	c := &clients{dyn: fc.dyn}
+	rec := kubeapi.SyscallRecording{Metadata: kubeapi.ObjectMeta{Name: "rec", Namespace: "shop", UID: "uid-1"},
+		Status: kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{"node-old": {Phase: kubeapi.PhaseDone}}}}
+	if err := c.nodeResults(context.Background(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for n, r := range rec.Status.Nodes {
+		got[n] = r.Phase
+	}
+	want := map[string]string{"node-a": kubeapi.PhaseDone, "node-b": kubeapi.PhaseRecording, "node-old": kubeapi.PhaseDone}
+	if len(got) != len(want) {
+		t.Fatalf("nodes %v, want %v", got, want)
+	}
+	for n, p := range want {
+		if got[n] != p {
+			t.Errorf("node %s: phase %q, want %q", n, got[n], p)
+		}
+	}
+}
