@@ -660,9 +660,31 @@ spec:
 // recordingStatus merges the nodes' parts of a recording's status: their
 // containers, their messages, and their phase if all nodes are in the same one
 // (else "mixed"). all says whether every node has published its part.
-func (c *cluster) recordingStatus(t *testing.T, ns, name string) (kubeapi.NodeRecording, bool) {
+// recording reads a recording with each node's part, from the node results the
+// agents publish (SyscallNodeResult, one per node), into its status.
+func (c *cluster) recording(t *testing.T, ns, name string) (kubeapi.SyscallRecording, error) {
+	t.Helper()
 	var o kubeapi.SyscallRecording
-	json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", name, "-o", "json")), &o)
+	if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", name, "-o", "json")), &o); err != nil {
+		return o, err
+	}
+	var list struct {
+		Items []kubeapi.SyscallNodeResult `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", kubeapi.NodeResults, "-l", kubeapi.RecordingLabel+"="+o.Metadata.UID, "-o", "json")), &list); err != nil {
+		return o, err
+	}
+	for _, nr := range list.Items {
+		if o.Status.Nodes == nil {
+			o.Status.Nodes = map[string]kubeapi.NodeRecording{}
+		}
+		o.Status.Nodes[nr.Spec.Node] = nr.Result
+	}
+	return o, nil
+}
+
+func (c *cluster) recordingStatus(t *testing.T, ns, name string) (kubeapi.NodeRecording, bool) {
+	o, _ := c.recording(t, ns, name)
 	var m kubeapi.NodeRecording
 	var msgs []string
 	for _, nd := range c.nodes {

@@ -97,8 +97,8 @@ spec: {mode: record, selector: {matchLabels: {app: pair}}}
 		defer c.kc(t, "-n", ns, "delete", "syscallrecording", "pair-nodes", "--wait=false")
 		var o kubeapi.SyscallRecording
 		waitFor(t, "each node's agent to publish one container", time.Minute, func() (bool, string) {
-			o = kubeapi.SyscallRecording{}
-			if err := json.Unmarshal([]byte(c.kc(t, "-n", ns, "get", "syscallrecording", "pair-nodes", "-o", "json")), &o); err != nil {
+			var err error
+			if o, err = c.recording(t, ns, "pair-nodes"); err != nil {
 				return false, err.Error()
 			}
 			ok := len(o.Status.Nodes) == len(c.nodes)
