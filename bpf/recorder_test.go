@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/tests/testenv"
 	"github.com/syscage/syscage/tests/workload"
@@ -22,38 +22,21 @@ import (
 func openRecorder(t *testing.T) (*bpf.Recorder, [bpf.NumABIs]*profile.Table) {
 	t.Helper()
 	testenv.RequireRoot(t)
+	// As syscage opens it: this machine's exec numbers and argument specs.
 	var tables [bpf.NumABIs]*profile.Table
-	var opts bpf.Options
-	native, compat, x32, err := profile.NativeArches(runtime.GOARCH)
+	arches, err := record.Arches()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for abi, arch := range []string{string(native), string(compat), string(x32)} {
-		opts.ExecSyscalls[abi] = [2]int32{-1, -1}
+	for abi, arch := range arches {
 		if arch == "" {
 			continue
 		}
-		tab, err := profile.TableFor(specs.Arch(arch))
-		if err != nil {
+		if tables[abi], err = profile.TableFor(arch); err != nil {
 			t.Fatal(err)
 		}
-		tables[abi] = tab
-		for i, name := range []string{"execve", "execveat"} {
-			if nr, ok := tab.Number(name); ok {
-				opts.ExecSyscalls[abi][i] = int32(nr)
-			}
-		}
-		opts.ArgSyscalls[abi] = map[int]int{}
-		for si, s := range profile.ArgSpecs {
-			if nr, ok := tab.Number(s.Name); ok {
-				opts.ArgSyscalls[abi][nr] = si
-			}
-		}
 	}
-	for _, s := range profile.ArgSpecs {
-		opts.ArgSpecs = append(opts.ArgSpecs, bpf.ArgSpec{Kind: bpf.ArgKind(s.Kind), Index0: uint8(s.Index0), Index1: uint8(s.Index1), Mask0: s.Mask0, Mask1: s.Mask1})
-	}
-	r, err := bpf.Open(opts)
+	r, err := record.OpenWith(bpf.Options{})
 	if errors.Is(err, bpf.ErrNotSupported) || errors.Is(err, bpf.ErrPermission) {
 		testenv.Unavailable(t, "%v", err)
 	}
