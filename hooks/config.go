@@ -82,13 +82,11 @@ func (c *Config) ProfileOptions() (profile.Options, bool, error) {
 }
 
 func (c *Config) withArgs() (bool, error) {
-	switch c.Args {
-	case "", "record":
-		return true, nil
-	case "none":
-		return false, nil
+	withArgs, err := profile.ParseArgsMode(c.Args)
+	if err != nil {
+		return false, fmt.Errorf("args %w", err)
 	}
-	return false, fmt.Errorf("args %q: use \"record\" or \"none\"", c.Args)
+	return withArgs, nil
 }
 
 // shippedBaseline reports whether the baseline is one syscage ships, which parses

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -92,6 +93,19 @@ func ArgSpecOf(name string) (ArgSpec, bool) {
 	return ArgSpec{}, false
 }
 
+// ParseArgsMode reads how argument values are used, as --args and the hook
+// config's "args" say it: "record" (or "", the default) keeps the values seen,
+// "none" allows recorded syscalls by name.
+func ParseArgsMode(v string) (withArgs bool, err error) {
+	switch v {
+	case "", "record":
+		return true, nil
+	case "none":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q: use record or none", v)
+}
+
 // ArgValues are the values of one spec a recording saw on one architecture.
 type ArgValues struct {
 	Values []uint64
@@ -132,7 +146,7 @@ func argRules(names []string, args Args) (rules []specs.LinuxSyscall, bare map[s
 			if !ok {
 				continue
 			}
-			to := cmpOr(s.RuleAs, s.Name)
+			to := cmp.Or(s.RuleAs, s.Name)
 			seen[to] = true
 			if av.Any {
 				bare[to] = true
@@ -165,13 +179,6 @@ func argRules(names []string, args Args) (rules []specs.LinuxSyscall, bare map[s
 		}
 	}
 	return rules, bare
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // DescribeCall names a call of a curated syscall with the values its conditions

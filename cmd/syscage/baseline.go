@@ -32,12 +32,8 @@ func (o *baselineOptions) register(cmd *cobra.Command, withArgs bool) {
 
 // resolve loads the baseline and says whether argument values are to be kept.
 func (o *baselineOptions) resolve() (name string, base *specs.LinuxSeccomp, withArgs bool, err error) {
-	switch o.args {
-	case "", "record":
-		withArgs = true
-	case "none":
-	default:
-		return "", nil, false, fmt.Errorf("--args %q: use record or none", o.args)
+	if withArgs, err = profile.ParseArgsMode(o.args); err != nil {
+		return "", nil, false, fmt.Errorf("--args %w", err)
 	}
 	name, base, err = profiles.Baseline(o.baseline)
 	return name, base, withArgs, err

@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/bpf/record"
@@ -908,11 +910,11 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		res.Missing, res.Conditional = calls(missing), calls(conditional)
 		return nil
 	}
-	name, base, err := profiles.Baseline(profiles.DefaultBaseline)
+	base, err := runtimeDefault()
 	if err != nil {
 		return err
 	}
-	built, err := record.Profile(rec, profile.Options{Baseline: base, BaselineName: name}, true)
+	built, err := record.Profile(rec, profile.Options{Baseline: base.profile, BaselineName: base.name}, true)
 	if err != nil {
 		return err
 	}
@@ -932,6 +934,19 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 	}
 	return nil
 }
+
+type baseline struct {
+	name    string
+	profile *specs.LinuxSeccomp
+}
+
+// runtimeDefault is the baseline every profile the agent builds stays within:
+// containerd's default, what RuntimeDefault gives. Parsed once, not at every
+// publication: profile.Clip only reads it.
+var runtimeDefault = sync.OnceValues(func() (baseline, error) {
+	name, p, err := profiles.Baseline(profiles.DefaultBaseline)
+	return baseline{name, p}, err
+})
 
 // callName is a syscall's name, or its number where the table has none.
 func callName(name string, nr int) string {
