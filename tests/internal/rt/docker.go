@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -261,29 +260,9 @@ func (d *Docker) Try(t testing.TB, client, image string, extra []string, cmd ...
 	})
 	args := append([]string{"run", "--rm", "--name", name, "--network", "none"}, extra...)
 	args = append(append(args, image), cmd...)
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	c := d.Command(ctx, client, args...)
 	// Killing the client would leave the container running in the daemon.
-	c.Cancel = func() error {
-		if d.Command(context.Background(), "", "kill", name).Run() != nil {
-			return c.Process.Kill()
-		}
-		return nil
-	}
-	c.WaitDelay = 15 * time.Second
-	res, err := run(c)
-	res.ID = name
-	if ctx.Err() != nil {
-		t.Fatalf("docker run %s: timed out after %v; stdout: %s; stderr: %s", name, Timeout, res.Stdout, res.Stderr)
-	}
-	if err != nil {
-		t.Fatalf("docker run %s: %v", name, err)
-	}
-	if dockerFailed(res) {
-		return res, fmt.Errorf("docker run %s failed (exit %d): %s", name, res.ExitCode, res.Stderr)
-	}
-	return res, nil
+	return runClient(t, "docker", name, func(ctx context.Context) *exec.Cmd { return d.Command(ctx, client, args...) },
+		func() *exec.Cmd { return d.Command(context.Background(), "", "kill", name) }, dockerFailed)
 }
 
 // dockerFailed tells Docker's own failures from the container's: docker run exits

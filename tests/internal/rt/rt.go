@@ -349,12 +349,22 @@ func PodmanTry(t testing.TB, image string, extra []string, cmd ...string) (Resul
 	args = append(args, image)
 	args = append(args, cmd...)
 
+	// Killing the podman client would leave the container running under conmon.
+	return runClient(t, "podman", name, func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, podman, args...) },
+		func() *exec.Cmd { return exec.Command(podman, "kill", name) }, podmanFailed)
+}
+
+// runClient runs a container runtime's client (tool) for container name, within
+// Timeout. On timeout it kills the container with kill, then the client: the
+// client's death alone would leave the container running. The tool's own
+// failures (failed) are returned as an error; the container's are its Result.
+func runClient(t testing.TB, tool, name string, client func(context.Context) *exec.Cmd, kill func() *exec.Cmd, failed func(Result) bool) (Result, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	c := exec.CommandContext(ctx, podman, args...)
-	// Killing the podman client would leave the container running under conmon.
+	c := client(ctx)
 	c.Cancel = func() error {
-		if exec.Command(podman, "kill", name).Run() != nil {
+		if kill().Run() != nil {
 			return c.Process.Kill()
 		}
 		return nil
@@ -363,13 +373,13 @@ func PodmanTry(t testing.TB, image string, extra []string, cmd ...string) (Resul
 	res, err := run(c)
 	res.ID = name
 	if ctx.Err() != nil {
-		t.Fatalf("podman run %s: timed out after %v; stdout: %s; stderr: %s", name, Timeout, res.Stdout, res.Stderr)
+		t.Fatalf("%s run %s: timed out after %v; stdout: %s; stderr: %s", tool, name, Timeout, res.Stdout, res.Stderr)
 	}
 	if err != nil {
-		t.Fatalf("podman run %s: %v", name, err)
+		t.Fatalf("%s run %s: %v", tool, name, err)
 	}
-	if podmanFailed(res) {
-		return res, fmt.Errorf("podman run %s failed (exit %d): %s", name, res.ExitCode, res.Stderr)
+	if failed(res) {
+		return res, fmt.Errorf("%s run %s failed (exit %d): %s", tool, name, res.ExitCode, res.Stderr)
 	}
 	return res, nil
 }
