@@ -17,12 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // Every case runs the real command tree; its stdout is testdata/<name>.golden.<ext>.
 // Profiles among them are re-read, validated and converted again to the same bytes.
-var goldenCases = []struct {
-	name string
-	ext  string // of the golden file
-	args []string
-	exit int
-}{
+var goldenCases = []goldenCase{
 	{"convert-docker-amd64", "json", []string{"convert", "testdata/docker.input.json", "--arch", "amd64", "--kernel", "6.2"}, 0},
 	{"convert-docker-arm64", "json", []string{"convert", "testdata/docker.input.json", "--arch", "arm64", "--kernel", "6.2"}, 0},
 	{"convert-docker-arm64-caps", "json", []string{"convert", "testdata/docker.input.json", "--arch", "aarch64", "--kernel", "4.4", "--cap", "bpf", "--cap", "CAP_SYS_ADMIN"}, 0},
@@ -60,26 +55,43 @@ func exitCode(err error) int {
 	return 0
 }
 
+// goldenCase is a command whose stdout is testdata/<name>.golden.<ext>.
+type goldenCase struct {
+	name string
+	ext  string // of the golden file
+	args []string
+	exit int
+}
+
+// check runs the command through the real tree, checks its exit status, and
+// compares its stdout with the golden file (rewritten with -update; run names
+// the test that does). It returns the file and what it holds.
+func (tt goldenCase) check(t *testing.T, run string) (string, []byte) {
+	t.Helper()
+	out, _, err := execute(t, tt.args...)
+	if got := exitCode(err); got != tt.exit {
+		t.Fatalf("exit %d (%v), want %d; stdout:\n%s", got, err, tt.exit, out)
+	}
+	golden := filepath.Join("testdata", tt.name+".golden."+tt.ext)
+	if *update {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/syscage -run %s -update)", err, run)
+	}
+	if diff := cmp.Diff(string(want), out); diff != "" {
+		t.Errorf("%s is stale (-want +got):\n%s", golden, diff)
+	}
+	return golden, want
+}
+
 func TestProfileCommandsGolden(t *testing.T) {
 	for _, tt := range goldenCases {
 		t.Run(tt.name, func(t *testing.T) {
-			out, _, err := execute(t, tt.args...)
-			if got := exitCode(err); got != tt.exit {
-				t.Fatalf("exit %d (%v), want %d; stdout:\n%s", got, err, tt.exit, out)
-			}
-			golden := filepath.Join("testdata", tt.name+".golden."+tt.ext)
-			if *update {
-				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/syscage -run Golden -update)", err)
-			}
-			if diff := cmp.Diff(string(want), out); diff != "" {
-				t.Errorf("%s is stale (-want +got):\n%s", golden, diff)
-			}
+			golden, _ := tt.check(t, "Golden")
 			if tt.args[0] == "convert" || tt.args[0] == "merge" && tt.ext == "json" {
 				checkGoldenProfile(t, golden, tt.args)
 			}

@@ -11,17 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 )
 
 // The CI report formats of check, diff and merge --check, on indented profiles
 // (as syscage writes them) so that every finding has a line of its own.
-var reportCases = []struct {
-	name string
-	ext  string
-	args []string
-	exit int
-}{
+var reportCases = []goldenCase{
 	{"check-bad-github", "txt", []string{"check", "--format", "github", "testdata/ci-bad.input.json"}, 1},
 	{"check-bad-sarif", "sarif", []string{"check", "--format", "sarif", "testdata/ci-bad.input.json"}, 1},
 	{"check-clean-sarif", "sarif", []string{"check", "--format", "sarif", "testdata/ci-app.input.json"}, 0},
@@ -37,23 +31,7 @@ var reportCases = []struct {
 func TestReportFormatsGolden(t *testing.T) {
 	for _, tt := range reportCases {
 		t.Run(tt.name, func(t *testing.T) {
-			out, _, err := execute(t, tt.args...)
-			if got := exitCode(err); got != tt.exit {
-				t.Fatalf("exit %d (%v), want %d; stdout:\n%s", got, err, tt.exit, out)
-			}
-			golden := filepath.Join("testdata", tt.name+".golden."+tt.ext)
-			if *update {
-				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/syscage -run Report -update)", err)
-			}
-			if diff := cmp.Diff(string(want), out); diff != "" {
-				t.Errorf("%s is stale (-want +got):\n%s", golden, diff)
-			}
+			_, want := tt.check(t, "Report")
 			// Re-read what CI would read.
 			if tt.ext == "sarif" {
 				checkSARIF(t, want)
