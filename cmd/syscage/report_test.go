@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
 )
 
 // The CI report formats of check, diff and merge --check, on indented profiles
