@@ -638,12 +638,18 @@ func (d *Daemon) write(c *container) error {
 		}
 		inputs = append(inputs, profile.Named{Name: filepath.Join(t.Dir, name), Profile: prev})
 	}
-	inputs = append(inputs, profile.Named{Name: "the recording of " + c.id, Profile: p})
-	merged, err := profile.Merge(inputs...)
-	if err == nil && popts.Baseline != nil {
-		var dropped []profile.Dropped
-		merged, dropped, err = profile.Clip(t.Path(), merged, popts.BaselineName, popts.Baseline)
-		built.Dropped = append(built.Dropped, dropped...)
+	// The recording alone is in normal form and within the baseline already
+	// (FromRecorded did both); merged with an earlier profile, it is brought back
+	// within the baseline, which that profile may exceed.
+	merged, err := p, error(nil)
+	if len(inputs) > 0 {
+		inputs = append(inputs, profile.Named{Name: "the recording of " + c.id, Profile: p})
+		merged, err = profile.Merge(inputs...)
+		if err == nil && popts.Baseline != nil {
+			var dropped []profile.Dropped
+			merged, dropped, err = profile.Clip(t.Path(), merged, popts.BaselineName, popts.Baseline)
+			built.Dropped = append(built.Dropped, dropped...)
+		}
 	}
 	if err != nil {
 		// Keep the recording rather than lose it to the conflict.

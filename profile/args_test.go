@@ -3,6 +3,8 @@ package profile
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -178,5 +180,36 @@ func TestClipJoins(t *testing.T) {
 	}
 	if _, _, err := Clip("p", p, "base", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}); err == nil {
 		t.Error("a baseline that allows by default was taken")
+	}
+}
+
+// Clipping a clipped profile changes nothing: the hook clips a recording once,
+// and again only when it merges it with an earlier profile.
+func TestClipIdempotent(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, file := range []string{"containerd-default-x86_64.json", "docker-default-x86_64.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "profiles", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := Parse(file, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200 {
+			once, _, err := Clip("p", randomArgsProfile(t, r), file, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twice, dropped, err := Clip("p", once, file, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := Marshal(once)
+			b, _ := Marshal(twice)
+			if !bytes.Equal(a, b) || len(dropped) > 0 {
+				t.Fatalf("case %d, %s: clipping again changed the profile (dropped %v):\n%s\n%s", i, file, dropped, a, b)
+			}
+		}
 	}
 }
