@@ -1,11 +1,14 @@
 package hooks
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 )
 
 // Load reads the hook config at path, or at DefaultConfigPath (defaults if it is
@@ -68,4 +71,25 @@ func RuncMain() {
 		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
 	}
 	os.Exit(1)
+}
+
+// RunDaemon is the recorder's command: with cleanup, it removes everything a
+// recorder left on the host; otherwise it serves until SIGTERM (at shutdown) or
+// an interrupt, writes what it has recorded, and exits. Failures are logged at
+// level ERROR.
+func RunDaemon(cfg *Config, log *slog.Logger, stdout io.Writer, cleanup bool, opts ServeOptions) error {
+	if cleanup {
+		if err := Cleanup(cfg, log, stdout); err != nil {
+			log.Error("cleanup", "err", err)
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := ServeWith(ctx, cfg, log, opts); err != nil {
+		log.Error("recorder", "err", err)
+		return err
+	}
+	return nil
 }

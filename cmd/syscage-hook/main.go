@@ -6,13 +6,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/syscage/syscage/hooks"
@@ -67,22 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	log, done := hooks.OpenLog(cfg, stderr, *debug)
 	defer done()
-	switch {
-	case args[0] == "hook":
+	if args[0] == "hook" {
 		return hooks.Hook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Log: log, Debug: *debug, Started: started})
-	case cleanup:
-		if err := hooks.Cleanup(cfg, log, stdout); err != nil {
-			log.Error("cleanup", "err", err)
-			return fmt.Errorf("cleanup: %w", err)
-		}
-		return nil
 	}
-	// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := hooks.ServeWith(ctx, cfg, log, hooks.ServeOptions{Started: started}); err != nil {
-		log.Error("recorder", "err", err)
-		return err
-	}
-	return nil
+	return hooks.RunDaemon(cfg, log, stdout, cleanup, hooks.ServeOptions{Started: started})
 }

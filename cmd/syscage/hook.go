@@ -1,12 +1,7 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -75,21 +70,7 @@ writing first, as they stand, the profiles of recordings still pinned.`,
 				return err
 			}
 			defer done()
-			if cleanup {
-				if err := hooks.Cleanup(cfg, log, cmd.OutOrStdout()); err != nil {
-					log.Error("cleanup", "err", err)
-					return fmt.Errorf("cleanup: %w", err)
-				}
-				return nil
-			}
-			// Stopped (SIGTERM at shutdown), it writes what it has recorded, then exits.
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-			defer stop()
-			if err := hooks.Serve(ctx, cfg, log); err != nil {
-				log.Error("recorder", "err", err)
-				return err
-			}
-			return nil
+			return hooks.RunDaemon(cfg, log, cmd.OutOrStdout(), cleanup, hooks.ServeOptions{})
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE`")
