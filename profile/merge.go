@@ -91,7 +91,9 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 				if sc.ErrnoRet != nil {
 					cur.ErrnoRet = sc.ErrnoRet
 				}
-				cur.Names = append(slices.Clone(cur.Names), sc.Names...)
+				// cur.Names is this merge's own slice (nil for a new rule):
+				// appended to in place, not copied for every input.
+				cur.Names = append(cur.Names, sc.Names...)
 				conditional[string(b)] = cur
 				continue
 			}
@@ -109,11 +111,15 @@ func Merge(in ...Named) (*specs.LinuxSeccomp, error) {
 					return nil, fmt.Errorf("%s and %s give %q different actions (%s vs %s): decide which one it gets in one of them",
 						o.from, n.Name, name, describeAction(o.key.action, ptrIf(hasErrno(o.key.action), o.key.errno)), describeAction(k.action, sc.ErrnoRet))
 				}
+				_, seen := owner[name]
 				owner[name] = struct {
 					key  plainKey
 					from string
 				}{k, n.Name}
-				plain[k] = append(plain[k], name)
+				if !seen {
+					// Once per name, not once per input that allows it.
+					plain[k] = append(plain[k], name)
+				}
 			}
 		}
 	}
