@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"maps"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -54,4 +57,46 @@ func TestNodeResultsGathered(t *testing.T) {
 			t.Errorf("node %s: phase %q, want %q", n, got[n], p)
 		}
 	}
+}
+
+// A wait follows the node results with one list and a watch: results listed,
+// results created and changed afterwards, none of another owner's.
+func TestResultsWatched(t *testing.T) {
+	fc := newFakeCluster(t, []runtime.Object{
+		nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseRecording),
+		nodeResultObject(t, "rec-x", "node-x", "uid-other", "uid-1", kubeapi.PhaseDone), // not its owner
+	})
+	c := &clients{dyn: fc.dyn}
+	ctx := context.Background()
+	w := c.watchResults(ctx, "shop", "uid-1")
+	defer w.stop()
+	phases := func() map[string]string {
+		rec := kubeapi.SyscallRecording{}
+		if err := w.into(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for n, r := range rec.Status.Nodes {
+			got[n] = r.Phase
+		}
+		return got
+	}
+	if got := phases(); len(got) != 1 || got["node-a"] != kubeapi.PhaseRecording {
+		t.Fatalf("listed: %v, want node-a Recording", got)
+	}
+	ri := fc.dyn.Resource(nodeResultsGVR).Namespace("shop")
+	if _, err := ri.Create(ctx, nodeResultObject(t, "rec-b", "node-b", "uid-1", "uid-1", kubeapi.PhaseDone).(*unstructured.Unstructured), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ri.Update(ctx, nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseDone).(*unstructured.Unstructured), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"node-a": kubeapi.PhaseDone, "node-b": kubeapi.PhaseDone}
+	var got map[string]string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = phases(); maps.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("watched: %v, want %v", got, want)
 }

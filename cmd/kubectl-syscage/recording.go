@@ -34,6 +34,9 @@ type recordingRun struct {
 	timeout time.Duration
 	log     io.Writer
 	name    string // set once created
+	uid     string // and its uid
+	// results, while a wait runs, follows the recording's node results.
+	results *resultsWatch
 }
 
 // recordingPrefix is the generateName of a workload's recordings.
@@ -75,7 +78,7 @@ func (r *recordingRun) create(ctx context.Context, name string, spec kubeapi.Rec
 	if err != nil {
 		return fmt.Errorf("creating a SyscallRecording: %w", notInstalled(err))
 	}
-	r.name = out.GetName()
+	r.name, r.uid = out.GetName(), string(out.GetUID())
 	return nil
 }
 
@@ -89,10 +92,27 @@ func (r *recordingRun) get(ctx context.Context) (*kubeapi.SyscallRecording, erro
 	if err := fromUnstructured(u, &rec); err != nil {
 		return nil, fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
 	}
-	if err := r.c.nodeResults(ctx, &rec); err != nil {
+	if r.results != nil && rec.Metadata.UID == r.uid {
+		if err := r.results.into(ctx, &rec); err != nil {
+			return nil, err
+		}
+	} else if err := r.c.nodeResults(ctx, &rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil
+}
+
+// follow has the waits that poll the recording read its node results from a
+// watch rather than a list each time; the returned function ends it.
+func (r *recordingRun) follow(ctx context.Context) func() {
+	if r.uid == "" {
+		return func() {}
+	}
+	r.results = r.c.watchResults(ctx, r.w.namespace, r.uid)
+	return func() {
+		r.results.stop()
+		r.results = nil
+	}
 }
 
 // nodeResults gathers each node's part of a recording, one SyscallNodeResult a
@@ -128,6 +148,7 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 // waitArmed waits until every node with a Ready agent has published its entry:
 // from then on it records the selected containers there.
 func (r *recordingRun) waitArmed(ctx context.Context) error {
+	defer r.follow(ctx)()
 	return r.c.poll(ctx, r.timeout, "every agent to take up the recording", func(ctx context.Context) (pending, error) {
 		rec, err := r.get(ctx)
 		if err != nil {
@@ -154,6 +175,7 @@ func (r *recordingRun) stop(ctx context.Context) error {
 // the recording then.
 func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording, error) {
 	var rec *kubeapi.SyscallRecording
+	defer r.follow(ctx)()
 	// The agents answer a stop at once: look more often than other waits do,
 	// for the few seconds this takes.
 	fast := *r.c
