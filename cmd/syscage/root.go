@@ -44,7 +44,7 @@ func newRootCmd() *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&opts.debug, "debug", false, "log what syscage does to stderr")
 	cmd.AddCommand(newRecordCmd(), newVerifyCmd(), newHookCmd(opts), newDaemonCmd(opts))
 	cmd.AddCommand(newConvertCmd(), newMergeCmd(), newDiffCmd(), newCheckCmd(), newStatsCmd())
-	cmd.AddCommand(newExecCmd(), newApplyCmd(), newAgentCmd(opts))
+	cmd.AddCommand(newExecCmd(), newApplyCmd())
 	cmd.AddCommand(newPushCmd(), newPullCmd())
 	return cmd
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/hooks/kube"
 	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
@@ -27,19 +26,6 @@ import (
 // that was away sweeps, when it lists the profiles again, every file whose
 // profile no longer exists. Finalizers that agents of earlier versions put on
 // profiles are taken off.
-
-func (a *Agent) replaceProfiles(items []json.RawMessage) {
-	var all []kubeapi.SyscallProfile
-	for _, raw := range items {
-		var o kubeapi.SyscallProfile
-		if err := json.Unmarshal(raw, &o); err != nil {
-			continue
-		}
-		all = append(all, o)
-		a.syncProfile(o)
-	}
-	a.sweepProfiles(all)
-}
 
 // sweepProfiles removes the files of profiles not in the list: deleted while the
 // agent was away, or, at its exit, deleted by an uninstall that then took the
@@ -71,26 +57,24 @@ func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
 func (a *Agent) finalSweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var list struct {
-		Items []kubeapi.SyscallProfile `json:"items"`
-	}
-	if err := a.opts.Client.List(ctx, "/apis/"+kubeapi.APIVersion+"/"+kubeapi.Profiles, nil, &list); err != nil {
-		if kube.IsNotFound(err) { // the API itself is gone: so is every profile
+	all, err := list[kubeapi.SyscallProfile](ctx, a.api, profilesGVR)
+	if err != nil {
+		if isNotFound(err) { // the API itself is gone: so is every profile
 			a.sweepProfiles(nil)
 			return
 		}
 		a.log.Warn("listing the profiles as the agent stops: files of profiles deleted since stay until the next agent starts", "err", err)
 		return
 	}
-	a.sweepProfiles(list.Items)
+	a.sweepProfiles(all)
 }
 
-func (a *Agent) profileEvent(e kube.Event) {
-	var o kubeapi.SyscallProfile
-	if err := json.Unmarshal(e.Object, &o); err != nil {
+func (a *Agent) profileChanged(obj any, deleted bool) {
+	o, ok := decode[kubeapi.SyscallProfile](obj)
+	if !ok {
 		return
 	}
-	if e.Type == "DELETED" {
+	if deleted {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing the file of a deleted profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
@@ -143,8 +127,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 		"localhostProfile": name,
 		"nodes":            map[string]any{a.opts.Node: st},
 	}})
-	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name + "/status"
-	if err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil); err != nil && !kube.IsNotFound(err) {
+	if err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body, "status"); err != nil && !isNotFound(err) {
 		a.log.Warn("publishing a profile's status", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 	}
 }
@@ -217,7 +200,6 @@ func (a *Agent) pruneDirs(root *os.Root) {
 // resourceVersion so that agents on other nodes doing the same never lose each
 // other's; a conflict re-reads and tries again.
 func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin string, want bool) error {
-	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name
 	for attempt := 0; ; attempt++ {
 		has := slices.Contains(o.Metadata.Finalizers, fin)
 		if has == want {
@@ -228,15 +210,15 @@ func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin 
 			fins = append(fins, fin)
 		}
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": fins, "resourceVersion": o.Metadata.ResourceVersion}})
-		err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil)
+		err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body)
 		switch {
 		case err == nil:
 			return nil
-		case kube.IsNotFound(err):
+		case isNotFound(err):
 			return nil
-		case kube.IsConflict(err) && attempt < 10:
-			if err := a.opts.Client.Get(ctx, path, &o); err != nil {
-				if kube.IsNotFound(err) {
+		case isConflict(err) && attempt < 10:
+			if err := a.api.get(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, &o); err != nil {
+				if isNotFound(err) {
 					return nil
 				}
 				return err

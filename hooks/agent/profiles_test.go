@@ -7,14 +7,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/client-go/rest"
 
-	"github.com/syscage/syscage/hooks/kube"
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
@@ -29,13 +30,14 @@ type apiServer struct {
 func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
 	switch r.Method {
 	case http.MethodPatch:
 		b, _ := io.ReadAll(r.Body)
 		s.patches = append(s.patches, r.URL.Path+" "+string(b))
-		w.Write([]byte("{}"))
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": kubeapi.APIVersion, "kind": kubeapi.KindProfile, "metadata": map[string]any{"name": path.Base(r.URL.Path)}})
 	case http.MethodGet:
-		json.NewEncoder(w).Encode(map[string]any{"items": s.list})
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": kubeapi.APIVersion, "kind": kubeapi.KindProfile + "List", "metadata": map[string]any{}, "items": s.list})
 	default:
 		http.Error(w, "no", http.StatusMethodNotAllowed)
 	}
@@ -46,11 +48,11 @@ func testAgent(t *testing.T) (*Agent, *apiServer) {
 	s := &apiServer{}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	c, err := kube.New(kube.Config{Host: srv.URL, Insecure: true})
+	c, err := newAPI(&rest.Config{Host: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Agent{opts: Options{Node: "n1", SeccompDir: t.TempDir(), Client: c}, log: slog.New(slog.DiscardHandler)}, s
+	return &Agent{opts: Options{Node: "n1", SeccompDir: t.TempDir()}, api: c, log: slog.New(slog.DiscardHandler)}, s
 }
 
 func testProfile(finalizers ...string) kubeapi.SyscallProfile {

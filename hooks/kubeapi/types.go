@@ -1,7 +1,7 @@
 // Package kubeapi is the contract between the kubectl plugin and the node agent:
 // syscage's custom resources, as plain Go types with JSON tags. It imports no
-// Kubernetes module, so the syscage binary, which also runs as the OCI hook and
-// the runc wrapper, stays small and quick to start.
+// Kubernetes module: the agent converts client-go's objects to these through
+// their JSON, and the syscage binary can read results without a Kubernetes client.
 package kubeapi
 
 import (
