@@ -94,6 +94,12 @@ type Agent struct {
 	containers map[string]*container // by recording UID + "/" + container ID
 	selection  []string              // the namespaces last written to the selection file
 	synced     map[string]bool       // which lists have been received
+
+	// What this node last reported of each profile, by namespace and name
+	// (without its time), and the owner of its statuses: its Node.
+	statusMu sync.Mutex
+	reported map[string]map[string]kubeapi.NodeProfile
+	owner    []kubeapi.OwnerReference
 }
 
 type pod struct {
@@ -211,6 +217,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("agent started", "node", opts.Node)
 	}
 
+	a.loadStatuses(ctx)
 	if err := a.watch(ctx); err != nil {
 		return err
 	}

@@ -31,10 +31,12 @@ import (
 // agent was away, or, at its exit, deleted by an uninstall that then took the
 // agent down.
 func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
-	keep := map[string]bool{}
+	keep, objects := map[string]bool{}, map[string]bool{}
 	for _, o := range all {
 		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
+		objects[o.Metadata.Namespace+"/"+o.Metadata.Name] = true
 	}
+	defer a.unreport(objects)
 	root, err := os.OpenRoot(a.opts.SeccompDir)
 	if err != nil {
 		a.log.Error("opening the seccomp directory", "dir", a.opts.SeccompDir, "err", err)
@@ -78,6 +80,9 @@ func (a *Agent) profileChanged(obj any, deleted bool) {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing the file of a deleted profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		defer cancel()
+		a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, nil)
 		return
 	}
 	a.syncProfile(o)
@@ -99,6 +104,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
+		a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, nil)
 		return
 	}
 	name := kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)
@@ -108,8 +114,8 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	if err == nil {
 		st.Digest = kubeapi.Digest(data)
 		current := a.fileIs(name, data)
-		if prev := o.Status.Nodes[a.opts.Node]; current && prev.Digest == st.Digest && prev.Error == "" {
-			return // our own status update coming back, or nothing new
+		if current && a.isReported(o.Metadata.Namespace, o.Metadata.Name, &st) {
+			return // nothing new
 		}
 		if !current {
 			err = a.writeProfile(name, data)
@@ -122,14 +128,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	} else if wrote {
 		a.log.Info("profile written", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "file", name, "digest", st.Digest)
 	}
-	st.Updated = time.Now().UTC().Format(time.RFC3339)
-	body, _ := json.Marshal(map[string]any{"status": map[string]any{
-		"localhostProfile": name,
-		"nodes":            map[string]any{a.opts.Node: st},
-	}})
-	if err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body, "status"); err != nil && !isNotFound(err) {
-		a.log.Warn("publishing a profile's status", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
-	}
+	a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, &st)
 }
 
 // profileBytes are the bytes written for a profile: profile.Marshal of a valid

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -113,4 +114,49 @@ func TestFinalSweep(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(a.opts.SeccompDir, kubeapi.ProfileDir)); len(entries) > 0 {
 		t.Errorf("files left after every profile went: %v", entries)
 	}
+}
+
+// A node reports its copy of a profile in its own SyscallNodeStatus of the
+// profile's namespace, once per change: an event that brings nothing new writes
+// nothing, and a deletion takes the entry out. The profile itself is never
+// written to, so it does not grow with the nodes.
+func TestReportInNodeStatus(t *testing.T) {
+	a, s := testAgent(t)
+	p := testProfile()
+	a.syncProfile(p)
+	data, err := profileBytes(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := "/apis/" + kubeapi.APIVersion + "/namespaces/shop/" + kubeapi.NodeStatuses + "/n1 "
+	if len(s.patches) != 1 || !strings.HasPrefix(s.patches[0], status+`{"profiles":{"web":{"digest":"`+kubeapi.Digest(data)+`","error":""`) {
+		t.Fatalf("patches %q, want one of %s with the digest", s.patches, status)
+	}
+	a.syncProfile(p) // the same profile again (a resync, another field changed)
+	if len(s.patches) != 1 {
+		t.Errorf("nothing new was reported again: %q", s.patches[1:])
+	}
+	p.APIVersion, p.Kind = kubeapi.APIVersion, kubeapi.KindProfile
+	u, err := toUnstructuredForTest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.profileChanged(u, true)
+	if len(s.patches) != 2 || s.patches[1] != status+`{"profiles":{"web":null}}` {
+		t.Errorf("after the deletion, patches %q, want the entry taken out", s.patches)
+	}
+	for _, p := range s.patches {
+		if strings.Contains(p, "/"+kubeapi.Profiles+"/") {
+			t.Errorf("the profile itself was written: %s", p)
+		}
+	}
+}
+
+func toUnstructuredForTest(o any) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, u.UnmarshalJSON(b)
 }

@@ -26,6 +26,9 @@ const (
 	Profiles   = "syscallprofiles"
 	// NodeResults are the per-node parts of recordings.
 	NodeResults = "syscallnoderesults"
+	// NodeStatuses say, per node and namespace, which profiles the node holds.
+	NodeStatuses   = "syscallnodestatuses"
+	KindNodeStatus = "SyscallNodeStatus"
 
 	// Namespace is where the agent runs.
 	Namespace = "syscage-system"
@@ -242,8 +245,44 @@ type ProfileSpec struct {
 
 // ProfileStatus says, per node, what the agent wrote.
 type ProfileStatus struct {
-	LocalhostProfile string                 `json:"localhostProfile,omitempty"`
-	Nodes            map[string]NodeProfile `json:"nodes,omitempty"`
+	// LocalhostProfile is set by kubectl syscage apply; it is always
+	// LocalhostProfile(namespace, name).
+	LocalhostProfile string `json:"localhostProfile,omitempty"`
+	// Nodes is where agents before SyscallNodeStatus reported their copies. It
+	// grew with the nodes; it is read only to name the nodes of their finalizers.
+	Nodes map[string]NodeProfile `json:"nodes,omitempty"`
+}
+
+// SyscallNodeStatus is one node's copies of the profiles of one namespace,
+// written by that node's agent alone: named after the node, in the profiles'
+// namespace, and owned by the Node (so that a node deleted from the cluster
+// takes its statuses with it and never keeps anything waiting). No object grows
+// with the number of nodes; one grows with the profiles of its namespace, by
+// about 150 bytes a profile.
+type SyscallNodeStatus struct {
+	APIVersion string                 `json:"apiVersion,omitempty"`
+	Kind       string                 `json:"kind,omitempty"`
+	Metadata   ObjectMeta             `json:"metadata"`
+	Spec       NodeStatusSpec         `json:"spec"`
+	Profiles   map[string]NodeProfile `json:"profiles,omitempty"` // by profile name
+}
+
+// NodeStatusSpec says whose status it is.
+type NodeStatusSpec struct {
+	Node string `json:"node"`
+}
+
+// NodeLabel is the label a node status carries: its node's name, or a hash of a
+// name too long for a label value.
+const NodeLabel = Group + "/node"
+
+// NodeLabelValue is the value of NodeLabel for a node.
+func NodeLabelValue(node string) string {
+	if len(node) <= 63 {
+		return node
+	}
+	sum := sha256.Sum256([]byte(node))
+	return "sha256-" + hex.EncodeToString(sum[:16])
 }
 
 // NodeProfile is one node's copy of a profile.
