@@ -279,23 +279,27 @@ func (a *Agent) watch(ctx context.Context) error {
 		name     string
 		informer cache.SharedIndexInformer
 		h        cache.ResourceEventHandlerFuncs
-		synced   func()
 	}{
 		{"pods", podInf, cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { a.podChanged(o, false) },
 			UpdateFunc: func(_, o any) { a.podChanged(o, false) },
 			DeleteFunc: func(o any) { a.podChanged(o, true) },
-		}, nil},
+		}},
 		{"recordings", set.syscage.ForResource(recordingsGVR).Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { a.recordingChanged(o, false) },
 			UpdateFunc: func(_, o any) { a.recordingChanged(o, false) },
 			DeleteFunc: func(o any) { a.recordingChanged(o, true) },
-		}, nil},
+		}},
 		{"profiles", set.syscage.ForResource(profilesGVR).Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { a.profileChanged(o, false) },
 			UpdateFunc: func(_, o any) { a.profileChanged(o, false) },
 			DeleteFunc: func(o any) { a.profileChanged(o, true) },
-		}, nil},
+		}},
+	}
+	for _, l := range lists[1:] {
+		if err := l.informer.SetTransform(withoutManagedFields); err != nil {
+			return err
+		}
 	}
 	for _, l := range lists {
 		reg, err := l.informer.AddEventHandler(l.h)

@@ -174,6 +174,15 @@ func slimPod(obj any) (any, error) {
 	return slim, nil
 }
 
+// withoutManagedFields drops what the agent never reads of syscage's objects:
+// their managed fields, often the larger part of a small object.
+func withoutManagedFields(obj any) (any, error) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		u.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
 // apiTimeout bounds a request made outside the informers.
 const apiTimeout = 10 * time.Second
 
