@@ -889,12 +889,9 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		}
 		st.Containers = append(st.Containers, res)
 	}
-	merged, err := mergeResults(st.Containers)
-	if err != nil {
+	if err := fit(&st); err != nil {
 		st.Message = strings.TrimPrefix(st.Message+"; ", "; ") + err.Error()
-		return st
 	}
-	st.Containers = merged
 	return st
 }
 

@@ -213,7 +213,39 @@ type ContainerResult struct {
 	// Dropped are recorded calls the baseline (containerd's default, what
 	// RuntimeDefault gives) refuses, left out of Profile.
 	Dropped []string `json:"dropped,omitempty"`
+	// Pods, when set, are the pods whose containers of this name the agent
+	// merged into this one result, as a node with many of them would otherwise
+	// publish an object too large (see NodeResultBudget); Pod and PodUID are the
+	// first of them, ContainerID the last container's, and Containers counts the
+	// containers merged.
+	Pods       []PodRef `json:"pods,omitempty"`
+	Containers int      `json:"containers,omitempty"`
 }
+
+// PodRef names a pod.
+type PodRef struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
+}
+
+// PodRefs are the pods of a result: Pods, or its one pod.
+func (r ContainerResult) PodRefs() []PodRef {
+	if len(r.Pods) > 0 {
+		return r.Pods
+	}
+	return []PodRef{{Name: r.Pod, UID: r.PodUID}}
+}
+
+// ContainerCount is how many containers a result stands for.
+func (r ContainerResult) ContainerCount() int {
+	return max(r.Containers, 1)
+}
+
+// NodeResultBudget is the size of a node's result past which its agent merges
+// the results of each container name across pods: a SyscallNodeResult stays well
+// under the 256 KiB the issue allows, and far under etcd's 1.5 MiB, whatever the
+// number of pods on the node.
+const NodeResultBudget = 64 << 10
 
 // Call is one syscall with how often it was made and the first process to make it.
 type Call struct {
