@@ -294,8 +294,8 @@ type verifyReport struct {
 
 // verifyContainer is one container's findings.
 type verifyContainer struct {
-	Node        string `json:"node"`
-	Pod string `json:"pod"`
+	Node string `json:"node"`
+	Pod  string `json:"pod"`
 	// Pods are the pods whose containers of this name a node merged into this
 	// one result, having many of them; Pod is then the first.
 	Pods        []string `json:"pods,omitempty"`

@@ -292,7 +292,7 @@ func TestMergeRecordingMergedByNode(t *testing.T) {
 	merged := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{
 		"node-a": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{{
 			Pod: "web-1", PodUID: "u1", Container: "app", ContainerID: "c3", From: kubeapi.FromAttach, Attached: "2026-12-06T10:00:00Z",
-			Runs: 3, Containers: 3, Pods: []kubeapi.PodRef{{"web-1", "u1"}, {"web-2", "u2"}, {"web-3", "u3"}},
+			Runs: 3, Containers: 3, Pods: []kubeapi.PodRef{{Name: "web-1", UID: "u1"}, {Name: "web-2", UID: "u2"}, {Name: "web-3", UID: "u3"}},
 			Profile: allowOnly("read", "write", "mkdir"), Coverage: map[string]int{"write": 1, "mkdir": 1},
 		}}},
 		"node-b": perPod.Nodes["node-b"],
