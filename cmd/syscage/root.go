@@ -2,24 +2,17 @@ package main
 
 import (
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	buildversion "github.com/syscage/syscage/cmd/internal/version"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise it is
 // read from the module build info.
 var version = ""
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func versionString() string { return buildversion.String(version) }
 
 type rootOptions struct {
 	debug bool
