@@ -15,6 +15,7 @@ build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/syscage
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/syscage-hook ./cmd/syscage-hook
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/kubectl-syscage ./cmd/kubectl-syscage
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/syscage-agent ./cmd/syscage-agent
 
 # Debian packages for the tests (runtimes, compilers for the test workload) and
 # for `make generate` (clang, libbpf headers). Running syscage needs none of them.

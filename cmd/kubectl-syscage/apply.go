@@ -371,16 +371,19 @@ func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p
 	if got, err := profile.Marshal(stored.Spec.Profile); err != nil || kubeapi.Digest(got) != want {
 		return "", fmt.Errorf("SyscallProfile %s/%s: the API server stored a profile other than the file's (argument values of 2^63 and more do not survive a custom resource): use values below 2^63", ns, name)
 	}
-	err = c.poll(ctx, timeout, fmt.Sprintf("every agent to write SyscallProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
-		u, err := c.dyn.Resource(profilesGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return "", fmt.Errorf("reading SyscallProfile %s/%s: %w", ns, name, err)
+	localhost := kubeapi.LocalhostProfile(ns, name)
+	if stored.Status.LocalhostProfile != localhost {
+		body, _ := json.Marshal(map[string]any{"status": map[string]any{"localhostProfile": localhost}})
+		if _, err := c.dyn.Resource(profilesGVR).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager}, "status"); err != nil {
+			return "", fmt.Errorf("writing the status of SyscallProfile %s/%s: %w", ns, name, err)
 		}
-		var sp kubeapi.SyscallProfile
-		if err := fromUnstructured(u, &sp); err != nil {
+	}
+	err = c.poll(ctx, timeout, fmt.Sprintf("every agent to write SyscallProfile %s/%s", ns, name), func(ctx context.Context) (pending, error) {
+		copies, err := c.nodeCopies(ctx, ns, name)
+		if err != nil {
 			return "", err
 		}
-		waiting, failed := profileProgress(sp.Status, agents, want)
+		waiting, failed := profileProgress(copies, agents, want)
 		if len(failed) > 0 {
 			return "", fmt.Errorf("SyscallProfile %s/%s could not be written on every node: %s", ns, name, strings.Join(failed, "; "))
 		}
@@ -392,7 +395,6 @@ func (c *clients) applySyscallProfile(ctx context.Context, out, log io.Writer, p
 	if err != nil {
 		return "", err
 	}
-	localhost := kubeapi.LocalhostProfile(ns, name)
 	fmt.Fprintf(out, "syscallprofile %s/%s: written on %s as %s (%s)\n", ns, name, plural(len(agents), "node"), localhost, want)
 	return localhost, nil
 }
@@ -417,11 +419,32 @@ func (c *clients) warnAgentless(ctx context.Context, log io.Writer, agents map[s
 	}
 }
 
+// nodeCopies are what the nodes report of profile ns/name, by node: each in its
+// SyscallNodeStatus of the namespace.
+func (c *clients) nodeCopies(ctx context.Context, ns, name string) (map[string]kubeapi.NodeProfile, error) {
+	l, err := c.dyn.Resource(nodeStatusGVR).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the nodes' SyscallNodeStatuses in %s: %w", ns, notInstalled(err))
+	}
+	copies := map[string]kubeapi.NodeProfile{}
+	for i := range l.Items {
+		var st kubeapi.SyscallNodeStatus
+		if err := fromUnstructured(&l.Items[i], &st); err != nil {
+			return nil, err
+		}
+		// Named after its node, and written by that node's agent alone.
+		if p, ok := st.Profiles[name]; ok && st.Spec.Node == st.Metadata.Name {
+			copies[st.Spec.Node] = p
+		}
+	}
+	return copies, nil
+}
+
 // profileProgress compares what each agent reports with the digest wanted: the
 // nodes still to write it, and those that failed to, with why.
-func profileProgress(st kubeapi.ProfileStatus, agents map[string]string, want string) (waiting, failed []string) {
+func profileProgress(copies map[string]kubeapi.NodeProfile, agents map[string]string, want string) (waiting, failed []string) {
 	for _, node := range sortedKeys(agents) {
-		n, ok := st.Nodes[node]
+		n, ok := copies[node]
 		switch {
 		case ok && n.Digest == want:
 		case ok && n.Error != "":

@@ -835,13 +835,8 @@ func TestApplyKeepsArgs(t *testing.T) {
 
 func TestApplyNodeError(t *testing.T) {
 	fc := newFakeCluster(t, []runtime.Object{object(t, deploymentYAML)}, agentPod("node-a"), agentDaemonSet())
-	// An agent that cannot write the file says so in its status entry.
-	fc.dyn.PrependReactor("get", "syscallprofiles", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		u := &unstructured.Unstructured{}
-		u.SetName("web")
-		u.Object["status"] = map[string]any{"nodes": map[string]any{"node-a": map[string]any{"error": "open /host/seccomp/syscage/shop/web.json: read-only file system"}}}
-		return true, u, nil
-	})
+	// An agent that cannot write the file says so in its node's status.
+	fc.reportCopy("shop", "node-a", "web", kubeapi.NodeProfile{Error: "open /host/seccomp/syscage/shop/web.json: read-only file system"})
 	code, _, stderr := fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json")
 	want := "Error: SyscallProfile shop/web could not be written on every node: node node-a: open /host/seccomp/syscage/shop/web.json: read-only file system\n"
 	if code != 1 || stderr != want {
@@ -1011,6 +1006,7 @@ func TestUninstall(t *testing.T) {
 		"clusterrole syscage-agent deleted\n" +
 		"serviceaccount syscage-system/syscage-agent deleted\n" +
 		"namespace syscage-system deleted\n" +
+		"customresourcedefinition syscallnodestatuses.syscage.io deleted\n" +
 		"customresourcedefinition syscallnoderesults.syscage.io deleted\n" +
 		"customresourcedefinition syscallprofiles.syscage.io deleted\n" +
 		"customresourcedefinition syscallrecordings.syscage.io deleted\n" +
@@ -1137,6 +1133,7 @@ func TestInstall(t *testing.T) {
 	want := "customresourcedefinition syscallrecordings.syscage.io applied\n" +
 		"customresourcedefinition syscallprofiles.syscage.io applied\n" +
 		"customresourcedefinition syscallnoderesults.syscage.io applied\n" +
+		"customresourcedefinition syscallnodestatuses.syscage.io applied\n" +
 		"namespace syscage-system applied\n" +
 		"serviceaccount syscage-system/syscage-agent applied\n" +
 		"clusterrole syscage-agent applied\n" +
@@ -1164,8 +1161,8 @@ func TestInstall(t *testing.T) {
 			}
 		}
 	}
-	if applies != 10 {
-		t.Errorf("%d applies, want 10", applies)
+	if applies != 11 {
+		t.Errorf("%d applies, want 11", applies)
 	}
 }
 
@@ -1184,8 +1181,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 		}
 	}
-	if applies != 10 {
-		t.Errorf("%d applies, want 10", applies)
+	if applies != 11 {
+		t.Errorf("%d applies, want 11", applies)
 	}
 }
 

@@ -64,6 +64,7 @@ func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.
 		recordingsGVR:  "SyscallRecordingList",
 		profilesGVR:    "SyscallProfileList",
 		nodeResultsGVR: "SyscallNodeResultList",
+		nodeStatusGVR:  "SyscallNodeStatusList",
 		crdsGVR:        "CustomResourceDefinitionList",
 		spoGVR:         "SeccompProfileList",
 		spoV1GVR:       "SeccompProfileList",
@@ -269,21 +270,26 @@ func (fc *fakeCluster) answer(nodes []string) {
 		}
 		return setStatus(u, rec.Status)
 	})
-	update(profilesGVR, kubeapi.KindProfile, func(u *unstructured.Unstructured) error {
-		var sp kubeapi.SyscallProfile
-		if err := fromUnstructured(u, &sp); err != nil {
-			return err
+	// Each node reports its copy of each profile in its SyscallNodeStatus of the
+	// profile's namespace.
+	if list, err := tr.List(profilesGVR, profilesGVR.GroupVersion().WithKind(kubeapi.KindProfile), ""); err == nil {
+		items, _ := meta.ExtractList(list)
+		for _, item := range items {
+			var sp kubeapi.SyscallProfile
+			if err := fromUnstructured(item.(*unstructured.Unstructured), &sp); err != nil {
+				fc.t.Errorf("fake agent: %v", err)
+				continue
+			}
+			data, err := profile.Marshal(sp.Spec.Profile)
+			if err != nil {
+				fc.t.Errorf("fake agent: %v", err)
+				continue
+			}
+			for _, n := range nodes {
+				fc.reportCopy(sp.Metadata.Namespace, n, sp.Metadata.Name, kubeapi.NodeProfile{Digest: kubeapi.Digest(data)})
+			}
 		}
-		data, err := profile.Marshal(sp.Spec.Profile)
-		if err != nil {
-			return err
-		}
-		sp.Status.Nodes = map[string]kubeapi.NodeProfile{}
-		for _, n := range nodes {
-			sp.Status.Nodes[n] = kubeapi.NodeProfile{Digest: kubeapi.Digest(data)}
-		}
-		return setStatus(u, sp.Status)
-	})
+	}
 	update(crdsGVR, "CustomResourceDefinition", func(u *unstructured.Unstructured) error {
 		return unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Established", "status": "True"}}, "status", "conditions")
 	})
@@ -299,6 +305,43 @@ func (fc *fakeCluster) answer(nodes []string) {
 			}
 			return unstructured.SetNestedField(u.Object, fc.spoState, "status", "status")
 		})
+	}
+}
+
+// reportCopy writes node's copy of profile ns/name into its SyscallNodeStatus.
+func (fc *fakeCluster) reportCopy(ns, node, name string, p kubeapi.NodeProfile) {
+	tr := fc.dyn.Tracker()
+	var st kubeapi.SyscallNodeStatus
+	obj, err := tr.Get(nodeStatusGVR, ns, node)
+	exists := err == nil
+	if exists {
+		if err := fromUnstructured(obj.(*unstructured.Unstructured), &st); err != nil {
+			fc.t.Errorf("fake agent: %v", err)
+			return
+		}
+	} else {
+		st = kubeapi.SyscallNodeStatus{APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindNodeStatus,
+			Metadata: kubeapi.ObjectMeta{Name: node, Namespace: ns}, Spec: kubeapi.NodeStatusSpec{Node: node}}
+	}
+	if st.Profiles == nil {
+		st.Profiles = map[string]kubeapi.NodeProfile{}
+	}
+	if st.Profiles[name] == p {
+		return
+	}
+	st.Profiles[name] = p
+	u, err := toUnstructured(st)
+	if err != nil {
+		fc.t.Errorf("fake agent: %v", err)
+		return
+	}
+	if exists {
+		err = tr.Update(nodeStatusGVR, u, ns)
+	} else {
+		err = tr.Create(nodeStatusGVR, u, ns)
+	}
+	if err != nil {
+		fc.t.Errorf("fake agent: %v", err)
 	}
 }
 

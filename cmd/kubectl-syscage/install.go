@@ -44,7 +44,7 @@ waits until the CRDs are established and the agent runs on every node.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.image, "image", "localhost/syscage:dev", "the agent's `IMAGE` (it holds /syscage)")
+	f.StringVar(&opts.image, "image", "localhost/syscage:dev", "the agent's `IMAGE` (it holds /syscage-agent)")
 	f.StringVar(&opts.pullPolicy, "pull-policy", "IfNotPresent", "the agent's image pull policy: Always, IfNotPresent or Never")
 	f.StringVar(&opts.seccompDir, "seccomp-dir", profile.KubeletSeccompDir, "the kubelet's seccomp `DIR` on the nodes (<kubelet root dir>/seccomp)")
 	f.DurationVar(&opts.timeout, "timeout", 2*time.Minute, "how long each wait may take (CRDs, agent rollout)")

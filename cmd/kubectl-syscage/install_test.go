@@ -30,6 +30,7 @@ func TestInstallObjects(t *testing.T) {
 		"CustomResourceDefinition syscallrecordings.syscage.io",
 		"CustomResourceDefinition syscallprofiles.syscage.io",
 		"CustomResourceDefinition syscallnoderesults.syscage.io",
+		"CustomResourceDefinition syscallnodestatuses.syscage.io",
 		"Namespace syscage-system",
 		"ServiceAccount syscage-system/syscage-agent",
 		"ClusterRole syscage-agent",
@@ -160,12 +161,12 @@ func TestCheckLocalhost(t *testing.T) {
 
 func TestProfileProgress(t *testing.T) {
 	agents := map[string]string{"node-a": "a", "node-b": "b", "node-c": "c", "node-d": "d"}
-	st := kubeapi.ProfileStatus{Nodes: map[string]kubeapi.NodeProfile{
+	st := map[string]kubeapi.NodeProfile{
 		"node-a": {Digest: "sha256:new"},
 		"node-b": {Digest: "sha256:old"},
 		"node-c": {Digest: "sha256:old", Error: "read-only file system"},
 		"node-x": {Error: "not an agent node any more"},
-	}}
+	}
 	waiting, failed := profileProgress(st, agents, "sha256:new")
 	if diff := cmp.Diff([]string{"node-b", "node-d"}, waiting); diff != "" {
 		t.Errorf("waiting (-want +got):\n%s", diff)

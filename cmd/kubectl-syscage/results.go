@@ -101,6 +101,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	// A container can have two results: one published by an agent that then
 	// restarted, and one from the agent that took over. It counts once.
 	ids, pods, nodes, attachedPods := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	merged := 0 // containers a node merged into another's result (many pods on one node)
 	denied := map[string]*deniedCall{}
 	var tally profile.Tally
 	for _, c := range containers(st) {
@@ -110,12 +111,19 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
 		res.Runs += max(c.Runs, 1)
 		tally.Add(c.Profile, c.Runs, c.Coverage)
+		if !ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] {
+			merged += c.ContainerCount() - 1
+		}
 		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
-		pods[cmp.Or(c.PodUID, c.Pod)] = true
+		for _, p := range c.PodRefs() {
+			pods[cmp.Or(p.UID, p.Name)] = true
+			if c.From == kubeapi.FromAttach {
+				attachedPods[cmp.Or(p.UID, p.Name)] = true
+			}
+		}
 		nodes[c.Node] = true
 		if c.From == kubeapi.FromAttach {
 			res.Attached = append(res.Attached, c)
-			attachedPods[cmp.Or(c.PodUID, c.Pod)] = true
 		}
 		for _, d := range c.Denied {
 			k := string(d.Arch) + "/" + d.Name
@@ -131,7 +139,7 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 			res.Unnamed = append(res.Unnamed, c.key()+": "+u)
 		}
 	}
-	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(ids), len(pods), len(nodes), len(attachedPods)
+	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(ids)+merged, len(pods), len(nodes), len(attachedPods)
 	res.NodeNames = sortedKeys(nodes)
 	for _, d := range denied {
 		res.Denied = append(res.Denied, *d)
@@ -286,10 +294,13 @@ type verifyReport struct {
 
 // verifyContainer is one container's findings.
 type verifyContainer struct {
-	Node        string `json:"node"`
-	Pod         string `json:"pod"`
-	Container   string `json:"container"`
-	ContainerID string `json:"containerID"`
+	Node string `json:"node"`
+	Pod  string `json:"pod"`
+	// Pods are the pods whose containers of this name a node merged into this
+	// one result, having many of them; Pod is then the first.
+	Pods        []string `json:"pods,omitempty"`
+	Container   string   `json:"container"`
+	ContainerID string   `json:"containerID"`
 	// Profile is the container's own profile, when each has one.
 	Profile     string         `json:"profile,omitempty"`
 	From        string         `json:"from"`
@@ -311,6 +322,11 @@ func newVerifyReport(w *workload, profilePath string, st kubeapi.RecordingStatus
 		}
 		if vc.Missing == nil {
 			vc.Missing = []kubeapi.Call{}
+		}
+		if len(c.Pods) > 1 {
+			for _, p := range c.Pods {
+				vc.Pods = append(vc.Pods, p.Name)
+			}
 		}
 		rep.Containers = append(rep.Containers, vc)
 	}
@@ -357,7 +373,14 @@ func printVerifyReport(w io.Writer, r *verifyReport) {
 		if c.Profile != "" {
 			against = ", against " + c.Profile
 		}
-		fmt.Fprintf(w, "\npod %s, container %s%s (node %s; %s)\n", c.Pod, c.Container, against, c.Node, how)
+		pod := "pod " + c.Pod
+		if n := len(c.Pods); n > 1 {
+			pod = fmt.Sprintf("%d pods (%s)", n, strings.Join(c.Pods[:min(n, 3)], ", "))
+			if n > 3 {
+				pod = fmt.Sprintf("%d pods (%s and %d more)", n, strings.Join(c.Pods[:3], ", "), n-3)
+			}
+		}
+		fmt.Fprintf(w, "\n%s, container %s%s (node %s; %s)\n", pod, c.Container, against, c.Node, how)
 		if len(c.Missing) == 0 {
 			fmt.Fprintln(w, "  nothing missing")
 		} else {
@@ -402,7 +425,9 @@ func printCalls(w io.Writer, calls []kubeapi.Call) {
 func failedPods(pods []corev1.Pod, st kubeapi.RecordingStatus) []string {
 	recorded := map[string]bool{}
 	for _, c := range containers(st) {
-		recorded[c.Pod] = true
+		for _, p := range c.PodRefs() {
+			recorded[p.Name] = true
+		}
 	}
 	var out []string
 	for _, p := range pods {

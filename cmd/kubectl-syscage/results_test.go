@@ -269,3 +269,59 @@ func TestMergeRecordingAgentRestart(t *testing.T) {
 		t.Errorf("counted %d containers of %d pods on %d nodes, want 1, 1, 1", res.Containers, res.Pods, res.Nodes)
 	}
 }
+
+// A node with many pods publishes one result per container name, with the pods
+// it stands for: the plugin counts those pods and containers as if each had a
+// result of its own, and the merged profile is the same.
+func TestMergeRecordingMergedByNode(t *testing.T) {
+	perPod := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{
+		"node-a": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{
+			{Pod: "web-1", PodUID: "u1", Container: "app", ContainerID: "c1", From: kubeapi.FromStart, Profile: allowOnly("read", "write")},
+			{Pod: "web-2", PodUID: "u2", Container: "app", ContainerID: "c2", From: kubeapi.FromStart, Profile: allowOnly("read")},
+			{Pod: "web-3", PodUID: "u3", Container: "app", ContainerID: "c3", From: kubeapi.FromAttach, Attached: "2026-12-06T10:00:00Z", Profile: allowOnly("read", "mkdir")},
+		}},
+		"node-b": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{
+			{Pod: "web-4", PodUID: "u4", Container: "app", ContainerID: "c4", From: kubeapi.FromStart, Profile: allowOnly("read")},
+		}},
+	}}
+	want, err := mergeRecording(perPod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// node-a as an agent with many pods publishes it.
+	merged := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{
+		"node-a": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{{
+			Pod: "web-1", PodUID: "u1", Container: "app", ContainerID: "c3", From: kubeapi.FromAttach, Attached: "2026-12-06T10:00:00Z",
+			Runs: 3, Containers: 3, Pods: []kubeapi.PodRef{{Name: "web-1", UID: "u1"}, {Name: "web-2", UID: "u2"}, {Name: "web-3", UID: "u3"}},
+			Profile: allowOnly("read", "write", "mkdir"), Coverage: map[string]int{"write": 1, "mkdir": 1},
+		}}},
+		"node-b": perPod.Nodes["node-b"],
+	}}
+	got, err := mergeRecording(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Containers != 4 || got.Pods != 4 || got.Nodes != 2 || got.Runs != 4 || got.AttachedPods != 3 {
+		t.Errorf("%d containers, %d pods, %d nodes, %d runs, %d attached pods; want 4, 4, 2, 4, 3 (the merged result is attached: any of its pods may be)",
+			got.Containers, got.Pods, got.Nodes, got.Runs, got.AttachedPods)
+	}
+	if want.Containers != 4 || want.Pods != 4 || want.Runs != 4 {
+		t.Errorf("per pod: %d containers, %d pods, %d runs", want.Containers, want.Pods, want.Runs)
+	}
+	if diff := cmp.Diff(want.Profile, got.Profile); diff != "" {
+		t.Errorf("profile (-per pod +merged):\n%s", diff)
+	}
+	if diff := cmp.Diff(want.Coverage, got.Coverage); diff != "" {
+		t.Errorf("coverage (-per pod +merged):\n%s", diff)
+	}
+	var out bytes.Buffer
+	rep := newVerifyReport(&workload{ref: workloadRef{Name: "web"}, namespace: "shop"}, "web.json", merged)
+	printVerifyReport(&out, rep)
+	if !strings.Contains(out.String(), "3 pods (web-1, web-2, web-3), container app") {
+		t.Errorf("verify report:\n%s", out.String())
+	}
+}
+
+func allowOnly(names ...string) *specs.LinuxSeccomp {
+	return &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}}}
+}

@@ -6,27 +6,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	buildversion "github.com/syscage/syscage/cmd/internal/version"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise it is
 // read from the module build info.
 var version = ""
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func versionString() string { return buildversion.String(version) }
 
 // rootOptions are what every command shares: the kubectl connection flags and
 // the streams.

@@ -2,24 +2,17 @@ package main
 
 import (
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	buildversion "github.com/syscage/syscage/cmd/internal/version"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise it is
 // read from the module build info.
 var version = ""
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func versionString() string { return buildversion.String(version) }
 
 type rootOptions struct {
 	debug bool
@@ -44,7 +37,7 @@ func newRootCmd() *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&opts.debug, "debug", false, "log what syscage does to stderr")
 	cmd.AddCommand(newRecordCmd(), newVerifyCmd(), newHookCmd(opts), newDaemonCmd(opts))
 	cmd.AddCommand(newConvertCmd(), newMergeCmd(), newDiffCmd(), newCheckCmd(), newStatsCmd())
-	cmd.AddCommand(newExecCmd(), newApplyCmd(), newAgentCmd(opts))
+	cmd.AddCommand(newExecCmd(), newApplyCmd())
 	cmd.AddCommand(newPushCmd(), newPullCmd())
 	return cmd
 }

@@ -1,4 +1,4 @@
-// Package agent is the node agent of syscage on Kubernetes (`syscage agent`, one
+// Package agent is the node agent of syscage on Kubernetes (`syscage-agent`, one
 // per node in a privileged DaemonSet). It records the containers that the
 // SyscallRecordings in the API server select, with the same recorder as the OCI
 // hook, and publishes each node's results in the recording's status; and it writes
@@ -30,17 +30,27 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/hooks/kube"
 	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/hooks/verify"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
 )
+
+// Tracker is what the agent records with: the BPF recorder, or in the fleet
+// simulation (tests/fleet) a recorder that serves recordings it is given.
+type Tracker interface {
+	TrackWith(cgroupID uint64, opts bpf.TrackOptions) error
+	Read(cgroupID uint64) (*bpf.Recording, error)
+	Untrack(cgroupID uint64) error
+}
 
 // Options configure an agent.
 type Options struct {
@@ -51,12 +61,16 @@ type Options struct {
 	// RunDir is the host's /run/syscage as the agent sees it. The agent keeps its
 	// recorder's socket and the node's selection, which the hook and the runc
 	// wrapper read, in its hooks.KubernetesDir below it.
-	RunDir        string
-	Client        *kube.Client
+	RunDir string
+	// Config says how to reach the API server (rest.InClusterConfig in the
+	// DaemonSet's pod).
+	Config        *rest.Config
 	Log           *slog.Logger
 	ReportRefused bool
-	// Recorder, if set, is used instead of opening one (tests).
-	Recorder *bpf.Recorder
+	// Recorder, if nil, is the BPF recorder the agent opens, and serves the hooks
+	// with. A *bpf.Recorder is used instead (tests). Any other Tracker serves no
+	// hooks: containers come only through Admit (the fleet simulation).
+	Recorder Tracker
 	// Ready, if set, is closed once the agent serves hooks and has listed pods,
 	// recordings and profiles.
 	Ready chan<- struct{}
@@ -69,7 +83,8 @@ type Options struct {
 type Agent struct {
 	opts Options
 	log  *slog.Logger
-	rec  *bpf.Recorder
+	rec  Tracker
+	api  *api
 	dir  string // hooks.KubernetesRunDir(opts.RunDir)
 	wake chan struct{}
 
@@ -79,6 +94,12 @@ type Agent struct {
 	containers map[string]*container // by recording UID + "/" + container ID
 	selection  []string              // the namespaces last written to the selection file
 	synced     map[string]bool       // which lists have been received
+
+	// What this node last reported of each profile, by namespace and name
+	// (without its time), and the owner of its statuses: its Node.
+	statusMu sync.Mutex
+	reported map[string]map[string]kubeapi.NodeProfile
+	owner    []kubeapi.OwnerReference
 }
 
 type pod struct {
@@ -124,28 +145,50 @@ type container struct {
 	final        *bpf.Recording // read when it stopped being tracked
 }
 
-// Run serves until ctx is done, then stops tracking, publishes what it has and
-// removes what it created on the node.
+// Run is New and Agent.Run.
 func Run(ctx context.Context, opts Options) error {
+	a, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// New checks an agent's options and makes its API client.
+func New(opts Options) (*Agent, error) {
 	if opts.Node == "" {
-		return errors.New("the node name is unknown: set NODE_NAME (the downward API's spec.nodeName) or --node")
+		return nil, errors.New("the node name is unknown: set NODE_NAME (the downward API's spec.nodeName) or --node")
+	}
+	if opts.Config == nil {
+		return nil, errors.New("no API server configured for the agent")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{
-		opts: opts, log: opts.Log, wake: make(chan struct{}, 1),
+	c, err := newAPI(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		opts: opts, log: opts.Log, api: c, wake: make(chan struct{}, 1),
 		pods: map[string]*pod{}, recordings: map[string]*recording{}, containers: map[string]*container{},
 		synced: map[string]bool{},
-	}
+	}, nil
+}
+
+// Run serves until ctx is done, then stops tracking, publishes what it has and
+// removes what it created on the node.
+func (a *Agent) Run(ctx context.Context) error {
+	opts := a.opts
 	a.rec = opts.Recorder
+	hookRecorder, _ := a.rec.(*bpf.Recorder)
 	if a.rec == nil {
 		r, err := record.OpenWith(bpf.Options{ReportRefused: opts.ReportRefused})
 		if err != nil {
 			return err
 		}
 		defer r.Close()
-		a.rec = r
+		a.rec, hookRecorder = r, r
 	}
 	a.dir = hooks.KubernetesRunDir(opts.RunDir)
 	if err := os.MkdirAll(a.dir, 0o755); err != nil {
@@ -155,36 +198,28 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cfg := hooks.DefaultConfig()
-	cfg.RunDir, cfg.IdleExit, cfg.LogFile = a.dir, 0, ""
-	served := make(chan struct{})
 	serveErr := make(chan error, 1)
-	go func() {
-		serveErr <- hooks.ServeWith(ctx, cfg, a.log, hooks.ServeOptions{Recorder: a.rec, Admit: a.admit, Ready: served})
-	}()
-	select {
-	case <-served:
-	case err := <-serveErr:
-		return fmt.Errorf("serving hooks: %w", errors.Join(err, errors.New("another agent holds "+filepath.Join(a.dir, "recorder.lock"))))
+	if hookRecorder != nil {
+		cfg := hooks.DefaultConfig()
+		cfg.RunDir, cfg.IdleExit, cfg.LogFile = a.dir, 0, ""
+		served := make(chan struct{})
+		go func() {
+			serveErr <- hooks.ServeWith(ctx, cfg, a.log, hooks.ServeOptions{Recorder: hookRecorder, Admit: a.Admit, Ready: served})
+		}()
+		select {
+		case <-served:
+		case err := <-serveErr:
+			return fmt.Errorf("serving hooks: %w", errors.Join(err, errors.New("another agent holds "+filepath.Join(a.dir, "recorder.lock"))))
+		}
+		a.log.Info("agent started", "node", opts.Node, "programs", hookRecorder.ProgramIDs())
+	} else {
+		serveErr <- nil
+		a.log.Info("agent started", "node", opts.Node)
 	}
 
-	c := opts.Client
-	nodeQuery := map[string][]string{"fieldSelector": {"spec.nodeName=" + opts.Node}}
-	var wg sync.WaitGroup
-	for _, lw := range []struct {
-		path  string
-		query map[string][]string
-		h     kube.Handler
-	}{
-		{"/api/v1/pods", nodeQuery, handler{a, "pods", a.replacePods, a.podEvent}},
-		{"/apis/" + kubeapi.APIVersion + "/" + kubeapi.Recordings, nil, handler{a, "recordings", a.replaceRecordings, a.recordingEvent}},
-		{"/apis/" + kubeapi.APIVersion + "/" + kubeapi.Profiles, nil, handler{a, "profiles", a.replaceProfiles, a.profileEvent}},
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.ListWatch(ctx, lw.path, lw.query, lw.h)
-		}()
+	a.loadStatuses(ctx)
+	if err := a.watch(ctx); err != nil {
+		return err
 	}
 
 	var isReady atomic.Bool
@@ -205,7 +240,6 @@ func Run(ctx context.Context, opts Options) error {
 		go srv.Serve(ln)
 		defer srv.Close()
 	}
-	a.log.Info("agent started", "node", opts.Node, "programs", a.rec.ProgramIDs())
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ready := opts.Ready
@@ -225,10 +259,76 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	cancel()
-	wg.Wait()
 	<-serveErr
 	a.finalSweep()
 	a.log.Info("agent stopped", "node", opts.Node)
+	return nil
+}
+
+// watch starts the informers: the pods bound to this node (by a field
+// selector, so a node's agent never caches the cluster's pods), the recordings
+// and the profiles. Each list counts as received once the informer has handed
+// its first list to the agent's handlers.
+func (a *Agent) watch(ctx context.Context) error {
+	set := a.api.informers(a.opts.Node)
+	podInf := set.pods.Core().V1().Pods().Informer()
+	if err := podInf.SetTransform(slimPod); err != nil {
+		return err
+	}
+	lists := []struct {
+		name     string
+		informer cache.SharedIndexInformer
+		h        cache.ResourceEventHandlerFuncs
+	}{
+		{"pods", podInf, cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { a.podChanged(o, false) },
+			UpdateFunc: func(_, o any) { a.podChanged(o, false) },
+			DeleteFunc: func(o any) { a.podChanged(o, true) },
+		}},
+		{"recordings", set.syscage.ForResource(recordingsGVR).Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { a.recordingChanged(o, false) },
+			UpdateFunc: func(_, o any) { a.recordingChanged(o, false) },
+			DeleteFunc: func(o any) { a.recordingChanged(o, true) },
+		}},
+		{"profiles", set.syscage.ForResource(profilesGVR).Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { a.profileChanged(o, false) },
+			UpdateFunc: func(_, o any) { a.profileChanged(o, false) },
+			DeleteFunc: func(o any) { a.profileChanged(o, true) },
+		}},
+	}
+	for _, l := range lists[1:] {
+		if err := l.informer.SetTransform(withoutManagedFields); err != nil {
+			return err
+		}
+	}
+	for _, l := range lists {
+		reg, err := l.informer.AddEventHandler(l.h)
+		if err != nil {
+			return err
+		}
+		inf := l.informer
+		go func() {
+			if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+				return
+			}
+			if l.name == "profiles" {
+				// Files of profiles deleted while no agent ran.
+				var all []kubeapi.SyscallProfile
+				for _, o := range inf.GetStore().List() {
+					if p, ok := decode[kubeapi.SyscallProfile](o); ok {
+						all = append(all, p)
+					}
+				}
+				a.sweepProfiles(all)
+			}
+			a.mu.Lock()
+			a.synced[l.name] = true
+			a.mu.Unlock()
+			a.poke()
+		}()
+	}
+	set.pods.Start(ctx.Done())
+	set.syscage.Start(ctx.Done())
 	return nil
 }
 
@@ -245,27 +345,6 @@ func (a *Agent) allSynced() bool {
 	return a.synced["pods"] && a.synced["recordings"] && a.synced["profiles"]
 }
 
-// handler adapts the three lists to kube.Handler.
-type handler struct {
-	a       *Agent
-	name    string
-	replace func([]json.RawMessage)
-	event   func(kube.Event)
-}
-
-func (h handler) Replace(items []json.RawMessage) {
-	h.replace(items)
-	h.a.mu.Lock()
-	h.a.synced[h.name] = true
-	h.a.mu.Unlock()
-	h.a.poke()
-}
-
-func (h handler) Event(e kube.Event) {
-	h.event(e)
-	h.a.poke()
-}
-
 // cleanRunDir removes what the agent leaves in the run directory, and the
 // directories once empty: the hook and the wrapper then find no selection.
 func (a *Agent) cleanRunDir() {
@@ -277,74 +356,40 @@ func (a *Agent) cleanRunDir() {
 
 // --- pods ---
 
-type containerStatus struct {
-	Name        string          `json:"name"`
-	ContainerID string          `json:"containerID"`
-	State       json.RawMessage `json:"state"`
-}
-
-type podObject struct {
-	Metadata kubeapi.ObjectMeta `json:"metadata"`
-	Status   struct {
-		// Init containers (sidecars, restartPolicy Always, among them) are
-		// recorded as the others are, each under its own name.
-		InitContainerStatuses []containerStatus `json:"initContainerStatuses"`
-		ContainerStatuses     []containerStatus `json:"containerStatuses"`
-	} `json:"status"`
-}
-
-func parsePod(raw []byte) (*pod, error) {
-	var o podObject
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, err
-	}
-	p := &pod{ns: o.Metadata.Namespace, name: o.Metadata.Name, uid: o.Metadata.UID, labels: o.Metadata.Labels, running: map[string]runningContainer{}}
-	for _, cs := range append(o.Status.InitContainerStatuses, o.Status.ContainerStatuses...) {
-		var st struct {
-			Running *struct {
-				StartedAt time.Time `json:"startedAt"`
-			} `json:"running"`
-		}
-		json.Unmarshal(cs.State, &st)
+func parsePod(o *corev1.Pod) *pod {
+	p := &pod{ns: o.Namespace, name: o.Name, uid: string(o.UID), labels: o.Labels, running: map[string]runningContainer{}}
+	// Init containers (sidecars, restartPolicy Always, among them) are recorded
+	// as the others are, each under its own name.
+	for _, cs := range append(slices.Clone(o.Status.InitContainerStatuses), o.Status.ContainerStatuses...) {
 		// containerd://ID, cri-o://ID
-		if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok && st.Running != nil {
-			p.running[id] = runningContainer{cs.Name, st.Running.StartedAt}
+		if _, id, ok := strings.Cut(cs.ContainerID, "://"); ok && cs.State.Running != nil {
+			p.running[id] = runningContainer{cs.Name, cs.State.Running.StartedAt.Time}
 		}
 	}
-	return p, nil
+	return p
 }
 
-func (a *Agent) replacePods(items []json.RawMessage) {
-	pods := map[string]*pod{}
-	for _, raw := range items {
-		if p, err := parsePod(raw); err == nil {
-			pods[p.uid] = p
-		}
-	}
-	a.mu.Lock()
-	a.pods = pods
-	a.mu.Unlock()
-}
-
-func (a *Agent) podEvent(e kube.Event) {
-	p, err := parsePod(e.Object)
-	if err != nil {
+func (a *Agent) podChanged(obj any, deleted bool) {
+	o, ok := objectOf(obj).(*corev1.Pod)
+	if !ok {
 		return
 	}
+	p := parsePod(o)
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e.Type == "DELETED" {
+	if deleted {
 		delete(a.pods, p.uid)
 	} else {
 		a.pods[p.uid] = p
 	}
+	a.mu.Unlock()
+	a.poke()
 }
 
 // --- admission of containers from the hook ---
 
-// admit is called by the hook's request, before the container's first
+// Admit is called by the hook's request, before the container's first
 // instruction: it records the container if an active recording selects its pod.
-func (a *Agent) admit(req hooks.AdmitRequest) (bool, error) {
+func (a *Agent) Admit(req hooks.AdmitRequest) (bool, error) {
 	start := time.Now()
 	pc, ok := hooks.KubernetesContainer(req.Annotations)
 	if !ok {
@@ -393,14 +438,14 @@ func (a *Agent) podLabels(ns, name, uid string) (map[string]string, error) {
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var o podObject
-	if err := a.opts.Client.Get(ctx, "/api/v1/namespaces/"+ns+"/pods/"+name, &o); err != nil {
+	o, err := a.api.getPod(ctx, ns, name)
+	if err != nil {
 		return nil, err
 	}
-	if uid != "" && o.Metadata.UID != uid {
-		return nil, fmt.Errorf("pod %s/%s is now another pod (uid %s, not %s)", ns, name, o.Metadata.UID, uid)
+	if uid != "" && string(o.UID) != uid {
+		return nil, fmt.Errorf("pod %s/%s is now another pod (uid %s, not %s)", ns, name, o.UID, uid)
 	}
-	return o.Metadata.Labels, nil
+	return o.Labels, nil
 }
 
 // selecting returns the active recording that selects a pod's container, if any.
@@ -476,37 +521,19 @@ func (r *recording) active() bool {
 
 // --- recordings ---
 
-func (a *Agent) replaceRecordings(items []json.RawMessage) {
-	seen := map[string]bool{}
-	for _, raw := range items {
-		var o kubeapi.SyscallRecording
-		if err := json.Unmarshal(raw, &o); err != nil {
-			continue
-		}
-		seen[o.Metadata.UID] = true
-		a.upsertRecording(o)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for uid := range a.recordings {
-		if !seen[uid] {
-			a.dropRecording(uid)
-		}
-	}
-}
-
-func (a *Agent) recordingEvent(e kube.Event) {
-	var o kubeapi.SyscallRecording
-	if err := json.Unmarshal(e.Object, &o); err != nil {
+func (a *Agent) recordingChanged(obj any, deleted bool) {
+	o, ok := decode[kubeapi.SyscallRecording](obj)
+	if !ok {
 		return
 	}
-	if e.Type == "DELETED" {
+	if deleted {
 		a.mu.Lock()
 		a.dropRecording(o.Metadata.UID)
 		a.mu.Unlock()
-		return
+	} else {
+		a.upsertRecording(o)
 	}
-	a.upsertRecording(o)
+	a.poke()
 }
 
 func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
@@ -645,14 +672,13 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		defer cancel()
 	}
 	for _, p := range patches {
-		dir := "/apis/" + kubeapi.APIVersion + "/namespaces/" + p.ns + "/" + kubeapi.NodeResults
-		err := a.opts.Client.Patch(pctx, dir+"/"+p.name, kube.MergePatch, p.body, nil)
-		if kube.IsNotFound(err) {
+		err := a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
+		if isNotFound(err) {
 			// The first publication: create it (a recording deleted meanwhile
 			// refuses it as its owner is gone, and that is the end of it).
-			err = a.opts.Client.Create(pctx, dir, p.body, nil)
+			err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
 		}
-		if err != nil && !kube.IsNotFound(err) {
+		if err != nil && !isNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
 			p.r.published, p.r.final, p.r.shape = nil, false, "" // try again
@@ -684,21 +710,20 @@ func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecordin
 // recording: its node result, or the entry in the recording's status that agents
 // before node results wrote.
 func (a *Agent) earlierResult(o kubeapi.SyscallRecording) *kubeapi.NodeRecording {
-	if prev, ok := o.Status.Nodes[a.opts.Node]; ok || a.opts.Client == nil {
+	if prev, ok := o.Status.Nodes[a.opts.Node]; ok || a.api == nil {
 		if ok {
 			return &prev
 		}
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	var nr kubeapi.SyscallNodeResult
-	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.NodeResults + "/" + kubeapi.NodeResultName(o.Metadata.Name, a.opts.Node)
-	err := a.opts.Client.Get(ctx, path, &nr)
+	err := a.api.get(ctx, nodeResultsGVR, o.Metadata.Namespace, kubeapi.NodeResultName(o.Metadata.Name, a.opts.Node), &nr)
 	switch {
 	case err == nil && nr.Spec.Node == a.opts.Node && slices.ContainsFunc(nr.Metadata.OwnerReferences, func(r kubeapi.OwnerReference) bool { return r.UID == o.Metadata.UID }):
 		return &nr.Result
-	case err != nil && !kube.IsNotFound(err):
+	case err != nil && !isNotFound(err):
 		a.log.Warn("reading this node's earlier result", "recording", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 	}
 	return nil
@@ -864,12 +889,9 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		}
 		st.Containers = append(st.Containers, res)
 	}
-	merged, err := mergeResults(st.Containers)
-	if err != nil {
+	if err := fit(&st); err != nil {
 		st.Message = strings.TrimPrefix(st.Message+"; ", "; ") + err.Error()
-		return st
 	}
-	st.Containers = merged
 	return st
 }
 

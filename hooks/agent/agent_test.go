@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
@@ -45,17 +47,19 @@ func TestFindCgroup(t *testing.T) {
 }
 
 func TestParsePod(t *testing.T) {
-	p, err := parsePod([]byte(`{"metadata":{"name":"web-1","namespace":"ns","uid":"u1","labels":{"app":"web"}},
+	var o corev1.Pod
+	err := json.Unmarshal([]byte(`{"metadata":{"name":"web-1","namespace":"ns","uid":"u1","labels":{"app":"web"}},
 	 "status":{"initContainerStatuses":[
 	  {"name":"init","containerID":"containerd://111","state":{"terminated":{"exitCode":0}}},
 	  {"name":"proxy","containerID":"containerd://222","state":{"running":{"startedAt":"2026-11-25T09:59:59Z"}}}],
 	 "containerStatuses":[
 	  {"name":"app","containerID":"containerd://abc","state":{"running":{"startedAt":"2026-11-25T10:00:00Z"}}},
 	  {"name":"side","containerID":"containerd://def","state":{"terminated":{"exitCode":0}}},
-	  {"name":"new","state":{"waiting":{}}}]}}`))
+	  {"name":"new","state":{"waiting":{}}}]}}`), &o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := parsePod(&o)
 	if p.ns != "ns" || p.name != "web-1" || p.uid != "u1" || p.labels["app"] != "web" {
 		t.Errorf("pod %+v", p)
 	}

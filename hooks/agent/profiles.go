@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/syscage/syscage/hooks"
-	"github.com/syscage/syscage/hooks/kube"
 	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
 )
@@ -28,27 +27,16 @@ import (
 // profile no longer exists. Finalizers that agents of earlier versions put on
 // profiles are taken off.
 
-func (a *Agent) replaceProfiles(items []json.RawMessage) {
-	var all []kubeapi.SyscallProfile
-	for _, raw := range items {
-		var o kubeapi.SyscallProfile
-		if err := json.Unmarshal(raw, &o); err != nil {
-			continue
-		}
-		all = append(all, o)
-		a.syncProfile(o)
-	}
-	a.sweepProfiles(all)
-}
-
 // sweepProfiles removes the files of profiles not in the list: deleted while the
 // agent was away, or, at its exit, deleted by an uninstall that then took the
 // agent down.
 func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
-	keep := map[string]bool{}
+	keep, objects := map[string]bool{}, map[string]bool{}
 	for _, o := range all {
 		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
+		objects[o.Metadata.Namespace+"/"+o.Metadata.Name] = true
 	}
+	defer a.unreport(objects)
 	root, err := os.OpenRoot(a.opts.SeccompDir)
 	if err != nil {
 		a.log.Error("opening the seccomp directory", "dir", a.opts.SeccompDir, "err", err)
@@ -71,29 +59,30 @@ func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
 func (a *Agent) finalSweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var list struct {
-		Items []kubeapi.SyscallProfile `json:"items"`
-	}
-	if err := a.opts.Client.List(ctx, "/apis/"+kubeapi.APIVersion+"/"+kubeapi.Profiles, nil, &list); err != nil {
-		if kube.IsNotFound(err) { // the API itself is gone: so is every profile
+	all, err := list[kubeapi.SyscallProfile](ctx, a.api, profilesGVR)
+	if err != nil {
+		if isNotFound(err) { // the API itself is gone: so is every profile
 			a.sweepProfiles(nil)
 			return
 		}
 		a.log.Warn("listing the profiles as the agent stops: files of profiles deleted since stay until the next agent starts", "err", err)
 		return
 	}
-	a.sweepProfiles(list.Items)
+	a.sweepProfiles(all)
 }
 
-func (a *Agent) profileEvent(e kube.Event) {
-	var o kubeapi.SyscallProfile
-	if err := json.Unmarshal(e.Object, &o); err != nil {
+func (a *Agent) profileChanged(obj any, deleted bool) {
+	o, ok := decode[kubeapi.SyscallProfile](obj)
+	if !ok {
 		return
 	}
-	if e.Type == "DELETED" {
+	if deleted {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing the file of a deleted profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		defer cancel()
+		a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, nil)
 		return
 	}
 	a.syncProfile(o)
@@ -115,6 +104,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 		if err := a.removeProfile(o); err != nil {
 			a.log.Error("removing a profile", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 		}
+		a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, nil)
 		return
 	}
 	name := kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)
@@ -124,8 +114,8 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	if err == nil {
 		st.Digest = kubeapi.Digest(data)
 		current := a.fileIs(name, data)
-		if prev := o.Status.Nodes[a.opts.Node]; current && prev.Digest == st.Digest && prev.Error == "" {
-			return // our own status update coming back, or nothing new
+		if current && a.isReported(o.Metadata.Namespace, o.Metadata.Name, &st) {
+			return // nothing new
 		}
 		if !current {
 			err = a.writeProfile(name, data)
@@ -138,15 +128,7 @@ func (a *Agent) syncProfile(o kubeapi.SyscallProfile) {
 	} else if wrote {
 		a.log.Info("profile written", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "file", name, "digest", st.Digest)
 	}
-	st.Updated = time.Now().UTC().Format(time.RFC3339)
-	body, _ := json.Marshal(map[string]any{"status": map[string]any{
-		"localhostProfile": name,
-		"nodes":            map[string]any{a.opts.Node: st},
-	}})
-	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name + "/status"
-	if err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil); err != nil && !kube.IsNotFound(err) {
-		a.log.Warn("publishing a profile's status", "profile", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
-	}
+	a.report(ctx, o.Metadata.Namespace, o.Metadata.Name, &st)
 }
 
 // profileBytes are the bytes written for a profile: profile.Marshal of a valid
@@ -217,7 +199,6 @@ func (a *Agent) pruneDirs(root *os.Root) {
 // resourceVersion so that agents on other nodes doing the same never lose each
 // other's; a conflict re-reads and tries again.
 func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin string, want bool) error {
-	path := "/apis/" + kubeapi.APIVersion + "/namespaces/" + o.Metadata.Namespace + "/" + kubeapi.Profiles + "/" + o.Metadata.Name
 	for attempt := 0; ; attempt++ {
 		has := slices.Contains(o.Metadata.Finalizers, fin)
 		if has == want {
@@ -228,15 +209,15 @@ func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin 
 			fins = append(fins, fin)
 		}
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": fins, "resourceVersion": o.Metadata.ResourceVersion}})
-		err := a.opts.Client.Patch(ctx, path, kube.MergePatch, body, nil)
+		err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body)
 		switch {
 		case err == nil:
 			return nil
-		case kube.IsNotFound(err):
+		case isNotFound(err):
 			return nil
-		case kube.IsConflict(err) && attempt < 10:
-			if err := a.opts.Client.Get(ctx, path, &o); err != nil {
-				if kube.IsNotFound(err) {
+		case isConflict(err) && attempt < 10:
+			if err := a.api.get(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, &o); err != nil {
+				if isNotFound(err) {
 					return nil
 				}
 				return err

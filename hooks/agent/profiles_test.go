@@ -7,14 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 
-	"github.com/syscage/syscage/hooks/kube"
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
@@ -29,13 +31,14 @@ type apiServer struct {
 func (s *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
 	switch r.Method {
 	case http.MethodPatch:
 		b, _ := io.ReadAll(r.Body)
 		s.patches = append(s.patches, r.URL.Path+" "+string(b))
-		w.Write([]byte("{}"))
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": kubeapi.APIVersion, "kind": kubeapi.KindProfile, "metadata": map[string]any{"name": path.Base(r.URL.Path)}})
 	case http.MethodGet:
-		json.NewEncoder(w).Encode(map[string]any{"items": s.list})
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": kubeapi.APIVersion, "kind": kubeapi.KindProfile + "List", "metadata": map[string]any{}, "items": s.list})
 	default:
 		http.Error(w, "no", http.StatusMethodNotAllowed)
 	}
@@ -46,11 +49,11 @@ func testAgent(t *testing.T) (*Agent, *apiServer) {
 	s := &apiServer{}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	c, err := kube.New(kube.Config{Host: srv.URL, Insecure: true})
+	c, err := newAPI(&rest.Config{Host: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Agent{opts: Options{Node: "n1", SeccompDir: t.TempDir(), Client: c}, log: slog.New(slog.DiscardHandler)}, s
+	return &Agent{opts: Options{Node: "n1", SeccompDir: t.TempDir()}, api: c, log: slog.New(slog.DiscardHandler)}, s
 }
 
 func testProfile(finalizers ...string) kubeapi.SyscallProfile {
@@ -111,4 +114,49 @@ func TestFinalSweep(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(a.opts.SeccompDir, kubeapi.ProfileDir)); len(entries) > 0 {
 		t.Errorf("files left after every profile went: %v", entries)
 	}
+}
+
+// A node reports its copy of a profile in its own SyscallNodeStatus of the
+// profile's namespace, once per change: an event that brings nothing new writes
+// nothing, and a deletion takes the entry out. The profile itself is never
+// written to, so it does not grow with the nodes.
+func TestReportInNodeStatus(t *testing.T) {
+	a, s := testAgent(t)
+	p := testProfile()
+	a.syncProfile(p)
+	data, err := profileBytes(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := "/apis/" + kubeapi.APIVersion + "/namespaces/shop/" + kubeapi.NodeStatuses + "/n1 "
+	if len(s.patches) != 1 || !strings.HasPrefix(s.patches[0], status+`{"profiles":{"web":{"digest":"`+kubeapi.Digest(data)+`","error":""`) {
+		t.Fatalf("patches %q, want one of %s with the digest", s.patches, status)
+	}
+	a.syncProfile(p) // the same profile again (a resync, another field changed)
+	if len(s.patches) != 1 {
+		t.Errorf("nothing new was reported again: %q", s.patches[1:])
+	}
+	p.APIVersion, p.Kind = kubeapi.APIVersion, kubeapi.KindProfile
+	u, err := toUnstructuredForTest(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.profileChanged(u, true)
+	if len(s.patches) != 2 || s.patches[1] != status+`{"profiles":{"web":null}}` {
+		t.Errorf("after the deletion, patches %q, want the entry taken out", s.patches)
+	}
+	for _, p := range s.patches {
+		if strings.Contains(p, "/"+kubeapi.Profiles+"/") {
+			t.Errorf("the profile itself was written: %s", p)
+		}
+	}
+}
+
+func toUnstructuredForTest(o any) (*unstructured.Unstructured, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	return u, u.UnmarshalJSON(b)
 }

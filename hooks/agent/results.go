@@ -2,6 +2,7 @@ package agent
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -32,6 +33,50 @@ func mergeResults(in []kubeapi.ContainerResult) ([]kubeapi.ContainerResult, erro
 	slices.SortStableFunc(out, func(a, b kubeapi.ContainerResult) int {
 		return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container))
 	})
+	return out, nil
+}
+
+// fit merges a node's results per container of a pod (its restarts, and what an
+// earlier run of the agent published) and, if they are still larger than
+// kubeapi.NodeResultBudget, per container name across pods.
+func fit(st *kubeapi.NodeRecording) error {
+	merged, err := mergeResults(st.Containers)
+	if err != nil {
+		return err
+	}
+	st.Containers = merged
+	if b, _ := json.Marshal(st); len(b) <= kubeapi.NodeResultBudget {
+		return nil
+	}
+	st.Containers, err = mergeByName(st.Containers)
+	return err
+}
+
+// mergeByName merges the results of each container name into one, across pods:
+// what a node publishes when one result per pod would be too large. The pods and
+// the number of containers stay counted.
+func mergeByName(in []kubeapi.ContainerResult) ([]kubeapi.ContainerResult, error) {
+	var out []kubeapi.ContainerResult
+	at := map[string]int{}
+	for _, r := range in {
+		r.Runs = max(r.Runs, 1)
+		i, ok := at[r.Container]
+		if !ok {
+			at[r.Container] = len(out)
+			out = append(out, r)
+			continue
+		}
+		a := out[i]
+		m, err := mergeResult(a, r)
+		if err != nil {
+			return nil, err
+		}
+		m.Pods = unionPods(a, r)
+		m.Pod, m.PodUID = m.Pods[0].Name, m.Pods[0].UID
+		m.Containers = a.ContainerCount() + r.ContainerCount()
+		out[i] = m
+	}
+	slices.SortStableFunc(out, func(a, b kubeapi.ContainerResult) int { return cmp.Compare(a.Container, b.Container) })
 	return out, nil
 }
 
@@ -69,7 +114,20 @@ func mergeResult(a, b kubeapi.ContainerResult) (kubeapi.ContainerResult, error) 
 	m.Missing = sumCalls(a.Missing, b.Missing)
 	m.Conditional = sumCalls(a.Conditional, b.Conditional)
 	m.Unnamed = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a.Unnamed), b.Unnamed...))))
+	if len(a.Pods) > 0 || len(b.Pods) > 0 {
+		// A restart merged into a result of several pods (an earlier run of the
+		// agent published it so): one of its pods, one of its containers.
+		m.Pods = unionPods(a, b)
+		m.Containers = max(a.ContainerCount(), b.ContainerCount())
+	}
 	return m, nil
+}
+
+// unionPods are the pods of two results, sorted, each once.
+func unionPods(a, b kubeapi.ContainerResult) []kubeapi.PodRef {
+	pods := append(slices.Clone(a.PodRefs()), b.PodRefs()...)
+	slices.SortFunc(pods, func(x, y kubeapi.PodRef) int { return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.UID, y.UID)) })
+	return slices.Compact(pods)
 }
 
 // earliest of two RFC 3339 times in UTC ("" for none): they order as strings.

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -69,4 +72,63 @@ func allowed(p *specs.LinuxSeccomp) map[string]bool {
 		}
 	}
 	return m
+}
+
+// Many pods of one workload on a node (a Deployment of 300 replicas, say) would
+// make one result per pod: past the budget the node publishes one result per
+// container name, with its pods and containers counted, and the object stays
+// small whatever the number of pods.
+func TestFitManyPods(t *testing.T) {
+	names := []string{"read", "write", "openat", "close", "fstat", "mmap", "mprotect", "munmap", "brk", "rt_sigaction",
+		"rt_sigprocmask", "ioctl", "pread64", "writev", "access", "pipe2", "select", "sched_yield", "mremap", "madvise",
+		"dup3", "nanosleep", "getpid", "sendfile", "socket", "connect", "accept4", "sendto", "recvfrom", "bind", "listen",
+		"getsockname", "getpeername", "setsockopt", "getsockopt", "clone", "execve", "exit", "wait4", "kill", "uname",
+		"fcntl", "flock", "fsync", "getdents64", "getcwd", "chdir", "rename", "mkdir", "rmdir", "unlink", "readlink",
+		"chmod", "umask", "gettimeofday", "getrlimit", "getuid", "getgid", "futex", "epoll_wait", "epoll_ctl", "epoll_create1",
+		"set_tid_address", "clock_gettime", "exit_group", "tgkill", "set_robust_list", "prlimit64", "getrandom", "rseq"}
+	var st kubeapi.NodeRecording
+	for i := range 300 {
+		pod := fmt.Sprintf("web-6f9c4d7b8-%05d", i)
+		uid := fmt.Sprintf("0b5e7a3c-%04d-4000-8000-%012d", i, i)
+		// Each pod made most of the calls, and one of its own.
+		calls := append(slices.Clone(names[:50+i%20]), names[i%len(names)])
+		st.Containers = append(st.Containers,
+			kubeapi.ContainerResult{Pod: pod, PodUID: uid, Container: "app", ContainerID: fmt.Sprintf("%064d", i), From: kubeapi.FromStart, Events: 100, Profile: allow(calls...)},
+			kubeapi.ContainerResult{Pod: pod, PodUID: uid, Container: "proxy", ContainerID: fmt.Sprintf("%063dp", i), From: kubeapi.FromStart, Events: 10, Profile: allow(names[:40]...)})
+	}
+	before, _ := json.Marshal(st)
+	if err := fit(&st); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := json.Marshal(st)
+	t.Logf("figure: 300 pods of two containers: %d KiB as one result per container, %d KiB per name", len(before)>>10, len(after)>>10)
+	if len(after) > 256<<10 {
+		t.Errorf("the node's result is %d bytes, over 256 KiB", len(after))
+	}
+	if len(st.Containers) != 2 {
+		t.Fatalf("%d results, want one per container name", len(st.Containers))
+	}
+	app := st.Containers[0]
+	if app.Container != "app" || len(app.Pods) != 300 || app.ContainerCount() != 300 || app.Runs != 300 || app.Events != 30000 {
+		t.Errorf("app: %d pods, %d containers, %d runs, %d events; want 300, 300, 300, 30000", len(app.Pods), app.ContainerCount(), app.Runs, app.Events)
+	}
+	if got := allowed(app.Profile); len(got) != len(names) {
+		t.Errorf("the merged profile allows %d calls, want every one of the %d the pods made", len(got), len(names))
+	}
+	// How many of the 300 runs made each call is kept: e.g. rseq, the last name,
+	// was made by the pods whose own call it was, and by none of the others.
+	if app.Coverage["rseq"] == 0 || app.Coverage["rseq"] >= 300 {
+		t.Errorf("coverage of rseq %d, want the few runs that made it", app.Coverage["rseq"])
+	}
+	if _, ok := app.Coverage["read"]; ok {
+		t.Errorf("read, made by every run, is counted: %v", app.Coverage["read"])
+	}
+	// A small node result is left as it is, a result per pod.
+	small := kubeapi.NodeRecording{Containers: st.Containers[:0:0]}
+	small.Containers = append(small.Containers,
+		kubeapi.ContainerResult{Pod: "a", Container: "app", Profile: allow("read")},
+		kubeapi.ContainerResult{Pod: "b", Container: "app", Profile: allow("write")})
+	if err := fit(&small); err != nil || len(small.Containers) != 2 || small.Containers[0].Pods != nil {
+		t.Errorf("a small result was merged across pods: %+v, %v", small.Containers, err)
+	}
 }

@@ -16,7 +16,7 @@ var agentYAML string
 
 // InstallOptions fill in the agent's manifests.
 type InstallOptions struct {
-	Image      string // the image holding /syscage
+	Image      string // the image holding /syscage-agent
 	PullPolicy string // Always, IfNotPresent or Never
 	SeccompDir string // the kubelet's seccomp directory on the nodes
 }

@@ -1,7 +1,7 @@
 // Package kubeapi is the contract between the kubectl plugin and the node agent:
 // syscage's custom resources, as plain Go types with JSON tags. It imports no
-// Kubernetes module, so the syscage binary, which also runs as the OCI hook and
-// the runc wrapper, stays small and quick to start.
+// Kubernetes module: the agent converts client-go's objects to these through
+// their JSON, and the syscage binary can read results without a Kubernetes client.
 package kubeapi
 
 import (
@@ -26,6 +26,9 @@ const (
 	Profiles   = "syscallprofiles"
 	// NodeResults are the per-node parts of recordings.
 	NodeResults = "syscallnoderesults"
+	// NodeStatuses say, per node and namespace, which profiles the node holds.
+	NodeStatuses   = "syscallnodestatuses"
+	KindNodeStatus = "SyscallNodeStatus"
 
 	// Namespace is where the agent runs.
 	Namespace = "syscage-system"
@@ -210,7 +213,39 @@ type ContainerResult struct {
 	// Dropped are recorded calls the baseline (containerd's default, what
 	// RuntimeDefault gives) refuses, left out of Profile.
 	Dropped []string `json:"dropped,omitempty"`
+	// Pods, when set, are the pods whose containers of this name the agent
+	// merged into this one result, as a node with many of them would otherwise
+	// publish an object too large (see NodeResultBudget); Pod and PodUID are the
+	// first of them, ContainerID the last container's, and Containers counts the
+	// containers merged.
+	Pods       []PodRef `json:"pods,omitempty"`
+	Containers int      `json:"containers,omitempty"`
 }
+
+// PodRef names a pod.
+type PodRef struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
+}
+
+// PodRefs are the pods of a result: Pods, or its one pod.
+func (r ContainerResult) PodRefs() []PodRef {
+	if len(r.Pods) > 0 {
+		return r.Pods
+	}
+	return []PodRef{{Name: r.Pod, UID: r.PodUID}}
+}
+
+// ContainerCount is how many containers a result stands for.
+func (r ContainerResult) ContainerCount() int {
+	return max(r.Containers, 1)
+}
+
+// NodeResultBudget is the size of a node's result past which its agent merges
+// the results of each container name across pods: a SyscallNodeResult stays well
+// under the 256 KiB the issue allows, and far under etcd's 1.5 MiB, whatever the
+// number of pods on the node.
+const NodeResultBudget = 64 << 10
 
 // Call is one syscall with how often it was made and the first process to make it.
 type Call struct {
@@ -242,8 +277,44 @@ type ProfileSpec struct {
 
 // ProfileStatus says, per node, what the agent wrote.
 type ProfileStatus struct {
-	LocalhostProfile string                 `json:"localhostProfile,omitempty"`
-	Nodes            map[string]NodeProfile `json:"nodes,omitempty"`
+	// LocalhostProfile is set by kubectl syscage apply; it is always
+	// LocalhostProfile(namespace, name).
+	LocalhostProfile string `json:"localhostProfile,omitempty"`
+	// Nodes is where agents before SyscallNodeStatus reported their copies. It
+	// grew with the nodes; it is read only to name the nodes of their finalizers.
+	Nodes map[string]NodeProfile `json:"nodes,omitempty"`
+}
+
+// SyscallNodeStatus is one node's copies of the profiles of one namespace,
+// written by that node's agent alone: named after the node, in the profiles'
+// namespace, and owned by the Node (so that a node deleted from the cluster
+// takes its statuses with it and never keeps anything waiting). No object grows
+// with the number of nodes; one grows with the profiles of its namespace, by
+// about 150 bytes a profile.
+type SyscallNodeStatus struct {
+	APIVersion string                 `json:"apiVersion,omitempty"`
+	Kind       string                 `json:"kind,omitempty"`
+	Metadata   ObjectMeta             `json:"metadata"`
+	Spec       NodeStatusSpec         `json:"spec"`
+	Profiles   map[string]NodeProfile `json:"profiles,omitempty"` // by profile name
+}
+
+// NodeStatusSpec says whose status it is.
+type NodeStatusSpec struct {
+	Node string `json:"node"`
+}
+
+// NodeLabel is the label a node status carries: its node's name, or a hash of a
+// name too long for a label value.
+const NodeLabel = Group + "/node"
+
+// NodeLabelValue is the value of NodeLabel for a node.
+func NodeLabelValue(node string) string {
+	if len(node) <= 63 {
+		return node
+	}
+	sum := sha256.Sum256([]byte(node))
+	return "sha256-" + hex.EncodeToString(sum[:16])
 }
 
 // NodeProfile is one node's copy of a profile.

@@ -14,8 +14,8 @@ import (
 
 // nodeBound shows that the API server, not the agents by convention, keeps one
 // node's agent from writing another node's results: with a token bound to the
-// agent's pod (as its own is), a patch of another node's entry in a recording's
-// status is refused, and one of its own node's entry goes through.
+// agent's pod (as its own is), creating another node's SyscallNodeStatus or
+// SyscallNodeResult is refused, and its own node's status goes through.
 func nodeBound(t *testing.T, c *cluster, ns string) {
 	pod := strings.Fields(c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName,
 		"-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"))
@@ -42,18 +42,30 @@ spec:
 	if m == nil {
 		t.Fatalf("no server in %s", c.kubeconfig)
 	}
-	asAgent := func(entry string) (string, error) {
-		return c.try(c.kubectl, "--kubeconfig", os.DevNull, "--server", string(m[1]),
-			"--certificate-authority", filepath.Join(c.dir, "pki", "ca.crt"), "--token", token,
-			"-n", ns, "patch", "syscallrecording", "node-bound", "--subresource=status", "--type=merge",
-			"-p", fmt.Sprintf(`{"status":{"nodes":{%q:{"phase":"Done"}}}}`, entry))
+	asAgent := func(args ...string) (string, error) {
+		return c.try(c.kubectl, append([]string{"--kubeconfig", os.DevNull, "--server", string(m[1]),
+			"--certificate-authority", filepath.Join(c.dir, "pki", "ca.crt"), "--token", token}, args...)...)
 	}
-	out, err := asAgent("some-other-node")
-	if err == nil || !strings.Contains(out, "may change only its own entry") {
-		t.Errorf("the agent of %s wrote another node's entry: %v\n%s", node, err, out)
+	// A node status, named after the node as the agent writes it, in a namespace
+	// of its own where no node holds a profile.
+	bound := ns + "-bound"
+	c.kc(t, "create", "namespace", bound)
+	defer c.try(c.kubectl, "delete", "namespace", bound, "--wait=false")
+	statusOf := func(statusNode string) string {
+		f := filepath.Join(t.TempDir(), "status.yaml")
+		os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: %s
+kind: SyscallNodeStatus
+metadata: {name: %s, namespace: %s}
+spec: {node: %s}
+profiles: {x: {digest: "sha256:x", error: "", updated: ""}}
+`, kubeapi.APIVersion, statusNode, bound, statusNode)), 0o644)
+		return f
 	}
-	if out, err := asAgent(node); err != nil {
-		t.Errorf("the agent of %s could not write its own entry: %v\n%s", node, err, out)
+	if out, err := asAgent("create", "-f", statusOf("some-other-node")); err == nil || !strings.Contains(out, "may write only its own node's syscallnodestatuses") {
+		t.Errorf("the agent of %s created another node's status: %v\n%s", node, err, out)
+	}
+	if out, err := asAgent("create", "-f", statusOf(node)); err != nil {
+		t.Errorf("the agent of %s could not create its own node's status: %v\n%s", node, err, out)
 	}
 	// The same for the node results each agent publishes its part in.
 	uid := strings.TrimSpace(c.kc(t, "-n", ns, "get", "syscallrecording", "node-bound", "-o", "jsonpath={.metadata.uid}"))
@@ -69,16 +81,18 @@ metadata:
 spec: {recording: node-bound, node: %s}
 result: {phase: Done, message: "", updated: "", containers: []}
 `, kubeapi.APIVersion, kubeapi.NodeResultName("node-bound", resultNode), ns, kubeapi.RecordingLabel, uid, kubeapi.APIVersion, uid, resultNode)), 0o644)
-		return c.try(c.kubectl, "--kubeconfig", os.DevNull, "--server", string(m[1]),
-			"--certificate-authority", filepath.Join(c.dir, "pki", "ca.crt"), "--token", token, "create", "-f", f)
+		return asAgent("create", "-f", f)
 	}
-	if out, err := createAs("some-other-node"); err == nil || !strings.Contains(out, "may write only its own node result") {
+	if out, err := createAs("some-other-node"); err == nil || !strings.Contains(out, "may write only its own node's syscallnoderesults") {
 		t.Errorf("the agent of %s created another node's result: %v\n%s", node, err, out)
 	}
 }
 
-// noStuckDeletion deletes a SyscallProfile the node holds: it goes at once (no
-// finalizers), and the agent removes the file.
+// noStuckDeletion deletes a SyscallProfile the nodes hold: it goes at once (no
+// finalizers), and the agents remove the file and their entries. Each node
+// reports its copy in a SyscallNodeStatus of its own, owned by its Node, so the
+// profile does not grow with the nodes, and a node deleted from the cluster
+// takes its statuses along: one owned by a node that is gone is collected.
 func noStuckDeletion(t *testing.T, c *cluster, ns string) {
 	apply(t, c, fmt.Sprintf(`apiVersion: %s
 kind: SyscallProfile
@@ -96,10 +110,45 @@ spec:
 	if fins := c.kc(t, "-n", ns, "get", "syscallprofile", "goes", "-o", "jsonpath={.metadata.finalizers}"); fins != "" {
 		t.Errorf("the profile carries finalizers: %s", fins)
 	}
+	for _, n := range c.nodes {
+		uid := c.kc(t, "get", "node", n.name, "-o", "jsonpath={.metadata.uid}")
+		waitFor(t, "node "+n.name+" to report its copy", 30*time.Second, func() (bool, string) {
+			out, err := c.try(c.kubectl, "-n", ns, "get", kubeapi.NodeStatuses, n.name, "-o",
+				`jsonpath={.spec.node} {.profiles.goes.digest} {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].uid}`)
+			f := strings.Fields(out)
+			return err == nil && len(f) == 3 && f[0] == n.name && strings.HasPrefix(f[1], "sha256:") && f[2] == "Node/"+uid, out
+		})
+	}
+	if st := c.kc(t, "-n", ns, "get", "syscallprofile", "goes", "-o", "jsonpath={.status}"); strings.Contains(st, "nodes") {
+		t.Errorf("the profile's status grows with the nodes: %s", st)
+	}
 	start := time.Now()
 	c.kc(t, "-n", ns, "delete", "syscallprofile", "goes", "--wait=true", "--timeout=20s")
-	t.Logf("deleting a profile a node holds took %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("deleting a profile the nodes hold took %s", time.Since(start).Round(time.Millisecond))
 	for _, file := range files {
 		waitFor(t, "the agent to remove "+file, 30*time.Second, func() (bool, string) { _, err := os.Stat(file); return os.IsNotExist(err), fmt.Sprint(err) })
 	}
+	for _, n := range c.nodes {
+		waitFor(t, "node "+n.name+" to take its entry out", 30*time.Second, func() (bool, string) {
+			out, err := c.try(c.kubectl, "-n", ns, "get", kubeapi.NodeStatuses, n.name, "-o", "jsonpath={.profiles}")
+			return err == nil && !strings.Contains(out, "goes"), out
+		})
+	}
+
+	// The status of a node deleted from the cluster (its owner, a Node that no
+	// longer exists) is collected by the API server's garbage collector.
+	gone := "syscage-e2e-gone-node"
+	apply(t, c, fmt.Sprintf(`apiVersion: %s
+kind: SyscallNodeStatus
+metadata:
+  name: %s
+  namespace: %s
+  ownerReferences: [{apiVersion: v1, kind: Node, name: %s, uid: 0b5e7a3c-0000-4000-8000-000000000001}]
+spec: {node: %s}
+profiles: {goes: {digest: "sha256:x", error: "", updated: ""}}
+`, kubeapi.APIVersion, gone, ns, gone, gone))
+	waitFor(t, "the garbage collector to remove the status of a node that is gone", 90*time.Second, func() (bool, string) {
+		out, err := c.try(c.kubectl, "-n", ns, "get", kubeapi.NodeStatuses, gone)
+		return err != nil && strings.Contains(out, "NotFound"), out
+	})
 }

@@ -31,7 +31,6 @@ type cluster struct {
 	kubeconfig string
 	kubectl    string
 	plugin     string // kubectl-syscage
-	hostBin    string // the syscage binary in the agent's image (syscage-runc is syscage-hook)
 	image      string
 	seccompDir string // the kubelet's, as each node sees it
 	nodes      []node
@@ -107,22 +106,20 @@ func setup(t *testing.T) *cluster {
 	tmp := t.TempDir()
 	c.plugin = filepath.Join(tmp, "kubectl-syscage")
 	goBuild(t, c.plugin, "./cmd/kubectl-syscage")
-	built := filepath.Join(tmp, "syscage")
-	goBuild(t, built, "./cmd/syscage")
+	built := filepath.Join(tmp, "syscage-agent")
+	goBuild(t, built, "./cmd/syscage-agent")
 	hookBuilt := filepath.Join(tmp, "syscage-hook")
 	goBuild(t, hookBuilt, "./cmd/syscage-hook")
 
-	// containerd's runc: syscage-runc, a link to syscage-hook (as installed), each
-	// binary replaced atomically so a runc call in flight keeps its own.
+	// containerd's runc: syscage-runc, a link to syscage-hook (as installed),
+	// replaced atomically so a runc call in flight keeps its own.
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c.hostBin = filepath.Join(hostDir, "syscage")
-	for src, dst := range map[string]string{built: c.hostBin, hookBuilt: filepath.Join(hostDir, "syscage-hook")} {
-		copyFile(t, src, dst+".new", 0o755)
-		if err := os.Rename(dst+".new", dst); err != nil {
-			t.Fatal(err)
-		}
+	dst := filepath.Join(hostDir, "syscage-hook")
+	copyFile(t, hookBuilt, dst+".new", 0o755)
+	if err := os.Rename(dst+".new", dst); err != nil {
+		t.Fatal(err)
 	}
 	wrapper := filepath.Join(hostDir, "syscage-runc")
 	os.Remove(wrapper)
@@ -169,15 +166,15 @@ func setup(t *testing.T) *cluster {
 		t.Logf("node %s: seccomp profiles in %s, /run in %s", n.name, n.seccompDir, n.runDir)
 	}
 
-	// The agent's image: the static binary alone, tagged by its digest so that a
-	// new build rolls the agent.
+	// The agent's image: the static syscage-agent alone, tagged by its digest so
+	// that a new build rolls the agent.
 	sum := sha256.Sum256(readFile(t, built))
 	c.image = "localhost/syscage:e2e-" + hex.EncodeToString(sum[:6])
 	root := filepath.Join(tmp, "rootfs")
 	os.MkdirAll(root, 0o755)
-	copyFile(t, built, filepath.Join(root, "syscage"), 0o755)
+	copyFile(t, built, filepath.Join(root, "syscage-agent"), 0o755)
 	tar := filepath.Join(tmp, "syscage.tar")
-	run(t, "python3", filepath.Join(filepath.Dir(upSh), "mkimage.py"), root, c.image, tar, "/syscage")
+	run(t, "python3", filepath.Join(filepath.Dir(upSh), "mkimage.py"), root, c.image, tar, "/syscage-agent")
 	c.importImage(t, tar)
 	return c
 }

@@ -253,7 +253,7 @@ func TestKubernetes(t *testing.T) {
 		if left := loaded(progs); len(left) > 0 {
 			t.Errorf("the agent's BPF programs %v are still loaded after uninstall", left)
 		}
-		if out, _ := exec.Command("pgrep", "-f", "syscage agent").Output(); len(out) > 0 {
+		if out, _ := exec.Command("pgrep", "-f", "/syscage-agent ").Output(); len(out) > 0 {
 			t.Errorf("an agent is still running: %s", out)
 		}
 	})
@@ -987,7 +987,7 @@ func startContainer(t *testing.T, c *cluster) (time.Duration, int) {
 
 // agentMemory logs the agent's resident memory, read from the host.
 func agentMemory(t *testing.T) {
-	out, _ := exec.Command("pgrep", "-f", "/syscage agent").Output()
+	out, _ := exec.Command("pgrep", "-f", "/syscage-agent ").Output()
 	for _, pid := range strings.Fields(string(out)) {
 		status, err := os.ReadFile("/proc/" + pid + "/status")
 		if err != nil {
@@ -1006,7 +1006,7 @@ func agentMemory(t *testing.T) {
 // agentPrograms are the ids of the BPF programs the running agents hold, read
 // from their file descriptors.
 func agentPrograms(t *testing.T) []string {
-	out, _ := exec.Command("pgrep", "-f", "/syscage agent").Output()
+	out, _ := exec.Command("pgrep", "-f", "/syscage-agent ").Output()
 	var ids []string
 	for _, pid := range strings.Fields(string(out)) {
 		fds, _ := os.ReadDir("/proc/" + pid + "/fdinfo")
