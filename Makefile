@@ -7,7 +7,7 @@ GOFLAGS  := -trimpath
 LDFLAGS  := -s -w -X main.version=$(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 DEBS     := runc podman containerd docker.io busybox-static strace bpftool clang llvm libbpf-dev linux-libc-dev gcc gcc-multilib linux-libc-dev-armhf-cross qemu-user-static containernetworking-plugins etcd-server iptables openssl iproute2
 
-.PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench clean image k8s-build
+.PHONY: all build deps generate demo-profiles check-generated test test-short test-arm64 demo bench bench-k8s clean image k8s-build
 
 all: build
 
@@ -51,8 +51,9 @@ check-generated: generate
 # (tests/k8s/cluster/up.sh; building it the first time takes ~15 min) and down.
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v /tests/k8s)
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e /tests/k8s -e /tests/fleet)
 	$(MAKE) --no-print-directory k8s-build
+	$(GO) test -count=1 -timeout 10m ./tests/fleet/
 	$(GO) test -count=1 -timeout 40m -v ./tests/k8s/
 
 # The cluster's Kubernetes binaries, built once per machine (~15 min cold on 2
@@ -86,6 +87,17 @@ demo: deps build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bpf/ ./tests/ ./tests/registry/
+
+# Fleets of FLEET_NODES simulated nodes (the agent's code, a simulated recorder)
+# against a real kube-apiserver and etcd, recorded with `kubectl syscage record`:
+# API writes per node, the largest object, etcd's size, collection + merge time.
+# FLEET_PROFILE=FILE also writes the API server's CPU profile to FILE-NODES.pprof.
+FLEET_NODES    ?= 100,1000,5000
+FLEET_DURATION ?= 60s
+FLEET_PROFILE  ?=
+bench-k8s: k8s-build
+	SYSCAGE_TEST_PRIVILEGED=1 $(GO) test -count=1 -timeout 180m -v -run '^TestFleet$$' ./tests/fleet/ \
+		-args -fleet.nodes=$(FLEET_NODES) -fleet.duration=$(FLEET_DURATION) -fleet.apiprofile=$(FLEET_PROFILE)
 
 # The node agent's image, for `kubectl syscage install --image`: built with podman
 # and saved as bin/syscage-image.tar (load it, or push it to your registry).

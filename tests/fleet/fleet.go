@@ -1,0 +1,404 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Config is one simulation.
+type Config struct {
+	Nodes, Containers int
+	// Duration is the recording's --duration.
+	Duration time.Duration
+	// BinDir holds the cluster harness's kube-apiserver (make k8s-build).
+	BinDir string
+	// Plugin is a kubectl-syscage binary; Root is the repository (for the
+	// recorded profiles).
+	Plugin, Root string
+	// Dir is a scratch directory, removed afterwards.
+	Dir string
+	Log io.Writer
+	// APIProfile, if set, is where a CPU profile of the API server during
+	// the steady part of the recording goes (go tool pprof FILE).
+	APIProfile string
+}
+
+// Result is what a simulation measured.
+type Result struct {
+	Nodes, Containers int
+	Setup             time.Duration // cluster, objects, agents synced
+	// Window is the recording, from its creation to spec.stop; Writes are the
+	// API server's write requests in it, by resource.
+	Window time.Duration
+	Writes map[string]float64
+	// Rejected counts the API server's 429 answers in the window (its
+	// priority and fairness queues full).
+	Rejected float64
+	// Steady is the part of Window after every container was admitted and
+	// its first publication made; SteadyWrites its writes.
+	Steady       time.Duration
+	SteadyWrites float64
+	Largest      objectSize
+	LargestBy    map[string]objectSize
+	Objects      map[string]int
+	EtcdBefore   float64 // etcd's database size before the recording
+	EtcdTotal    float64 // and after
+	EtcdInUse    float64
+	// Collect is what the plugin says it took from stopping the recording to
+	// writing the profiles; CollectSeen is the same from outside: from the
+	// moment spec.stop was seen to the plugin's exit.
+	Collect, CollectSeen time.Duration
+	// Merged is from spec.stop seen to the plugin's first profile written:
+	// its wait for every node's final result, and the merge of them all.
+	Merged        time.Duration
+	PluginOut     string // its stderr
+	Profiles      int    // profile files written
+	Warnings      int    // the agents' warnings and errors
+	FirstWarnings []string
+}
+
+// TotalWrites sums the writes in the window.
+func (r *Result) TotalWrites() float64 {
+	var n float64
+	for _, v := range r.Writes {
+		n += v
+	}
+	return n
+}
+
+// PerNodePer5s is the writes per node per 5 s over the recording.
+func (r *Result) PerNodePer5s() float64 {
+	return r.TotalWrites() / float64(r.Nodes) / r.Window.Seconds() * 5
+}
+
+// SteadyPerNodePer5s is the same after the start-up publications.
+func (r *Result) SteadyPerNodePer5s() float64 {
+	if r.Steady <= 0 {
+		return 0
+	}
+	return r.SteadyWrites / float64(r.Nodes) / r.Steady.Seconds() * 5
+}
+
+// Summary is the result as a few lines.
+func (r *Result) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fleet: %d nodes × %d containers (setup %s)\n", r.Nodes, r.Containers, r.Setup.Round(time.Second))
+	fmt.Fprintf(&b, "  writes during the recording (%s): %.0f = %.1f/s = %.2f per node per 5 s", r.Window.Round(100*time.Millisecond), r.TotalWrites(),
+		r.TotalWrites()/r.Window.Seconds(), r.PerNodePer5s())
+	var by []string
+	for _, k := range sortedKeys(r.Writes) {
+		if r.Writes[k] > 0 {
+			by = append(by, fmt.Sprintf("%s %.0f", k, r.Writes[k]))
+		}
+	}
+	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429\n", strings.Join(by, ", "), r.Rejected)
+	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
+		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
+	fmt.Fprintf(&b, "  largest object: %s %s, %.1f KiB", r.Largest.Kind, r.Largest.Name, float64(r.Largest.Bytes)/1024)
+	for _, k := range sortedKeys(r.LargestBy) {
+		fmt.Fprintf(&b, "; %s: %d, largest %.1f KiB", k, r.Objects[k], float64(r.LargestBy[k].Bytes)/1024)
+	}
+	fmt.Fprintf(&b, "\n  etcd: %.1f MiB (%.1f MiB in use; %.1f MiB before the recording)\n", r.EtcdTotal/(1<<20), r.EtcdInUse/(1<<20), r.EtcdBefore/(1<<20))
+	fmt.Fprintf(&b, "  collection + merge: %s (the plugin's own figure), %s from spec.stop seen to its exit, %s to its first profile written; %d profiles written\n",
+		r.Collect.Round(time.Millisecond), r.CollectSeen.Round(time.Millisecond), r.Merged.Round(time.Millisecond), r.Profiles)
+	fmt.Fprintf(&b, "  agents' warnings: %d", r.Warnings)
+	for _, w := range r.FirstWarnings {
+		fmt.Fprintf(&b, "\n    %s", w)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// fleet is a simulation under way.
+type fleet struct {
+	cfg           Config
+	dir           string
+	cluster       *cluster
+	demos, others []source
+	podUIDs       map[string]string // the workload's pods by node
+	nodes         []*node
+	agentCtx      context.Context
+	stopAgentCtx  context.CancelFunc
+	warnings      *warnings
+}
+
+// Run brings up etcd and the API server, the fleet's objects and agents,
+// records the workload with `kubectl syscage record`, and measures.
+func Run(ctx context.Context, cfg Config) (res *Result, err error) {
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	f := &fleet{cfg: cfg, dir: cfg.Dir, warnings: &warnings{}}
+	f.agentCtx, f.stopAgentCtx = context.WithCancel(context.WithoutCancel(ctx))
+	if f.demos, f.others, err = loadSources(cfg.Root); err != nil {
+		return nil, err
+	}
+	if f.cluster, err = startCluster(ctx, cfg.BinDir, filepath.Join(cfg.Dir, "cluster"), cfg.APIProfile != "", cfg.Log); err != nil {
+		return nil, err
+	}
+	defer f.cluster.stop()
+	defer f.stopAgents()
+	cs, err := kubernetes.NewForConfig(f.cluster.admin)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(f.cluster.admin)
+	if err != nil {
+		return nil, err
+	}
+	if err := install(ctx, cs, dyn); err != nil {
+		return nil, fmt.Errorf("installing syscage's manifests: %w", err)
+	}
+	logf("API server up, syscage installed; creating %d nodes with their pods", cfg.Nodes)
+	agentPods, err := populate(ctx, cs, cfg.Nodes, cfg.Containers)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := cs.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	f.podUIDs = map[string]string{}
+	for _, p := range pods.Items {
+		f.podUIDs[p.Spec.NodeName] = string(p.UID)
+	}
+	logf("starting %d agents", cfg.Nodes)
+	if err := f.startAgents(ctx, cs, agentPods); err != nil {
+		return nil, err
+	}
+	res = &Result{Nodes: cfg.Nodes, Containers: cfg.Containers, Setup: time.Since(start)}
+	logf("every agent is ready (%s)", res.Setup.Round(time.Second))
+	if res.EtcdBefore, _, err = f.cluster.etcdSize(ctx); err != nil {
+		return nil, err
+	}
+
+	// The plugin, as a user runs it.
+	out := filepath.Join(cfg.Dir, "profiles") + "/"
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, cfg.Plugin, "--kubeconfig", f.cluster.kubeconfig, "record", "daemonset/"+Workload, "-n", Namespace,
+		"--duration", cfg.Duration.String(), "--timeout", "60m", "--keep", "-o", out)
+	var firstWrote atomic.Value
+	cmd.Stdout, cmd.Stderr = io.Discard, io.MultiWriter(&stderr, prefixed(cfg.Log, "  kubectl-syscage: ", func(line []byte) {
+		if bytes.HasPrefix(line, []byte("wrote ")) && firstWrote.Load() == nil {
+			firstWrote.Store(time.Now())
+		}
+	}))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", cfg.Plugin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+
+	// The recording's start: the containers start, and the count begins.
+	err = poll(ctx, 2*time.Minute, func() (bool, error) {
+		select {
+		case err := <-exited:
+			return false, fmt.Errorf("kubectl syscage record exited before recording: %v\n%s", err, stderr.String())
+		default:
+		}
+		name, _, _, err := recordingState(ctx, dyn)
+		return name != "", err
+	})
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	w0, err := f.cluster.apiWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logf("SyscallRecording created: admitting %d containers", cfg.Nodes*cfg.Containers)
+	if err := f.admitAll(ctx); err != nil {
+		return nil, err
+	}
+	logf("every container admitted (%s)", time.Since(t0).Round(100*time.Millisecond))
+	// The first publication of the containers is at most a publication
+	// interval away; from then on, only new calls and exits publish.
+	time.Sleep(6 * time.Second)
+	ts := time.Now()
+	ws, err := f.cluster.apiWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Half-way, the last container of every pod exits: published at once.
+	exitAt := time.AfterFunc(max(0, cfg.Duration/2-time.Since(t0)), func() {
+		if err := f.exit(cfg.Containers - 1); err != nil {
+			logf("ending containers: %v", err)
+		}
+	})
+	defer exitAt.Stop()
+	if cfg.APIProfile != "" {
+		go func() {
+			secs := max(5, int((cfg.Duration/2 - time.Since(t0)).Seconds()))
+			if err := f.cluster.profile(ctx, cfg.APIProfile, secs); err != nil {
+				logf("profiling the API server: %v", err)
+			}
+		}()
+	}
+	var t1 time.Time
+	err = poll(ctx, cfg.Duration+90*time.Minute, func() (bool, error) {
+		_, _, stop, err := recordingState(ctx, dyn)
+		return stop, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the recording to stop: %w", err)
+	}
+	t1 = time.Now()
+	w1, err := f.cluster.apiWrites(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logf("spec.stop seen: the plugin collects")
+	select {
+	case err = <-exited:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res.CollectSeen = time.Since(t1)
+	res.PluginOut = stderr.String()
+	if err != nil {
+		return res, fmt.Errorf("kubectl syscage record: %w", err)
+	}
+	res.Window, res.Steady = t1.Sub(t0), t1.Sub(ts)
+	res.Writes = map[string]float64{}
+	for k, v := range w1 {
+		if k == rejectedKey {
+			res.Rejected = v - w0[k]
+			continue
+		}
+		res.Writes[k] = v - w0[k]
+		res.SteadyWrites += v - ws[k]
+	}
+	if wrote := firstWrote.Load(); wrote != nil {
+		res.Merged = wrote.(time.Time).Sub(t1)
+	}
+	m := regexp.MustCompile(`the profiles were written (\S+) after the recording was stopped`).FindStringSubmatch(res.PluginOut)
+	if m == nil {
+		return res, fmt.Errorf("kubectl syscage record did not say how long it took to collect:\n%s", res.PluginOut)
+	}
+	if res.Collect, err = time.ParseDuration(m[1]); err != nil {
+		return res, err
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
+	res.Profiles = len(files)
+	if err := f.checkProfiles(out); err != nil {
+		return res, err
+	}
+	if res.Largest, res.LargestBy, res.Objects, err = syscageObjects(ctx, dyn); err != nil {
+		return res, err
+	}
+	if res.EtcdTotal, res.EtcdInUse, err = f.cluster.etcdSize(ctx); err != nil {
+		return res, err
+	}
+	res.Warnings, res.FirstWarnings = f.warnings.get()
+	return res, nil
+}
+
+// warnings counts what the agents log at Warn and above, and keeps the first few.
+type warnings struct {
+	mu    sync.Mutex
+	n     int
+	first []string
+	attrs []slog.Attr
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	if len(w.first) < 5 {
+		var b strings.Builder
+		b.WriteString(r.Message)
+		for _, a := range w.attrs {
+			fmt.Fprintf(&b, " %s", a)
+		}
+		r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s", a); return true })
+		w.first = append(w.first, b.String())
+	}
+	return nil
+}
+
+func (w *warnings) WithAttrs(attrs []slog.Attr) slog.Handler {
+	// The same count for every agent; the node's name goes with its messages.
+	return &warningsWith{w, attrs}
+}
+
+func (w *warnings) WithGroup(string) slog.Handler { return w }
+
+func (w *warnings) get() (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n, w.first
+}
+
+type warningsWith struct {
+	*warnings
+	attrs []slog.Attr
+}
+
+func (w *warningsWith) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(w.attrs...)
+	return w.warnings.Handle(ctx, r)
+}
+
+// prefixed writes each line to w with the time and a prefix, and passes it
+// to seen. Of the profiles the plugin wrote, only the first line is shown.
+func prefixed(w io.Writer, prefix string, seen func([]byte)) io.Writer {
+	wrote := 0
+	pr, pw := io.Pipe()
+	go func() {
+		buf := make([]byte, 0, 4096)
+		tmp := make([]byte, 4096)
+		for {
+			n, err := pr.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			for {
+				i := bytes.IndexByte(buf, '\n')
+				if i < 0 {
+					break
+				}
+				line := buf[:i]
+				seen(line)
+				if bytes.HasPrefix(line, []byte("wrote ")) {
+					if wrote++; wrote > 1 {
+						buf = buf[i+1:]
+						continue
+					}
+					if len(line) > 300 {
+						line = append(line[:300:300], "…"...)
+					}
+				}
+				fmt.Fprintf(w, "[%s] %s%s\n", time.Now().Format("15:04:05.000"), prefix, line)
+				buf = buf[i+1:]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return pw
+}
