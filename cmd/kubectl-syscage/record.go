@@ -188,6 +188,15 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	return nil
 }
 
+// listed joins names, the first n of them: a fleet's thousands of nodes
+// would fill the terminal.
+func listed(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
 // recordOutput is where record writes: one merged profile (merge), one
 // container's (single), or one per container in dir.
 type recordOutput struct {
@@ -324,7 +333,7 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 			runs = fmt.Sprintf(", %d runs (it restarted in its pods)", res.Runs)
 		}
 		fmt.Fprintf(log, "wrote %s: container %s of %s on %s (%s)%s: %s\n", name, c, plural(res.Pods, "pod"), plural(res.Nodes, "node"),
-			strings.Join(res.NodeNames, ", "), runs, how(res))
+			listed(res.NodeNames, 10), runs, how(res))
 		printRecordDetails(log, res, restarted)
 		// A profile merged over different containers has no such list: each
 		// container's own calls are few there.

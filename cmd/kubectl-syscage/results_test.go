@@ -325,3 +325,19 @@ func TestMergeRecordingMergedByNode(t *testing.T) {
 func allowOnly(names ...string) *specs.LinuxSeccomp {
 	return &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}}}
 }
+
+func TestListed(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"a", "b"}, "a, b"},
+		{[]string{"a", "b", "c"}, "a, b, c"},
+		{[]string{"a", "b", "c", "d"}, "a, b, c and 1 more"},
+	} {
+		if got := listed(tc.names, 3); got != tc.want {
+			t.Errorf("listed(%q, 3) = %q, want %q", tc.names, got, tc.want)
+		}
+	}
+}
