@@ -175,7 +175,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	}()
 
 	// Stopped before the recorder is closed (deferred above, so run after).
-	d.emptied = d.watchEmptied()
+	d.emptied = watchEmptied(log, d.finish)
 	defer d.emptied.close()
 
 	var opened time.Time

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,15 +25,16 @@ type emptied struct {
 	wds map[int]*container
 }
 
-// watchEmptied starts watching; nil if inotify is not available.
-func (d *Daemon) watchEmptied() *emptied {
+// watchEmptied starts watching, calling ended with each container whose cgroup
+// emptied; nil if inotify is not available.
+func watchEmptied(log *slog.Logger, ended func(*container)) *emptied {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		d.log.Debug("not watching cgroups with inotify: they are polled", "err", err)
+		log.Debug("not watching cgroups with inotify: they are polled", "err", err)
 		return nil
 	}
 	e := &emptied{f: os.NewFile(uintptr(fd), "inotify"), done: make(chan struct{}), wds: map[int]*container{}}
-	go e.read(d)
+	go e.read(log, ended)
 	return e
 }
 
@@ -49,19 +51,20 @@ func (e *emptied) add(c *container) {
 	}
 }
 
-// read finishes each container whose cgroup.events says it emptied, until close.
-func (e *emptied) read(d *Daemon) {
+// read calls ended with each container whose cgroup.events says it emptied, until
+// close.
+func (e *emptied) read(log *slog.Logger, ended func(*container)) {
 	defer close(e.done)
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.PathMax))
 	for {
 		n, err := e.f.Read(buf)
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
-				d.log.Debug("inotify", "err", err)
+				log.Debug("inotify", "err", err)
 			}
 			return
 		}
-		var ended []*container
+		var gone []*container
 		e.mu.Lock()
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
@@ -71,16 +74,16 @@ func (e *emptied) read(d *Daemon) {
 			case c == nil:
 			case ev.Mask&unix.IN_IGNORED != 0: // the cgroup was removed
 				delete(e.wds, int(ev.Wd))
-				ended = append(ended, c)
+				gone = append(gone, c)
 			case !Populated(c.dir):
 				delete(e.wds, int(ev.Wd))
 				unix.InotifyRmWatch(int(e.f.Fd()), uint32(ev.Wd))
-				ended = append(ended, c)
+				gone = append(gone, c)
 			}
 		}
 		e.mu.Unlock()
-		for _, c := range ended {
-			d.finish(c)
+		for _, c := range gone {
+			ended(c)
 		}
 	}
 }
