@@ -35,6 +35,7 @@ func (r *Recorder) readKernelBTF() {
 func (r *Recorder) loadSpec(repl map[string]*ebpf.Map) error {
 	began := time.Now()
 	if err := r.spec.LoadAndAssign(&r.objs.maps, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
+		r.closeLoaded()
 		return err
 	}
 	r.steps.Maps = time.Since(began)
@@ -62,7 +63,21 @@ func (r *Recorder) loadSpec(repl map[string]*ebpf.Map) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		r.closeLoaded()
+		return err
+	}
+	return nil
+}
+
+// closeLoaded closes what a load that failed half way made.
+func (r *Recorder) closeLoaded() {
+	r.objs.close()
+	r.objs = objects{}
+	if r.sysExit != nil {
+		r.sysExit.Close()
+		r.sysExit = nil
+	}
 }
 
 // loadProgram loads one program against the maps already loaded.

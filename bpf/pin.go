@@ -153,8 +153,6 @@ func (r *Recorder) load() error {
 		m.Close() // LoadAndAssign holds clones
 	}
 	if loadErr != nil && repl != nil {
-		r.objs.close()
-		r.objs = objects{}
 		p.takeover.Lost = append(p.takeover.Lost, fmt.Sprintf("the pins in %s do not fit this build (%v): removed", p.dir, loadErr))
 		os.RemoveAll(p.dir)
 		repl = nil

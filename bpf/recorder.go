@@ -322,10 +322,7 @@ func Open(opts Options) (*Recorder, error) {
 	err = r.load()
 	r.kernel = nil // read once per Open: a loaded recorder has no use for it
 	if err != nil {
-		r.objs.close()
-		if r.sysExit != nil {
-			r.sysExit.Close()
-		}
+		r.closeLoaded()
 		return nil, err
 	}
 	for i := int(r.objs.Records.MaxEntries()) - 1; i >= 0; i-- {
