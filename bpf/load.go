@@ -93,7 +93,19 @@ func (r *Recorder) loadProgram(name string) (*ebpf.Program, error) {
 	// every map is replaced by one loaded already.
 	spec := *r.spec
 	spec.Programs = map[string]*ebpf.ProgramSpec{"prog": ps.Copy()}
-	if err := spec.LoadAndAssign(&obj, &ebpf.CollectionOptions{MapReplacements: r.objs.maps.replacements(), Cache: r.kernel}); err != nil {
+	kernel := r.kernel
+	if kernel == nil {
+		kernel = btf.NewCache()
+	}
+	// The programs read only vmlinux's types: given those alone, cilium/ebpf does
+	// not read and search every module's BTF as well for their relocations (a
+	// host with modules has a hundred or more).
+	vmlinux, err := kernel.Kernel()
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: reading the kernel's BTF: %w", name, err)
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: r.objs.maps.replacements(), Cache: kernel, Programs: ebpf.ProgramOptions{KernelTypes: vmlinux}}
+	if err := spec.LoadAndAssign(&obj, opts); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}
 	return obj.Prog, nil
