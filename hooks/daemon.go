@@ -223,6 +223,12 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
+	// Idle from now, not from before the load: a load longer than idleExit (a
+	// busy host, a short idleExit) must not see the recorder exit before the hook
+	// that started it has asked.
+	d.mu.Lock()
+	d.idleSince = time.Now()
+	d.mu.Unlock()
 	// The hook that started this recorder asks as soon as it listens, and is
 	// served meanwhile: the log line asks the kernel about each program (0.6 ms).
 	signalReady()
