@@ -179,7 +179,10 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	defer d.emptied.close()
 
 	var opened time.Time
-	restoreGC := func() {}
+	// Once the first request is answered (the hook that started the recorder):
+	// what that request should not wait for.
+	var first sync.Once
+	firstServed := func() {}
 	if opts.Recorder != nil {
 		d.rec = opts.Recorder
 	} else {
@@ -191,10 +194,18 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		// Go's first collection, due at 4 MB, falls in the middle of it: its
 		// stop-the-world pauses, which a busy host stretches to milliseconds, are
 		// put off until the hook that started this recorder has been answered.
+		// The shipped baseline, which every profile is built within, is parsed then
+		// too, rather than in the first container's poststop (~2 ms).
 		gcPercent := debug.SetGCPercent(-1)
-		var gcOnce sync.Once
-		restoreGC = func() { gcOnce.Do(func() { debug.SetGCPercent(gcPercent) }) }
-		defer restoreGC()
+		firstServed = func() {
+			first.Do(func() {
+				debug.SetGCPercent(gcPercent)
+				if d.cfg.shippedBaseline() {
+					go d.profileOptions()
+				}
+			})
+		}
+		defer debug.SetGCPercent(gcPercent)
 		var pinErr error
 		began := time.Now()
 		if d.rec, pinErr, err = openHostRecorder(cfg, log); err != nil {
@@ -261,7 +272,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		go func() {
 			defer wg.Done()
 			d.serveConn(conn)
-			restoreGC()
+			firstServed()
 			d.mu.Lock()
 			d.conns--
 			d.idleSince = time.Now()
