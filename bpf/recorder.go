@@ -82,7 +82,9 @@ type Options struct {
 	ArgSyscalls [NumABIs]map[int]int
 	// ReportRefused counts, for StartSeccomp cgroups, the calls their seccomp
 	// filter refused (Recording.Denied). It attaches a program to sys_exit while
-	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more.
+	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more;
+	// Open loads that program with the others (without it, only a cgroup tracked
+	// with TrackOptions.ExactRefusals loads it, when first tracked).
 	ReportRefused bool
 	// PinDir, if set, is a directory on a bpf filesystem (mounted if need be) where
 	// the recorder keeps its maps, and its links while a cgroup is tracked: the kernel
