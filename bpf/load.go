@@ -98,8 +98,7 @@ func (r *Recorder) loadProgram(name string) (*ebpf.Program, error) {
 		kernel = btf.NewCache()
 	}
 	// The programs read only vmlinux's types: given those alone, cilium/ebpf does
-	// not read and search every module's BTF as well for their relocations (a
-	// host with modules has a hundred or more).
+	// not read and search every loaded module's BTF as well for their relocations.
 	vmlinux, err := kernel.Kernel()
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: reading the kernel's BTF: %w", name, err)
