@@ -10,9 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -96,19 +96,11 @@ func buildName(spec *ebpf.CollectionSpec) string {
 // out: they are built again from the spec, and their values are in the pin
 // directory's name.
 func (r *Recorder) pinnableMaps() map[string]**ebpf.Map {
-	out := map[string]**ebpf.Map{}
-	v := reflect.ValueOf(&r.objs).Elem()
-	mapType := reflect.TypeFor[*ebpf.Map]()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		name := f.Tag.Get("ebpf")
-		if name == "" || f.Type != mapType {
-			continue
-		}
+	out := r.objs.maps.byName()
+	for name := range out {
 		if ms := r.spec.Maps[name]; ms == nil || ms.Flags&unix.BPF_F_RDONLY_PROG != 0 {
-			continue
+			delete(out, name)
 		}
-		out[name] = v.Field(i).Addr().Interface().(**ebpf.Map)
 	}
 	return out
 }
@@ -122,7 +114,7 @@ func (r *Recorder) links() map[string]*link.Link {
 // maps a recorder that is gone left pinned with cgroups still tracked.
 func (r *Recorder) load() error {
 	if r.opts.PinDir == "" {
-		if err := r.spec.LoadAndAssign(&r.objs, nil); err != nil {
+		if err := r.loadSpec(nil); err != nil {
 			return explainLoad(err)
 		}
 		return nil
@@ -146,6 +138,7 @@ func (r *Recorder) load() error {
 			// they record, are still taken over below).
 			os.RemoveAll(progs)
 		}
+		r.readKernelBTF()
 	} else {
 		// Kept by a recorder configured otherwise: freed with their last reference.
 		os.RemoveAll(progs)
@@ -155,17 +148,15 @@ func (r *Recorder) load() error {
 		p.takeover.Lost = append(p.takeover.Lost, err.Error())
 		os.RemoveAll(p.dir)
 	}
-	loadErr := r.spec.LoadAndAssign(&r.objs, &ebpf.CollectionOptions{MapReplacements: repl})
+	loadErr := r.loadSpec(repl)
 	for _, m := range repl {
 		m.Close() // LoadAndAssign holds clones
 	}
 	if loadErr != nil && repl != nil {
-		r.objs.close()
-		r.objs = objects{}
 		p.takeover.Lost = append(p.takeover.Lost, fmt.Sprintf("the pins in %s do not fit this build (%v): removed", p.dir, loadErr))
 		os.RemoveAll(p.dir)
 		repl = nil
-		loadErr = r.spec.LoadAndAssign(&r.objs, nil)
+		loadErr = r.loadSpec(nil)
 	}
 	if loadErr != nil {
 		return explainLoad(loadErr)
@@ -180,6 +171,8 @@ func (r *Recorder) load() error {
 		p.resumed = true
 		return nil
 	}
+	began := time.Now()
+	defer func() { r.steps.Pins = time.Since(began) }()
 	maps := filepath.Join(p.dir, "maps")
 	if err := os.MkdirAll(maps, 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrPinning, err)
@@ -220,7 +213,10 @@ func (r *Recorder) pinPrograms() error {
 			return fmt.Errorf("%w: program %s in %s: %w", ErrPinning, name, dir, err)
 		}
 	}
-	return nil
+	if r.sysExit == nil {
+		return nil
+	}
+	return r.pinSysExit()
 }
 
 // pinSysExit pins sys_exit once loaded, beside the others (Options.KeepLoaded).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 )
@@ -80,7 +82,9 @@ type Options struct {
 	ArgSyscalls [NumABIs]map[int]int
 	// ReportRefused counts, for StartSeccomp cgroups, the calls their seccomp
 	// filter refused (Recording.Denied). It attaches a program to sys_exit while
-	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more.
+	// such a cgroup is tracked, which costs every syscall on the host ~90 ns more;
+	// Open loads that program with the others (without it, only a cgroup tracked
+	// with TrackOptions.ExactRefusals loads it, when first tracked).
 	ReportRefused bool
 	// PinDir, if set, is a directory on a bpf filesystem (mounted if need be) where
 	// the recorder keeps its maps, and its links while a cgroup is tracked: the kernel
@@ -195,27 +199,70 @@ type Recorder struct {
 	gen     uint32
 	pins    *pinState   // with Options.PinDir
 	detachT *time.Timer // pending detach (Options.DetachAfter)
+	kernel  *btf.Cache  // the kernel's BTF, while Open loads programs
+	steps   OpenSteps
 }
 
-// objects is the part of the collection the recorder loads at once; sys_exit is
-// loaded when first needed, and the benchmark-only program never.
+// OpenSteps is what each step of Open took, for the timings a caller logs.
+type OpenSteps struct {
+	Spec      time.Duration // parsing the object, setting its constants
+	Maps      time.Duration // making the maps (or loading those pinned)
+	KernelBTF time.Duration // waiting for the kernel's BTF, read meanwhile
+	Programs  time.Duration // relocating and verifying the programs, at once
+	Pins      time.Duration // pinning the maps
+}
+
+// objects is the part of the collection the recorder loads at once (sys_exit
+// with it where Options.ReportRefused asks for it, or when first needed), and the
+// benchmark-only program never. The maps are loaded first, then each program in a
+// goroutine of its own against them.
 type objects struct {
-	SysEnter         *ebpf.Program  `ebpf:"sys_enter"`
-	SchedProcessExec *ebpf.Program  `ebpf:"sched_process_exec"`
-	Denied           *ebpf.Map      `ebpf:"denied"`
-	Entered          *ebpf.Map      `ebpf:"entered"`
-	ArgValues        *ebpf.Map      `ebpf:"arg_values"`
-	LastArg          *ebpf.Map      `ebpf:"last_arg"`
-	Tracked          *ebpf.Map      `ebpf:"tracked"`
-	Records          *ebpf.Map      `ebpf:"records"`
-	SlotCounters     *ebpf.Map      `ebpf:"slot_counters"`
-	CgroupCache      *ebpf.Map      `ebpf:"cgroup_cache"`
-	L1Cache          *ebpf.Map      `ebpf:"l1_cache"`
-	Bss              *ebpf.Map      `ebpf:".bss"`
-	Rodata           *ebpf.Map      `ebpf:".rodata"`
-	Generation       *ebpf.Variable `ebpf:"generation"`
-	TooDeep          *ebpf.Variable `ebpf:"too_deep"`
-	NoCache          *ebpf.Variable `ebpf:"no_cache"`
+	programs
+	maps
+}
+
+type programs struct {
+	SysEnter         *ebpf.Program `ebpf:"sys_enter"`
+	SchedProcessExec *ebpf.Program `ebpf:"sched_process_exec"`
+}
+
+type maps struct {
+	Denied       *ebpf.Map      `ebpf:"denied"`
+	Entered      *ebpf.Map      `ebpf:"entered"`
+	ArgValues    *ebpf.Map      `ebpf:"arg_values"`
+	LastArg      *ebpf.Map      `ebpf:"last_arg"`
+	Tracked      *ebpf.Map      `ebpf:"tracked"`
+	Records      *ebpf.Map      `ebpf:"records"`
+	SlotCounters *ebpf.Map      `ebpf:"slot_counters"`
+	CgroupCache  *ebpf.Map      `ebpf:"cgroup_cache"`
+	L1Cache      *ebpf.Map      `ebpf:"l1_cache"`
+	Bss          *ebpf.Map      `ebpf:".bss"`
+	Rodata       *ebpf.Map      `ebpf:".rodata"`
+	Generation   *ebpf.Variable `ebpf:"generation"`
+	TooDeep      *ebpf.Variable `ebpf:"too_deep"`
+	NoCache      *ebpf.Variable `ebpf:"no_cache"`
+}
+
+// byName returns the maps by their name in the collection, each as its field.
+func (m *maps) byName() map[string]**ebpf.Map {
+	out := map[string]**ebpf.Map{}
+	v := reflect.ValueOf(m).Elem()
+	mapType := reflect.TypeFor[*ebpf.Map]()
+	for i := range v.NumField() {
+		if f := v.Type().Field(i); f.Type == mapType {
+			out[f.Tag.Get("ebpf")] = v.Field(i).Addr().Interface().(**ebpf.Map)
+		}
+	}
+	return out
+}
+
+// replacements are the loaded maps, for loading programs against them.
+func (m *maps) replacements() map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for name, f := range m.byName() {
+		out[name] = *f
+	}
+	return out
 }
 
 func (o *objects) close() error {
@@ -225,9 +272,9 @@ func (o *objects) close() error {
 			errs = append(errs, p.Close())
 		}
 	}
-	for _, m := range []*ebpf.Map{o.Tracked, o.Records, o.SlotCounters, o.CgroupCache, o.L1Cache, o.Denied, o.Entered, o.ArgValues, o.LastArg, o.Bss, o.Rodata} {
-		if m != nil {
-			errs = append(errs, m.Close())
+	for _, m := range o.maps.byName() {
+		if *m != nil {
+			errs = append(errs, (*m).Close())
 		}
 	}
 	return errors.Join(errs...)
@@ -255,6 +302,13 @@ func Open(opts Options) (*Recorder, error) {
 	// cilium/ebpf's rlimit package would also probe the kernel in the init of every
 	// process that links it, which is every hook's exec: 0.8 ms, twice per container.
 
+	began := time.Now()
+	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts}
+	if !opts.KeepLoaded {
+		// Loading programs needs the kernel's BTF (their CO-RE relocations, their
+		// attach points): read while the object is parsed and the maps made.
+		r.readKernelBTF()
+	}
 	spec, err := loadRecorder()
 	if err != nil {
 		return nil, err
@@ -265,9 +319,12 @@ func Open(opts Options) (*Recorder, error) {
 	if err := setArgSpecs(spec, opts); err != nil {
 		return nil, err
 	}
-	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts, spec: spec}
-	if err := r.load(); err != nil {
-		r.objs.close()
+	r.spec = spec
+	r.steps.Spec = time.Since(began)
+	err = r.load()
+	r.kernel = nil // read once per Open: a loaded recorder has no use for it
+	if err != nil {
+		r.closeLoaded()
 		return nil, err
 	}
 	for i := int(r.objs.Records.MaxEntries()) - 1; i >= 0; i-- {
@@ -460,27 +517,17 @@ func setWatch(rec *recorderRecord, opts TrackOptions) error {
 	return nil
 }
 
-// loadExit loads sys_exit against the maps already in use. Only the hook and
-// verify need it, so recording a command does not pay for its verification.
+// loadExit loads sys_exit against the maps already in use, if Open did not (see
+// Options.ReportRefused): recording a command does not pay for its verification.
 func (r *Recorder) loadExit() error {
 	if r.sysExit != nil {
 		return nil
 	}
-	var objs struct {
-		SysExit *ebpf.Program `ebpf:"sys_exit"`
+	prog, err := r.loadProgram("sys_exit")
+	if err != nil {
+		return err
 	}
-	repl := map[string]*ebpf.Map{}
-	for name, m := range map[string]*ebpf.Map{
-		"tracked": r.objs.Tracked, "records": r.objs.Records, "slot_counters": r.objs.SlotCounters,
-		"cgroup_cache": r.objs.CgroupCache, "l1_cache": r.objs.L1Cache, "denied": r.objs.Denied, "entered": r.objs.Entered, "arg_values": r.objs.ArgValues, "last_arg": r.objs.LastArg,
-	} {
-		repl[name] = m
-	}
-	repl[".bss"], repl[".rodata"] = r.objs.Bss, r.objs.Rodata
-	if err := r.spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: repl}); err != nil {
-		return fmt.Errorf("loading sys_exit: %w", err)
-	}
-	r.sysExit = objs.SysExit
+	r.sysExit = prog
 	return r.pinSysExit()
 }
 

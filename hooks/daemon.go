@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +73,8 @@ type Daemon struct {
 	// for the poststop hook.
 	keep bool
 	pins string // where the recorder is pinned ("" nowhere)
+	// emptied finishes a container the moment its cgroup empties (nil: polled).
+	emptied *emptied
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -171,7 +174,15 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		}
 	}()
 
+	// Stopped before the recorder is closed (deferred above, so run after).
+	d.emptied = watchEmptied(log, d.finish)
+	defer d.emptied.close()
+
 	var opened time.Time
+	// Once the first request is answered (the hook that started the recorder):
+	// what that request should not wait for.
+	var first sync.Once
+	firstServed := func() {}
 	if opts.Recorder != nil {
 		d.rec = opts.Recorder
 	} else {
@@ -179,13 +190,31 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		if !opts.Started.IsZero() {
 			log.Debug("recorder steps", "locked", time.Since(opts.Started))
 		}
+		// Loading allocates a few MB (the kernel's BTF), garbage once loaded, and
+		// Go's first collection, due at 4 MB, falls in the middle of it: its
+		// stop-the-world pauses, which a busy host stretches to milliseconds, are
+		// put off until the hook that started this recorder has been answered.
+		// The shipped baseline, which every profile is built within, is parsed then
+		// too, rather than in the first container's poststop (~2 ms).
+		gcPercent := debug.SetGCPercent(-1)
+		firstServed = func() {
+			first.Do(func() {
+				debug.SetGCPercent(gcPercent)
+				if d.cfg.shippedBaseline() {
+					go d.profileOptions()
+				}
+			})
+		}
+		defer debug.SetGCPercent(gcPercent)
 		var pinErr error
 		began := time.Now()
 		if d.rec, pinErr, err = openHostRecorder(cfg, log); err != nil {
 			return err
 		}
 		opened = time.Now()
-		log.Debug("recorder steps", "open", opened.Sub(began), "reused", d.rec.Reused())
+		st := d.rec.OpenSteps()
+		log.Debug("recorder steps", "open", opened.Sub(began), "reused", d.rec.Reused(),
+			"spec", st.Spec, "maps", st.Maps, "kernelBTF", st.KernelBTF, "programs", st.Programs, "pins", st.Pins)
 		d.pins = d.rec.Takeover().Dir
 		d.adopt(pinErr)
 	}
@@ -205,6 +234,12 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
+	// Idle from now, not from before the load: a load longer than idleExit (a
+	// busy host, a short idleExit) must not see the recorder exit before the hook
+	// that started it has asked.
+	d.mu.Lock()
+	d.idleSince = time.Now()
+	d.mu.Unlock()
 	// The hook that started this recorder asks as soon as it listens, and is
 	// served meanwhile: the log line asks the kernel about each program (0.6 ms).
 	signalReady()
@@ -237,6 +272,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		go func() {
 			defer wg.Done()
 			d.serveConn(conn)
+			firstServed()
 			d.mu.Lock()
 			d.conns--
 			d.idleSince = time.Now()
@@ -322,6 +358,9 @@ func (d *Daemon) adopt(pinErr error) {
 			lost = append(lost, c)
 		}
 		d.containers[c.id] = c
+		if !c.done {
+			d.emptied.add(c)
+		}
 	}
 	for cg := range pinned {
 		d.log.Warn("a cgroup was recorded by a recorder that is gone, for no container it saved: dropped", "cgroup", cg)
@@ -541,6 +580,7 @@ func (d *Daemon) track(req request) response {
 	}
 	d.log.Debug("track steps", "container", req.Container, "check", checked.Sub(began), "state", saved.Sub(checked), "maps", time.Since(saved), "attach", !attached)
 	d.containers[req.Container] = c
+	d.emptied.add(c)
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
 	return response{Profile: target.Path(), Tracked: true}
 }

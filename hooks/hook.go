@@ -154,7 +154,7 @@ func trackRequest(st *specs.State) (request, error) {
 // deadline: a hook must never hang a container's start or stop.
 func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time.Duration) (response, error) {
 	sock := opts.Config.Socket()
-	spawned := false
+	spawned, spawns := false, 0
 	var spawnedAt time.Time
 	var lastErr error
 	for time.Now().Before(deadline) {
@@ -170,8 +170,12 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 			lastErr = errors.New(resp.Error)
 		}
 		// No recorder (or one on its way out): start one. Several hooks may do so at
-		// once; the recorders' lock lets one serve.
-		if !spawned || (err == nil && resp.Retry) {
+		// once; the recorders' lock lets one serve. One started that is gone
+		// already, with none listening (it exited idle before this hook asked, on
+		// a host busy enough to outlast a short idleExit), is started again, a few
+		// times at most.
+		gone := spawned && noRecorder(err) && spawns < 3 && !recorderAlive(opts.Config.RunDir)
+		if !spawned || (err == nil && resp.Retry) || gone {
 			if req.Op == "flush" && !hasState(opts.Config.RunDir, req.Container) {
 				// No recorder tracked it, or one told its poststop hook already.
 				return response{}, nil
@@ -184,6 +188,7 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 				return response{}, err
 			}
 			spawned = true
+			spawns++
 			// Asked again as soon as the recorder listens (or exits, having lost
 			// the lock to another), rather than on a poll.
 			waitReady(ready, deadline)
@@ -192,6 +197,22 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 		time.Sleep(2 * time.Millisecond)
 	}
 	return response{}, fmt.Errorf("the recorder did not answer within %s (see %s): %w", time.Duration(opts.Config.Timeout), opts.Config.LogFile, lastErr)
+}
+
+// noRecorder reports whether err says that no recorder listens on the socket.
+func noRecorder(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// recorderAlive reports whether a recorder holds the lock: one loading, serving
+// or on its way out, which a hook waits for rather than start another.
+func recorderAlive(runDir string) bool {
+	f, err := os.Open(filepath.Join(runDir, "recorder.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil
 }
 
 func roundTrip(sock string, req request, deadline time.Time) (response, error) {

@@ -367,25 +367,34 @@ func BenchmarkHook(b *testing.B) {
 	// "none" and "hook" run with nothing attached (the recorder detaches a second
 	// after its last container); "hook-next" right after "hook", as containers
 	// started one after another are, finds the programs still attached.
+	// "true-hook" runs /bin/true as both hooks: what running any two hooks costs
+	// the runtime, the floor under syscage's.
+	trueDir, trueSpec := rt.Bundle(b, []string{"true"}, nil)
+	trueHook := specs.Hook{Path: "/bin/true"}
+	trueSpec.Hooks = &specs.Hooks{Prestart: []specs.Hook{trueHook}, Poststop: []specs.Hook{trueHook}}
+	rt.WriteSpec(b, trueDir, trueSpec)
 	rt.RuncRun(b, hookDir)
+	names := []string{"none", "hook", "true-hook"}
 	for round := range 15 {
-		order := []string{"none", "hook"}
-		if round%2 == 1 {
-			order = []string{"hook", "none"}
-		}
-		for _, name := range order {
+		for i := range names {
+			name := names[(i+round)%len(names)]
 			e.waitDetached(b)
-			if name == "none" {
+			switch name {
+			case "none":
 				runc["none"] = append(runc["none"], timed(func() { rt.RuncRun(b, plainDir) }))
-				continue
+			case "true-hook":
+				runc["true-hook"] = append(runc["true-hook"], timed(func() { rt.RuncRun(b, trueDir) }))
+			default:
+				runc["hook"] = append(runc["hook"], timed(func() { rt.RuncRun(b, hookDir) }))
+				runc["hook-next"] = append(runc["hook-next"], timed(func() { rt.RuncRun(b, hookDir) }))
 			}
-			runc["hook"] = append(runc["hook"], timed(func() { rt.RuncRun(b, hookDir) }))
-			runc["hook-next"] = append(runc["hook-next"], timed(func() { rt.RuncRun(b, hookDir) }))
 		}
 	}
 	b.ReportMetric(median(runc["hook-next"]), "ms-runc-hook-next")
 	b.ReportMetric(median(runc["hook-next"])-median(runc["none"]), "ms-runc-added-next")
 	b.ReportMetric(median(runc["hook-next"])/median(runc["none"]), "x-runc-hook-next/none")
+	b.ReportMetric(median(runc["true-hook"])-median(runc["none"]), "ms-runc-added-true-hook")
+	b.ReportMetric(median(runc["hook"])-median(runc["true-hook"]), "ms-runc-added-over-true-hook")
 	for round := range 6 {
 		for i := range 2 {
 			name := []string{"none", "hook"}[(i+round)%2]
@@ -486,7 +495,7 @@ func BenchmarkHook(b *testing.B) {
 	}
 	coldNone := []float64{}
 	cold := map[string][]float64{}
-	names := []string{"none", "cold", "cold-kept"}
+	names = []string{"none", "cold", "cold-kept"}
 	for round := range 8 {
 		for i := range names {
 			name := names[(i+round)%len(names)]
@@ -510,7 +519,7 @@ func BenchmarkHook(b *testing.B) {
 		b.ReportMetric(median(cold[name])-median(coldNone), "ms-runc-added-"+name)
 		b.ReportMetric(median(cold[name])/median(coldNone), "x-runc-"+name+"/none")
 		steps := logSteps(b, coldEnvs[name].log)
-		for _, k := range []string{"recorder steps locked", "recorder steps open", "recorder steps openToReady", "hook steps track spawnToAnswer", "hook steps track call", "hook steps flush call", "track steps state", "track steps maps", "flush steps build", "flush steps write"} {
+		for _, k := range []string{"recorder steps locked", "recorder steps open", "recorder steps spec", "recorder steps maps", "recorder steps kernelBTF", "recorder steps programs", "recorder steps pins", "recorder steps openToReady", "hook steps track spawnToAnswer", "hook steps track call", "hook steps flush call", "track steps state", "track steps maps", "flush steps build", "flush steps write"} {
 			if v, ok := steps[k]; ok {
 				b.ReportMetric(median(v), "ms-"+name+"-"+strings.ReplaceAll(strings.Replace(k, " steps ", "-", 1), " ", "-"))
 			}
