@@ -212,3 +212,38 @@ func TestShape(t *testing.T) {
 		t.Error("the agent stopping does not change the shape")
 	}
 }
+
+// A node writes its status again for a new call, a container's state or a
+// phase, not for counters that change with every call a container makes.
+func TestPublishKey(t *testing.T) {
+	st := func(events uint64, count uint64, calls ...string) kubeapi.NodeRecording {
+		return kubeapi.NodeRecording{Phase: kubeapi.PhaseRecording, Containers: []kubeapi.ContainerResult{{
+			Pod: "web-1", Container: "app", Running: true, Events: events,
+			Profile: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: calls, Action: specs.ActAllow}}},
+			Denied:  []kubeapi.Call{{Arch: specs.ArchX86_64, Name: "mkdir", Count: count}},
+		}}}
+	}
+	base := publishKey(st(10, 1, "read"))
+	if string(publishKey(st(5000, 40, "read"))) != string(base) {
+		t.Error("counters alone make a write")
+	}
+	if string(publishKey(st(10, 1, "read", "write"))) == string(base) {
+		t.Error("a new call makes no write")
+	}
+	done := st(10, 1, "read")
+	done.Phase = kubeapi.PhaseDone
+	if string(publishKey(done)) == string(base) {
+		t.Error("the final phase makes no write")
+	}
+	stopped := st(10, 1, "read")
+	stopped.Containers[0].Running = false
+	if string(publishKey(stopped)) == string(base) {
+		t.Error("a container that exits makes no write")
+	}
+	// The key leaves the status itself as it was.
+	s := st(10, 3, "read")
+	publishKey(s)
+	if s.Containers[0].Events != 10 || s.Containers[0].Denied[0].Count != 3 {
+		t.Errorf("publishKey changed the status: %+v", s.Containers[0])
+	}
+}
