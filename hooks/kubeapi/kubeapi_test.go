@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"sigs.k8s.io/yaml"
 
 	"github.com/syscage/syscage/profile"
@@ -131,6 +133,45 @@ func TestProfileSchemaCoverage(t *testing.T) {
 	for k := range m {
 		if _, ok := spec[k]; !ok {
 			t.Errorf("ProfileSpec writes %q, which the schema lacks", k)
+		}
+	}
+}
+
+// A node result packs its containers' profiles into one string each and unpacks
+// them: the same result comes back, and one written with plain profiles reads
+// as it is.
+func TestNodeResultPacksProfiles(t *testing.T) {
+	p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow},
+			{Names: []string{"socket"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpEqualTo}}}}}
+	nr := SyscallNodeResult{APIVersion: APIVersion, Kind: "SyscallNodeResult", Metadata: ObjectMeta{Name: "r-n1"},
+		Spec: NodeResultSpec{Recording: "r", Node: "n1"},
+		Result: NodeRecording{Phase: PhaseDone, Containers: []ContainerResult{{Pod: "web-1", Container: "app", Profile: p}, {Pod: "web-1", Container: "side"}}}}
+	data, err := json.Marshal(nr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), `"syscalls"`) || !strings.Contains(string(data), `"profileData":"`) {
+		t.Errorf("the profile is not packed: %s", data)
+	}
+	if nr.Result.Containers[0].Profile == nil {
+		t.Error("marshalling changed the result it was given")
+	}
+	var back SyscallNodeResult
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(nr, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	plain := []byte(`{"spec":{"node":"n1"},"result":{"phase":"Done","containers":[{"pod":"a","container":"app","profile":{"defaultAction":"SCMP_ACT_ERRNO"}}]}}`)
+	if err := json.Unmarshal(plain, &back); err != nil || back.Result.Containers[0].Profile == nil || back.Result.Containers[0].Profile.DefaultAction != specs.ActErrno {
+		t.Errorf("a plain profile: %+v, %v", back.Result.Containers, err)
+	}
+	for _, bad := range []string{`"!!"`, `"aGVsbG8="`} {
+		err := json.Unmarshal([]byte(`{"result":{"containers":[{"pod":"a","container":"app","profileData":`+bad+`}]}}`), &back)
+		if err == nil || !strings.Contains(err.Error(), "container app of pod a") {
+			t.Errorf("profileData %s: %v, want an error naming the container", bad, err)
 		}
 	}
 }

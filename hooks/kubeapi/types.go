@@ -197,6 +197,9 @@ type ContainerResult struct {
 	Events uint64 `json:"events"`
 	// Profile (record mode) allows what the container did; the plugin merges them.
 	Profile *specs.LinuxSeccomp `json:"profile,omitempty"`
+	// ProfileData is Profile as a SyscallNodeResult stores it (see
+	// SyscallNodeResult.MarshalJSON); empty in memory.
+	ProfileData string `json:"profileData,omitempty"`
 	// Coverage (record mode, Runs over 1) counts the calls of Profile that
 	// fewer than Runs of the runs made, keyed as profile.CoverageCalls names
 	// them; every run made the others.

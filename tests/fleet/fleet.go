@@ -52,6 +52,8 @@ type Result struct {
 	// its first publication made; SteadyWrites its writes.
 	Steady       time.Duration
 	SteadyWrites float64
+	// SteadyAPICPU is the CPU time the API server used in Steady.
+	SteadyAPICPU time.Duration
 	Largest      objectSize
 	LargestBy    map[string]objectSize
 	Objects      map[string]int
@@ -108,6 +110,10 @@ func (r *Result) Summary() string {
 	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429\n", strings.Join(by, ", "), r.Rejected)
 	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
 		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
+	if r.SteadyWrites > 0 {
+		fmt.Fprintf(&b, "  API server CPU in the steady state: %s, %.1f ms per write\n", r.SteadyAPICPU.Round(10*time.Millisecond),
+			float64(r.SteadyAPICPU.Microseconds())/1000/r.SteadyWrites)
+	}
 	fmt.Fprintf(&b, "  largest object: %s %s, %.1f KiB", r.Largest.Kind, r.Largest.Name, float64(r.Largest.Bytes)/1024)
 	for _, k := range sortedKeys(r.LargestBy) {
 		fmt.Fprintf(&b, "; %s: %d, largest %.1f KiB", k, r.Objects[k], float64(r.LargestBy[k].Bytes)/1024)
@@ -241,6 +247,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	cpuS := f.cluster.apiCPU()
 	// Half-way, the last container of every pod exits: published at once.
 	exitAt := time.AfterFunc(max(0, cfg.Duration/2-time.Since(t0)), func() {
 		if err := f.exit(cfg.Containers - 1); err != nil {
@@ -269,6 +276,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	res.SteadyAPICPU = f.cluster.apiCPU() - cpuS
 	logf("spec.stop seen: the plugin collects")
 	select {
 	case err = <-exited:
