@@ -145,7 +145,7 @@ func TestNodeResultPacksProfiles(t *testing.T) {
 		Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow},
 			{Names: []string{"socket"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpEqualTo}}}}}
 	nr := SyscallNodeResult{APIVersion: APIVersion, Kind: "SyscallNodeResult", Metadata: ObjectMeta{Name: "r-n1"},
-		Spec: NodeResultSpec{Recording: "r", Node: "n1"},
+		Spec:   NodeResultSpec{Recording: "r", Node: "n1"},
 		Result: NodeRecording{Phase: PhaseDone, Containers: []ContainerResult{{Pod: "web-1", Container: "app", Profile: p}, {Pod: "web-1", Container: "side"}}}}
 	data, err := json.Marshal(nr)
 	if err != nil {
