@@ -681,7 +681,9 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		if err != nil && !isNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
-			p.r.published, p.r.final, p.r.shape = nil, false, "" // try again
+			// Try again in publishInterval, or at once if the shape changes: an
+			// API server that refuses writes (429, overloaded) is not sent more.
+			p.r.published, p.r.final = nil, false
 			a.mu.Unlock()
 		}
 	}
