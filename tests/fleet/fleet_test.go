@@ -78,6 +78,9 @@ func TestFleet(t *testing.T) {
 			}
 			summaries = append(summaries, res.Summary())
 			t.Log("\n" + res.Summary())
+			if res.Admitted != n**containersFlag {
+				t.Errorf("%d of %d containers admitted before the recording stopped", res.Admitted, n**containersFlag)
+			}
 			if res.Largest.Bytes > maxObject {
 				t.Errorf("%s %s is %d bytes, over %d", res.Largest.Kind, res.Largest.Name, res.Largest.Bytes, maxObject)
 			}
