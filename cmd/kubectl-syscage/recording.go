@@ -13,6 +13,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -130,11 +131,11 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 		return fmt.Errorf("reading the node results of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
 	}
 	for i := range list.Items {
-		var nr kubeapi.SyscallNodeResult
-		if err := fromUnstructured(&list.Items[i], &nr); err != nil {
-			return fmt.Errorf("reading SyscallNodeResult %s: %w", list.Items[i].GetName(), err)
+		nr, ok, err := recordingResult(&list.Items[i], rec.Metadata.UID)
+		if err != nil {
+			return err
 		}
-		if nr.Spec.Node == "" || !slices.ContainsFunc(nr.Metadata.OwnerReferences, func(o kubeapi.OwnerReference) bool { return o.UID == rec.Metadata.UID }) {
+		if !ok {
 			continue
 		}
 		if rec.Status.Nodes == nil {
@@ -143,6 +144,18 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 		rec.Status.Nodes[nr.Spec.Node] = nr.Result
 	}
 	return nil
+}
+
+// recordingResult reads a node result, and says whether it is one of the
+// recording uid's: only a result whose node is named, and whose owner is the
+// recording, counts.
+func recordingResult(u *unstructured.Unstructured, uid string) (kubeapi.SyscallNodeResult, bool, error) {
+	var nr kubeapi.SyscallNodeResult
+	if err := fromUnstructured(u, &nr); err != nil {
+		return nr, false, fmt.Errorf("reading SyscallNodeResult %s: %w", u.GetName(), err)
+	}
+	ok := nr.Spec.Node != "" && slices.ContainsFunc(nr.Metadata.OwnerReferences, func(o kubeapi.OwnerReference) bool { return o.UID == uid })
+	return nr, ok, nil
 }
 
 // waitArmed waits until every node with a Ready agent has published its entry:

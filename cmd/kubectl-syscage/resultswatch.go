@@ -5,7 +5,6 @@ import (
 
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -159,15 +158,11 @@ func (w *resultsWatch) follow(ctx context.Context, wi watch.Interface) {
 	}
 }
 
-// add records one node result, if it is one of this recording's: only a
-// result whose node is named, and whose owner is the recording, counts.
+// add records one node result, if it is one of this recording's.
 func (w *resultsWatch) add(nodes map[string]kubeapi.NodeRecording, names map[string]string, u *unstructured.Unstructured) error {
-	var nr kubeapi.SyscallNodeResult
-	if err := fromUnstructured(u, &nr); err != nil {
-		return fmt.Errorf("reading SyscallNodeResult %s: %w", u.GetName(), err)
-	}
-	if nr.Spec.Node == "" || !slices.ContainsFunc(nr.Metadata.OwnerReferences, func(o kubeapi.OwnerReference) bool { return o.UID == w.uid }) {
-		return nil
+	nr, ok, err := recordingResult(u, w.uid)
+	if err != nil || !ok {
+		return err
 	}
 	nodes[nr.Spec.Node] = nr.Result
 	names[u.GetName()] = nr.Spec.Node
