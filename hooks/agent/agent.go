@@ -31,6 +31,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -673,12 +674,12 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	for _, p := range patches {
 		err := a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
-		if isNotFound(err) {
+		if apierrors.IsNotFound(err) {
 			// The first publication: create it (a recording deleted meanwhile
 			// refuses it as its owner is gone, and that is the end of it).
 			err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
 		}
-		if err != nil && !isNotFound(err) {
+		if err != nil && !apierrors.IsNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
 			// Try again in publishInterval, or at once if the shape changes: an
@@ -725,7 +726,7 @@ func (a *Agent) earlierResult(o kubeapi.SyscallRecording) *kubeapi.NodeRecording
 	switch {
 	case err == nil && nr.Spec.Node == a.opts.Node && slices.ContainsFunc(nr.Metadata.OwnerReferences, func(r kubeapi.OwnerReference) bool { return r.UID == o.Metadata.UID }):
 		return &nr.Result
-	case err != nil && !isNotFound(err):
+	case err != nil && !apierrors.IsNotFound(err):
 		a.log.Warn("reading this node's earlier result", "recording", o.Metadata.Namespace+"/"+o.Metadata.Name, "err", err)
 	}
 	return nil

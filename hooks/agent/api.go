@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -185,6 +184,3 @@ func withoutManagedFields(obj any) (any, error) {
 
 // apiTimeout bounds a request made outside the informers.
 const apiTimeout = 10 * time.Second
-
-func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-func isConflict(err error) bool { return apierrors.IsConflict(err) }

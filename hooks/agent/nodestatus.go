@@ -83,7 +83,7 @@ func (a *Agent) report(ctx context.Context, ns, name string, st *kubeapi.NodePro
 	}
 	body, _ := json.Marshal(map[string]any{"profiles": map[string]any{name: entry}})
 	err := a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
-	if isNotFound(err) && st != nil {
+	if apierrors.IsNotFound(err) && st != nil {
 		// The node's first profile in this namespace.
 		obj := kubeapi.SyscallNodeStatus{
 			APIVersion: kubeapi.APIVersion,
@@ -100,7 +100,7 @@ func (a *Agent) report(ctx context.Context, ns, name string, st *kubeapi.NodePro
 			err = a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
 		}
 	}
-	if isNotFound(err) && st == nil {
+	if apierrors.IsNotFound(err) && st == nil {
 		err = nil // nothing to take the entry out of
 	}
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/profile"
@@ -61,7 +63,7 @@ func (a *Agent) finalSweep() {
 	defer cancel()
 	all, err := list[kubeapi.SyscallProfile](ctx, a.api, profilesGVR)
 	if err != nil {
-		if isNotFound(err) { // the API itself is gone: so is every profile
+		if apierrors.IsNotFound(err) { // the API itself is gone: so is every profile
 			a.sweepProfiles(nil)
 			return
 		}
@@ -213,11 +215,11 @@ func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin 
 		switch {
 		case err == nil:
 			return nil
-		case isNotFound(err):
+		case apierrors.IsNotFound(err):
 			return nil
-		case isConflict(err) && attempt < 10:
+		case apierrors.IsConflict(err) && attempt < 10:
 			if err := a.api.get(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, &o); err != nil {
-				if isNotFound(err) {
+				if apierrors.IsNotFound(err) {
 					return nil
 				}
 				return err
