@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,14 +121,15 @@ func (a *Agent) report(ctx context.Context, ns, name string, st *kubeapi.NodePro
 	a.reported[ns][name] = s
 }
 
-// unreport takes out of this node's statuses the profiles not in keep (by
-// namespace/name): deleted while the agent was away, or as it stops.
+// unreport takes out of this node's statuses the profiles whose files keep does
+// not name (kubeapi.LocalhostProfile): deleted while the agent was away, or as
+// it stops.
 func (a *Agent) unreport(keep map[string]bool) {
 	a.statusMu.Lock()
 	var gone [][2]string
 	for ns, m := range a.reported {
-		for name := range maps.Keys(m) {
-			if !keep[ns+"/"+name] {
+		for name := range m {
+			if !keep[kubeapi.LocalhostProfile(ns, name)] {
 				gone = append(gone, [2]string{ns, name})
 			}
 		}

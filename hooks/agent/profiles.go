@@ -33,12 +33,11 @@ import (
 // agent was away, or, at its exit, deleted by an uninstall that then took the
 // agent down.
 func (a *Agent) sweepProfiles(all []kubeapi.SyscallProfile) {
-	keep, objects := map[string]bool{}, map[string]bool{}
+	keep := map[string]bool{}
 	for _, o := range all {
 		keep[kubeapi.LocalhostProfile(o.Metadata.Namespace, o.Metadata.Name)] = true
-		objects[o.Metadata.Namespace+"/"+o.Metadata.Name] = true
 	}
-	defer a.unreport(objects)
+	defer a.unreport(keep)
 	root, err := os.OpenRoot(a.opts.SeccompDir)
 	if err != nil {
 		a.log.Error("opening the seccomp directory", "dir", a.opts.SeccompDir, "err", err)
