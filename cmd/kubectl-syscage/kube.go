@@ -59,6 +59,9 @@ type clients struct {
 	interval time.Duration
 	// dryRun has the API server check applies without persisting them.
 	dryRun bool
+	// unpack unpacks the profiles of the node results read, each distinct one
+	// once (nil: each anew).
+	unpack *kubeapi.Unpacker
 }
 
 func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*clients, error) {
@@ -79,7 +82,7 @@ func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
-	c := &clients{namespace: ns, interval: interval}
+	c := &clients{namespace: ns, interval: interval, unpack: &kubeapi.Unpacker{}}
 	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {
 		return nil, err
 	}

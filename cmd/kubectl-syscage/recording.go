@@ -131,7 +131,7 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 		return fmt.Errorf("reading the node results of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
 	}
 	for i := range list.Items {
-		nr, ok, err := recordingResult(&list.Items[i], rec.Metadata.UID)
+		nr, ok, err := recordingResult(&list.Items[i], rec.Metadata.UID, c.unpack)
 		if err != nil {
 			return err
 		}
@@ -146,12 +146,16 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 	return nil
 }
 
-// recordingResult reads a node result, and says whether it is one of the
-// recording uid's: only a result whose node is named, and whose owner is the
-// recording, counts.
-func recordingResult(u *unstructured.Unstructured, uid string) (kubeapi.SyscallNodeResult, bool, error) {
+// recordingResult reads a node result, its profiles unpacked through up, and
+// says whether it is one of the recording uid's: only a result whose node is
+// named, and whose owner is the recording, counts.
+func recordingResult(u *unstructured.Unstructured, uid string, up *kubeapi.Unpacker) (kubeapi.SyscallNodeResult, bool, error) {
 	var nr kubeapi.SyscallNodeResult
-	if err := fromUnstructured(u, &nr); err != nil {
+	data, err := u.MarshalJSON()
+	if err == nil {
+		err = up.UnmarshalNodeResult(data, &nr)
+	}
+	if err != nil {
 		return nr, false, fmt.Errorf("reading SyscallNodeResult %s: %w", u.GetName(), err)
 	}
 	ok := nr.Spec.Node != "" && slices.ContainsFunc(nr.Metadata.OwnerReferences, func(o kubeapi.OwnerReference) bool { return o.UID == uid })

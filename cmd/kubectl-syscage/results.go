@@ -104,13 +104,31 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 	merged := 0 // containers a node merged into another's result (many pods on one node)
 	denied := map[string]*deniedCall{}
 	var tally profile.Tally
+	// The containers of a fleet share a few profiles (kubeapi.Unpacker unpacks
+	// each distinct one once): each is merged and counted once, with the runs of
+	// every container that has it.
+	type shared struct {
+		name string
+		runs int // of the containers without coverage of their own
+	}
+	byProfile := map[*specs.LinuxSeccomp]*shared{}
+	var distinct []*specs.LinuxSeccomp
 	for _, c := range containers(st) {
 		if c.Profile == nil {
 			continue
 		}
-		named = append(named, profile.Named{Name: c.Node + ":" + c.key(), Profile: c.Profile})
+		s := byProfile[c.Profile]
+		if s == nil {
+			s = &shared{name: c.Node + ":" + c.key()}
+			byProfile[c.Profile] = s
+			distinct = append(distinct, c.Profile)
+		}
 		res.Runs += max(c.Runs, 1)
-		tally.Add(c.Profile, c.Runs, c.Coverage)
+		if c.Coverage != nil {
+			tally.Add(c.Profile, c.Runs, c.Coverage)
+		} else {
+			s.runs += max(c.Runs, 1)
+		}
 		if !ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] {
 			merged += c.ContainerCount() - 1
 		}
@@ -137,6 +155,12 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		}
 		for _, u := range c.Unnamed {
 			res.Unnamed = append(res.Unnamed, c.key()+": "+u)
+		}
+	}
+	for _, p := range distinct {
+		named = append(named, profile.Named{Name: byProfile[p].name, Profile: p})
+		if n := byProfile[p].runs; n > 0 {
+			tally.Add(p, n, nil)
 		}
 	}
 	res.Containers, res.Pods, res.Nodes, res.AttachedPods = len(ids)+merged, len(pods), len(nodes), len(attachedPods)

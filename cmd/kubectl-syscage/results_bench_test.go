@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +14,12 @@ import (
 )
 
 // BenchmarkMergeFleet is what record does with a fleet's results once every
-// node has answered: the merge over all containers (for the nodes' notes),
-// then one per container name. 10 containers a node, each with a recorded
-// profile (profiles/demo-*.json) and a call of its own node's, so that the
-// profiles differ.
+// node has answered: read each node's result (its profiles packed, as the
+// agents publish them), merge over all containers (for the nodes' notes), then
+// one per container name. 10 containers a node, each with a recorded profile
+// (profiles/demo-*.json) and one call of ten more, so that the profiles
+// differ. "anew" unpacks every profile, as record did before it shared them
+// (kubeapi.Unpacker): the baseline, side by side.
 func BenchmarkMergeFleet(b *testing.B) {
 	var base []*specs.LinuxSeccomp
 	for _, f := range []string{"demo-sh.json", "demo-tar.json"} {
@@ -32,31 +35,50 @@ func BenchmarkMergeFleet(b *testing.B) {
 	}
 	extra := []string{"getpid", "gettid", "uname", "sysinfo", "futex", "nanosleep", "clock_gettime", "pipe2", "dup3", "fchdir"}
 	for _, nodes := range []int{1000, 5000} {
-		st := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{}}
+		var published [][]byte
 		for i := range nodes {
 			node := fmt.Sprintf("node-%05d", i)
-			n := kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}
+			nr := kubeapi.SyscallNodeResult{Spec: kubeapi.NodeResultSpec{Node: node}, Result: kubeapi.NodeRecording{Phase: kubeapi.PhaseDone}}
 			for j := range 10 {
 				p := *base[j%len(base)]
 				p.Syscalls = append(append([]specs.LinuxSyscall(nil), p.Syscalls...), specs.LinuxSyscall{Names: []string{extra[(i+j)%len(extra)]}, Action: specs.ActAllow})
-				n.Containers = append(n.Containers, kubeapi.ContainerResult{
+				nr.Result.Containers = append(nr.Result.Containers, kubeapi.ContainerResult{
 					Pod: "fleet-" + node, PodUID: "uid-" + node, Container: fmt.Sprintf("c%d", j), ContainerID: fmt.Sprintf("%s-%d", node, j),
 					From: kubeapi.FromStart, Runs: 1, Events: 1000, Profile: &p,
 				})
 			}
-			st.Nodes[node] = n
+			data, err := json.Marshal(nr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			published = append(published, data)
 		}
-		b.Run(fmt.Sprint(nodes), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := mergeRecording(st); err != nil {
-					b.Fatal(err)
-				}
-				for _, g := range byContainer(st) {
-					if _, err := mergeRecording(g); err != nil {
+		for _, shared := range []bool{false, true} {
+			name := map[bool]string{false: "anew", true: "shared"}[shared]
+			b.Run(fmt.Sprintf("%d/%s", nodes, name), func(b *testing.B) {
+				for b.Loop() {
+					var up *kubeapi.Unpacker
+					if shared {
+						up = &kubeapi.Unpacker{}
+					}
+					st := kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{}}
+					for _, data := range published {
+						var nr kubeapi.SyscallNodeResult
+						if err := up.UnmarshalNodeResult(data, &nr); err != nil {
+							b.Fatal(err)
+						}
+						st.Nodes[nr.Spec.Node] = nr.Result
+					}
+					if _, err := mergeRecording(st); err != nil {
 						b.Fatal(err)
 					}
+					for _, g := range byContainer(st) {
+						if _, err := mergeRecording(g); err != nil {
+							b.Fatal(err)
+						}
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

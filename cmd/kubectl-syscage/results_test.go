@@ -341,3 +341,43 @@ func TestListed(t *testing.T) {
 		}
 	}
 }
+
+// Containers that share one profile (as read through kubeapi.Unpacker) merge
+// and count exactly as containers with copies of it do.
+func TestMergeRecordingSharedProfiles(t *testing.T) {
+	rw, r := allowOnly("read", "write"), allowOnly("read")
+	status := func(share bool) kubeapi.RecordingStatus {
+		p := func(x *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+			if share {
+				return x
+			}
+			c := *x
+			return &c
+		}
+		return kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{
+			"node-a": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{
+				{Pod: "web-1", PodUID: "u1", Container: "app", ContainerID: "c1", From: kubeapi.FromStart, Profile: p(rw)},
+				{Pod: "web-2", PodUID: "u2", Container: "app", ContainerID: "c2", From: kubeapi.FromStart, Runs: 2, Profile: p(r)},
+			}},
+			"node-b": {Phase: kubeapi.PhaseDone, Containers: []kubeapi.ContainerResult{
+				{Pod: "web-3", PodUID: "u3", Container: "app", ContainerID: "c3", From: kubeapi.FromStart, Profile: p(r)},
+				// Its own coverage: 3 runs, one made write.
+				{Pod: "web-4", PodUID: "u4", Container: "app", ContainerID: "c4", From: kubeapi.FromStart, Runs: 3, Profile: p(rw), Coverage: map[string]int{"write": 1}},
+			}},
+		}}
+	}
+	want, err := mergeRecording(status(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := mergeRecording(status(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Runs != 7 || got.Containers != 4 || got.Coverage.Made("write") != 2 || got.Coverage.Made("read") != 7 {
+		t.Errorf("%d runs, %d containers, write made by %d, read by %d; want 7, 4, 2, 7", got.Runs, got.Containers, got.Coverage.Made("write"), got.Coverage.Made("read"))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("shared profiles (-copies +shared):\n%s", diff)
+	}
+}

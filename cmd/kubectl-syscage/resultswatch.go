@@ -24,6 +24,7 @@ import (
 // decode.
 type resultsWatch struct {
 	ns, uid string
+	unpack  *kubeapi.Unpacker
 	// listed is closed once the first list is in; err says why it failed.
 	listed chan struct{}
 	err    error
@@ -40,7 +41,7 @@ type resultsWatch struct {
 // stop is called.
 func (c *clients) watchResults(ctx context.Context, ns, uid string) *resultsWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &resultsWatch{ns: ns, uid: uid, listed: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
+	w := &resultsWatch{ns: ns, uid: uid, unpack: c.unpack, listed: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
 		nodes: map[string]kubeapi.NodeRecording{}, names: map[string]string{}}
 	go func() {
 		defer close(w.done)
@@ -160,7 +161,7 @@ func (w *resultsWatch) follow(ctx context.Context, wi watch.Interface) {
 
 // add records one node result, if it is one of this recording's.
 func (w *resultsWatch) add(nodes map[string]kubeapi.NodeRecording, names map[string]string, u *unstructured.Unstructured) error {
-	nr, ok, err := recordingResult(u, w.uid)
+	nr, ok, err := recordingResult(u, w.uid, w.unpack)
 	if err != nil || !ok {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -144,6 +145,7 @@ type container struct {
 	live         bool           // still tracked
 	noHook       bool           // started during the recording, yet attached to
 	final        *bpf.Recording // read when it stopped being tracked
+	built        builtProfile   // its profile, as last built
 }
 
 // Run is New and Agent.Run.
@@ -910,7 +912,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 			}
 		}
 		if rec != nil {
-			if err := fillResult(&res, rec, r.planFor(c.name)); err != nil {
+			if err := fillResult(&res, rec, r.planFor(c.name), &c.built); err != nil {
 				st.Message = fmt.Sprintf("container %s of %s: %v", c.name, c.pod, err)
 			}
 		}
@@ -952,28 +954,32 @@ func (a *Agent) heldElsewhere(uid string, r *recording) []string {
 
 // fillResult puts a container's recording into its result: a profile, or in
 // verify mode the calls the profile does not allow.
-func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.Plan) error {
+func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.Plan, memo *builtProfile) error {
 	res.Events = rec.Stats.Events
 	if plan != nil {
 		missing, conditional := plan.Findings(rec)
 		res.Missing, res.Conditional = calls(missing), calls(conditional)
 		return nil
 	}
-	base, err := runtimeDefault()
-	if err != nil {
-		return err
+	if !memo.of(rec) {
+		base, err := runtimeDefault()
+		if err != nil {
+			return err
+		}
+		built, err := record.Profile(rec, profile.Options{Baseline: base.profile, BaselineName: base.name}, true)
+		if err != nil {
+			return err
+		}
+		b := builtProfile{syscalls: rec.Syscalls, args: rec.Args, profile: built.Profile}
+		for _, u := range built.Unnamed {
+			b.unnamed = append(b.unnamed, u.String())
+		}
+		for _, d := range built.Dropped {
+			b.dropped = append(b.dropped, d.String())
+		}
+		*memo = b
 	}
-	built, err := record.Profile(rec, profile.Options{Baseline: base.profile, BaselineName: base.name}, true)
-	if err != nil {
-		return err
-	}
-	res.Profile = built.Profile
-	for _, u := range built.Unnamed {
-		res.Unnamed = append(res.Unnamed, u.String())
-	}
-	for _, d := range built.Dropped {
-		res.Dropped = append(res.Dropped, d.String())
-	}
+	res.Profile, res.Unnamed, res.Dropped = memo.profile, memo.unnamed, memo.dropped
 	denials, err := record.Denials(rec)
 	if err != nil {
 		return err
@@ -982,6 +988,33 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		res.Denied = append(res.Denied, kubeapi.Call{Arch: d.Arch, Name: callName(d.Name, d.Nr), Count: d.Count})
 	}
 	return nil
+}
+
+// builtProfile is the profile last built from a container's recording, with the
+// calls it was built from: the calls of a running container soon settle, and
+// building its profile again from the same calls at each publication cost
+// an agent more CPU than anything else it does (clipping to the baseline above
+// all). Results share the profile: it is only read.
+type builtProfile struct {
+	syscalls         [bpf.NumABIs][]int
+	args             [bpf.NumABIs]map[int]bpf.ArgValues
+	profile          *specs.LinuxSeccomp
+	unnamed, dropped []string
+}
+
+// of reports whether b was built from rec's calls and arguments.
+func (b *builtProfile) of(rec *bpf.Recording) bool {
+	if b.profile == nil {
+		return false
+	}
+	for abi := range rec.Syscalls {
+		if !slices.Equal(b.syscalls[abi], rec.Syscalls[abi]) || !maps.EqualFunc(b.args[abi], rec.Args[abi], func(x, y bpf.ArgValues) bool {
+			return x.Any == y.Any && slices.Equal(x.Values, y.Values)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 type baseline struct {

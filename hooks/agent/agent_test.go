@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks/kubeapi"
+	"github.com/syscage/syscage/profile"
 )
 
 func TestFindCgroup(t *testing.T) {
@@ -245,5 +249,61 @@ func TestPublishKey(t *testing.T) {
 	publishKey(s)
 	if s.Containers[0].Events != 10 || s.Containers[0].Denied[0].Count != 3 {
 		t.Errorf("publishKey changed the status: %+v", s.Containers[0])
+	}
+}
+
+// A container's profile is built again only when its calls change: the same
+// calls at the next publication reuse it.
+func TestFillResultReusesProfile(t *testing.T) {
+	arches, err := record.Arches()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := profile.TableFor(arches[bpf.Native])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nrs := func(names ...string) []int {
+		var out []int
+		for _, n := range names {
+			nr, ok := tab.Number(n)
+			if !ok {
+				t.Fatalf("no %s on %s", n, arches[bpf.Native])
+			}
+			out = append(out, nr)
+		}
+		slices.Sort(out)
+		return out
+	}
+	rec := func(names ...string) *bpf.Recording {
+		r := &bpf.Recording{Stats: bpf.Stats{Events: 10}}
+		r.Syscalls[bpf.Native] = nrs(names...)
+		return r
+	}
+	var memo builtProfile
+	var first, again, grown kubeapi.ContainerResult
+	if err := fillResult(&first, rec("read", "write"), nil, &memo); err != nil {
+		t.Fatal(err)
+	}
+	if err := fillResult(&again, rec("read", "write"), nil, &memo); err != nil {
+		t.Fatal(err)
+	}
+	if first.Profile == nil || again.Profile != first.Profile {
+		t.Error("the same calls built the profile again")
+	}
+	if err := fillResult(&grown, rec("read", "write", "mkdir"), nil, &memo); err != nil {
+		t.Fatal(err)
+	}
+	if grown.Profile == first.Profile || !slices.ContainsFunc(grown.Profile.Syscalls, func(s specs.LinuxSyscall) bool { return slices.Contains(s.Names, "mkdir") }) {
+		t.Errorf("a new call did not rebuild the profile: %+v", grown.Profile)
+	}
+	withArg := rec("read", "write", "mkdir")
+	withArg.Args[bpf.Native] = map[int]bpf.ArgValues{0: {Values: []uint64{1}}}
+	var argRes kubeapi.ContainerResult
+	if err := fillResult(&argRes, withArg, nil, &memo); err != nil {
+		t.Fatal(err)
+	}
+	if argRes.Profile == grown.Profile {
+		t.Error("a new argument value did not rebuild the profile")
 	}
 }

@@ -2,6 +2,7 @@ package kubeapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -173,5 +174,46 @@ func TestNodeResultPacksProfiles(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "container app of pod a") {
 			t.Errorf("profileData %s: %v, want an error naming the container", bad, err)
 		}
+	}
+}
+
+// An Unpacker unpacks each distinct profile once: the results it reads share
+// it, and read exactly as without it.
+func TestUnpackerShares(t *testing.T) {
+	mk := func(node string, names ...string) []byte {
+		nr := SyscallNodeResult{Spec: NodeResultSpec{Node: node}, Result: NodeRecording{Phase: PhaseDone}}
+		for i, n := range names {
+			p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{n}, Action: specs.ActAllow}}}
+			nr.Result.Containers = append(nr.Result.Containers, ContainerResult{Pod: "p-" + node, Container: fmt.Sprint("c", i), Profile: p})
+		}
+		data, err := json.Marshal(nr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	a, b := mk("n1", "read", "write"), mk("n2", "read", "openat")
+	up := &Unpacker{}
+	var ra, rb, plain SyscallNodeResult
+	if err := up.UnmarshalNodeResult(a, &ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.UnmarshalNodeResult(b, &rb); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Result.Containers[0].Profile != rb.Result.Containers[0].Profile {
+		t.Error("the same packed profile on two nodes was unpacked twice")
+	}
+	if ra.Result.Containers[1].Profile == rb.Result.Containers[1].Profile {
+		t.Error("two different profiles share one unpacked profile")
+	}
+	if err := json.Unmarshal(b, &plain); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(plain, rb); diff != "" {
+		t.Errorf("through the Unpacker (-plain +shared):\n%s", diff)
+	}
+	if err := up.UnmarshalNodeResult([]byte(`{"result":{"containers":[{"pod":"a","container":"app","profileData":"!!"}]}}`), &ra); err == nil || !strings.Contains(err.Error(), "container app of pod a") {
+		t.Errorf("bad profileData: %v, want an error naming the container", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -44,6 +45,52 @@ func (r SyscallNodeResult) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON unpacks each container's ProfileData into Profile.
 func (r *SyscallNodeResult) UnmarshalJSON(b []byte) error {
+	return (*Unpacker)(nil).UnmarshalNodeResult(b, r)
+}
+
+// An Unpacker unpacks the profiles of node results, each distinct packed
+// profile once: the nodes of a fleet mostly publish the same few profiles for a
+// container, and a reader of thousands of results would otherwise unpack (gunzip
+// and decode) each of them. The profiles it returns are shared between the
+// results it reads: read them, never change them. The zero value is ready; a
+// nil Unpacker unpacks every profile anew.
+type Unpacker struct {
+	mu       sync.Mutex
+	unpacked map[string]*specs.LinuxSeccomp // by packed profile
+}
+
+// maxUnpacked bounds the distinct profiles an Unpacker keeps (a few KiB each);
+// past it, profiles are unpacked anew.
+const maxUnpacked = 4096
+
+func (u *Unpacker) unpack(s string) (*specs.LinuxSeccomp, error) {
+	if u == nil {
+		return unpackProfile(s)
+	}
+	u.mu.Lock()
+	p, ok := u.unpacked[s]
+	u.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := unpackProfile(s)
+	if err != nil {
+		return nil, err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.unpacked == nil {
+		u.unpacked = map[string]*specs.LinuxSeccomp{}
+	}
+	if len(u.unpacked) < maxUnpacked {
+		u.unpacked[s] = p
+	}
+	return p, nil
+}
+
+// UnmarshalNodeResult decodes a SyscallNodeResult, as json.Unmarshal does, with
+// its profiles unpacked through u.
+func (u *Unpacker) UnmarshalNodeResult(b []byte, r *SyscallNodeResult) error {
 	var in nodeResultJSON
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
@@ -53,7 +100,7 @@ func (r *SyscallNodeResult) UnmarshalJSON(b []byte) error {
 		if c.ProfileData == "" {
 			continue
 		}
-		p, err := unpackProfile(c.ProfileData)
+		p, err := u.unpack(c.ProfileData)
 		if err != nil {
 			return fmt.Errorf("the profile of container %s of pod %s: %w", c.Container, c.Pod, err)
 		}
@@ -69,13 +116,23 @@ func packProfile(p *specs.LinuxSeccomp) (string, error) {
 		return "", err
 	}
 	var b bytes.Buffer
-	z, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	z := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(z)
+	z.Reset(&b)
 	z.Write(data)
 	if err := z.Close(); err != nil {
 		return "", err
 	}
 	return base64.StdEncoding.EncodeToString(b.Bytes()), nil
 }
+
+// gzipWriters are reused: a new one allocates some 800 KB of compressor
+// state, which dwarfed the compression of a profile of a few KB itself (an
+// agent publishes ten of them at a time).
+var gzipWriters = sync.Pool{New: func() any {
+	z, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return z
+}}
 
 // maxProfileData bounds what one packed profile may unpack to.
 const maxProfileData = 16 << 20
