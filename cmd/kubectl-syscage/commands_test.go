@@ -1000,6 +1000,8 @@ func TestUninstall(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	want := "daemonset syscage-system/syscage-agent deleted\n" +
+		"flowschema syscage-agent deleted\n" +
+		"prioritylevelconfiguration syscage-agent deleted\n" +
 		"validatingadmissionpolicybinding syscage-agent-own-node deleted\n" +
 		"validatingadmissionpolicy syscage-agent-own-node deleted\n" +
 		"clusterrolebinding syscage-agent deleted\n" +
@@ -1140,6 +1142,8 @@ func TestInstall(t *testing.T) {
 		"clusterrolebinding syscage-agent applied\n" +
 		"validatingadmissionpolicy syscage-agent-own-node applied\n" +
 		"validatingadmissionpolicybinding syscage-agent-own-node applied\n" +
+		"prioritylevelconfiguration syscage-agent applied\n" +
+		"flowschema syscage-agent applied\n" +
 		"daemonset syscage-system/syscage-agent applied\n" +
 		"syscage agent (localhost/syscage:e2e) running on 2 nodes\n"
 	if diff := cmp.Diff(want, stdout); diff != "" {
@@ -1161,8 +1165,8 @@ func TestInstall(t *testing.T) {
 			}
 		}
 	}
-	if applies != 11 {
-		t.Errorf("%d applies, want 11", applies)
+	if applies != 13 {
+		t.Errorf("%d applies, want 13", applies)
 	}
 }
 
@@ -1181,8 +1185,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 		}
 	}
-	if applies != 11 {
-		t.Errorf("%d applies, want 11", applies)
+	if applies != 13 {
+		t.Errorf("%d applies, want 13", applies)
 	}
 }
 

@@ -37,6 +37,8 @@ func TestInstallObjects(t *testing.T) {
 		"ClusterRoleBinding syscage-agent",
 		"ValidatingAdmissionPolicy syscage-agent-own-node",
 		"ValidatingAdmissionPolicyBinding syscage-agent-own-node",
+		"PriorityLevelConfiguration syscage-agent",
+		"FlowSchema syscage-agent",
 		"DaemonSet syscage-system/syscage-agent",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -152,11 +152,22 @@ func (c *cluster) start(cmd *exec.Cmd, name string, logs io.Writer) error {
 
 // apiCPU is the CPU time the API server has used (user and system), from
 // /proc; zero if it cannot be read.
-func (c *cluster) apiCPU() time.Duration {
-	if c.api == nil || c.api.Process == nil {
+func (c *cluster) apiCPU() time.Duration { return cmdCPU(c.api) }
+
+// etcdCPU is the same for etcd.
+func (c *cluster) etcdCPU() time.Duration { return cmdCPU(c.etcd) }
+
+func cmdCPU(cmd *exec.Cmd) time.Duration {
+	if cmd == nil || cmd.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.api.Process.Pid))
+	return procCPU(cmd.Process.Pid)
+}
+
+// procCPU is the CPU time (user and system) process pid has used, from /proc;
+// zero if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -256,6 +267,20 @@ func (c *cluster) apiWrites(ctx context.Context) (map[string]float64, error) {
 				out[resource] += v
 			}
 		}
+	}
+	return out, nil
+}
+
+// rejections counts the requests the API server's priority and fairness
+// refused, by "priority level/reason" (queue full, time out in the queue, ...).
+func (c *cluster) rejections(ctx context.Context) (map[string]float64, error) {
+	m, err := c.metrics(ctx, c.http, c.apiURL+"/metrics", "apiserver_flowcontrol_rejected_requests_total")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for series, v := range m {
+		out[label(series, "priority_level")+"/"+label(series, "reason")] += v
 	}
 	return out, nil
 }

@@ -2,14 +2,17 @@ package fleet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +55,9 @@ type Result struct {
 	// Rejected counts the API server's 429 answers in the window (its
 	// priority and fairness queues full).
 	Rejected float64
+	// RejectedBy are the API server's refusals over the whole run, by
+	// "priority level/reason".
+	RejectedBy map[string]float64
 	// Steady is the part of Window after every container was admitted and
 	// its first publication made; SteadyWrites its writes.
 	Steady       time.Duration
@@ -70,7 +76,13 @@ type Result struct {
 	Collect, CollectSeen time.Duration
 	// Merged is from spec.stop seen to the plugin's first profile written:
 	// its wait for every node's final result, and the merge of them all.
-	Merged        time.Duration
+	Merged time.Duration
+	// CollectCPU is the CPU time each process used from the stop (the
+	// plugin's Collect before its exit) to the plugin's exit: the API server,
+	// etcd, and this process with every simulated agent; PluginCPU the
+	// plugin's over its whole run.
+	CollectCPU    struct{ API, Etcd, Agents time.Duration }
+	PluginCPU     time.Duration
 	PluginOut     string // its stderr
 	Profiles      int    // profile files written
 	Warnings      int    // the agents' warnings and errors
@@ -112,7 +124,11 @@ func (r *Result) Summary() string {
 			by = append(by, fmt.Sprintf("%s %.0f", k, r.Writes[k]))
 		}
 	}
-	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429\n", strings.Join(by, ", "), r.Rejected)
+	var refused []string
+	for _, k := range sortedKeys(r.RejectedBy) {
+		refused = append(refused, fmt.Sprintf("%s %.0f", k, r.RejectedBy[k]))
+	}
+	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429 (over the whole run, by priority level and reason: %s)\n", strings.Join(by, ", "), r.Rejected, cmp.Or(strings.Join(refused, ", "), "none"))
 	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
 		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
 	if r.SteadyWrites > 0 {
@@ -126,6 +142,9 @@ func (r *Result) Summary() string {
 	fmt.Fprintf(&b, "\n  etcd: %.1f MiB (%.1f MiB in use; %.1f MiB before the recording)\n", r.EtcdTotal/(1<<20), r.EtcdInUse/(1<<20), r.EtcdBefore/(1<<20))
 	fmt.Fprintf(&b, "  collection + merge: %s (the plugin's own figure), %s from spec.stop seen to its exit, %s to its first profile written; %d profiles written\n",
 		r.Collect.Round(time.Millisecond), r.CollectSeen.Round(time.Millisecond), r.Merged.Round(time.Millisecond), r.Profiles)
+	fmt.Fprintf(&b, "  CPU from the stop to the profiles written: API server %s, etcd %s, the simulated agents %s; the plugin %s over its whole run\n",
+		r.CollectCPU.API.Round(10*time.Millisecond), r.CollectCPU.Etcd.Round(10*time.Millisecond), r.CollectCPU.Agents.Round(10*time.Millisecond),
+		r.PluginCPU.Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "  agents' warnings: %d", r.Warnings)
 	for _, w := range r.FirstWarnings {
 		fmt.Fprintf(&b, "\n    %s", w)
@@ -235,6 +254,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	t0 := time.Now()
+	// This process (every agent) is starved on a small machine: what it sees
+	// (spec.stop above all) it sees late. CPU is sampled all along, and the
+	// collection's share is taken from the samples at the plugin's own times.
+	stopSampling := f.sampleCPU()
+	defer stopSampling()
 	w0, err := f.cluster.apiWrites(ctx)
 	if err != nil {
 		return nil, err
@@ -317,8 +341,10 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	tExit := time.Now()
 	res.CollectSeen = time.Since(t1)
 	res.PluginOut = stderr.String()
+	res.PluginCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	if err != nil {
 		return res, fmt.Errorf("kubectl syscage record: %w", err)
 	}
@@ -342,6 +368,12 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.Collect, err = time.ParseDuration(m[1]); err != nil {
 		return res, err
 	}
+	if res.RejectedBy, err = f.cluster.rejections(ctx); err != nil {
+		return res, err
+	}
+	samples := stopSampling()
+	from, to := cpuAt(samples, tExit.Add(-res.Collect)), cpuAt(samples, tExit)
+	res.CollectCPU.API, res.CollectCPU.Etcd, res.CollectCPU.Agents = to.api-from.api, to.etcd-from.etcd, to.agents-from.agents
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
 	res.Profiles = len(files)
 	if err := f.checkProfiles(out); err != nil {
@@ -355,6 +387,57 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	res.Warnings, res.FirstWarnings = f.warnings.get()
 	return res, nil
+}
+
+// cpuSample is the CPU time each process had used at a moment.
+type cpuSample struct {
+	at                time.Time
+	api, etcd, agents time.Duration
+}
+
+// sampleCPU samples the API server's, etcd's and this process's CPU time every
+// 100 ms until the returned function is called, which returns the samples.
+func (f *fleet) sampleCPU() func() []cpuSample {
+	var (
+		mu      sync.Mutex
+		samples []cpuSample
+		once    sync.Once
+	)
+	done := make(chan struct{})
+	take := func() {
+		s := cpuSample{time.Now(), f.cluster.apiCPU(), f.cluster.etcdCPU(), procCPU(os.Getpid())}
+		mu.Lock()
+		samples = append(samples, s)
+		mu.Unlock()
+	}
+	take()
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				take()
+			}
+		}
+	}()
+	return func() []cpuSample {
+		once.Do(func() { close(done); take() })
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(samples)
+	}
+}
+
+// cpuAt is the last sample at or before t (the first, if none is).
+func cpuAt(samples []cpuSample, t time.Time) cpuSample {
+	i, _ := slices.BinarySearchFunc(samples, t, func(s cpuSample, t time.Time) int { return s.at.Compare(t) })
+	if i < len(samples) && samples[i].at.Equal(t) {
+		return samples[i]
+	}
+	return samples[max(0, i-1)]
 }
 
 // warnings counts what the agents log at Warn and above, and keeps the first few.
