@@ -190,8 +190,11 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 			spawned = true
 			spawns++
 			// Asked again as soon as the recorder listens (or exits, having lost
-			// the lock to another), rather than on a poll.
-			waitReady(ready, deadline)
+			// the lock to another), or as soon as another recorder listens:
+			// containers started together after an idle period each start one,
+			// and those that lose the lock wait for it up to a second, in case
+			// its holder is on its way out.
+			waitReady(ready, sock, deadline)
 			continue
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -277,12 +280,36 @@ func spawn(opts HookOptions) (*os.File, error) {
 // listens.
 const readyEnv = "SYSCAGE_READY_FD"
 
-// waitReady waits for the recorder's end of the pipe to close, until deadline.
-func waitReady(ready *os.File, deadline time.Time) {
+// waitReady waits for the recorder's end of the pipe to close, or for a
+// recorder, this one or another, to listen on sock, until deadline.
+func waitReady(ready *os.File, sock string, deadline time.Time) {
 	defer ready.Close()
-	ready.SetReadDeadline(deadline)
 	var b [1]byte
-	ready.Read(b[:])
+	for time.Now().Before(deadline) {
+		next := time.Now().Add(5 * time.Millisecond)
+		if next.After(deadline) {
+			next = deadline
+		}
+		ready.SetReadDeadline(next)
+		if _, err := ready.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		if listening(sock) {
+			return
+		}
+	}
+}
+
+// listening reports whether a recorder accepts connections on sock. The
+// connection made to find out is closed at once; the recorder answers it
+// "bad request" to no one.
+func listening(sock string) bool {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // signalReady closes the descriptor the hook that started this recorder waits on.

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -640,4 +641,49 @@ func pinnedMemlock(b *testing.B, dir string) float64 {
 		b.Fatal(err)
 	}
 	return total
+}
+
+// BenchmarkHookColdTogether: containers started at once after an idle period,
+// each hook starting a recorder; one takes the lock and loads the programs, the
+// others' recorders wait for the lock (in case its holder is on its way out)
+// and give up. What the slowest of four adds, beside one container's run
+// without the hook.
+func BenchmarkHookColdTogether(b *testing.B) {
+	testenv.RequireRoot(b)
+	e := newHookEnv(b, func(cfg map[string]any) { cfg["idleExit"] = "50ms" })
+	plainDir, _ := rt.Bundle(b, []string{"true"}, nil)
+	var dirs []string
+	for range 4 {
+		dir, spec := rt.Bundle(b, []string{"true"}, nil)
+		h := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
+		spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{h}, Poststop: []specs.Hook{h}}
+		spec.Annotations = map[string]string{"io.syscage.record": "bench"}
+		rt.WriteSpec(b, dir, spec)
+		dirs = append(dirs, dir)
+	}
+	var none, slowest, fastest []float64
+	for range 6 {
+		none = append(none, timed(func() { rt.RuncRun(b, plainDir) }))
+		e.waitIdleExit(b)
+		times := make([]float64, len(dirs))
+		errs := make([]error, len(dirs))
+		var wg sync.WaitGroup
+		for i, dir := range dirs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				times[i] = timed(func() { _, errs[i] = rt.RuncTry(b, dir) })
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		slowest, fastest = append(slowest, slices.Max(times)), append(fastest, slices.Min(times))
+	}
+	b.ReportMetric(median(slowest)-median(none), "ms-runc-added-slowest-of-4")
+	b.ReportMetric(median(fastest)-median(none), "ms-runc-added-fastest-of-4")
+	b.ReportMetric(median(slowest)/median(none), "x-slowest-of-4/none")
 }

@@ -96,6 +96,10 @@ type Agent struct {
 	containers map[string]*container // by recording UID + "/" + container ID
 	selection  []string              // the namespaces last written to the selection file
 	synced     map[string]bool       // which lists have been received
+	// every is how often, at most, a recording whose containers merely made
+	// new calls is published: publishInterval, longer while the API server is
+	// slow to take writes (see adapt). Only reconcile uses it.
+	every time.Duration
 
 	// What this node last reported of each profile, by namespace and name
 	// (without its time), and the owner of its statuses: its Node.
@@ -647,7 +651,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		// once; what the running containers call, every publishInterval at most:
 		// each publication rewrites the node's whole entry in the API server.
 		shape := a.shape(uid, r, stopping)
-		if shape == r.shape && time.Since(r.lastSent) < publishInterval {
+		if shape == r.shape && time.Since(r.lastSent) < max(a.every, publishInterval) {
 			continue
 		}
 		st := a.nodeStatus(uid, r, stopping)
@@ -675,12 +679,17 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		defer cancel()
 	}
 	for _, p := range patches {
+		start := time.Now()
 		err := a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
 		if apierrors.IsNotFound(err) {
 			// The first publication: create it (a recording deleted meanwhile
 			// refuses it as its owner is gone, and that is the end of it).
 			err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
 		}
+		a.adapt(time.Since(start), err)
+		a.mu.Lock()
+		p.r.lastSent = time.Now() // the interval runs from the write's end
+		a.mu.Unlock()
 		if err != nil && !apierrors.IsNotFound(err) {
 			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
 			a.mu.Lock()
@@ -761,6 +770,30 @@ func publishKey(st kubeapi.NodeRecording) []byte {
 // publishInterval bounds how often a node publishes a recording whose containers
 // merely made new calls.
 const publishInterval = 5 * time.Second
+
+// A write that took longer than slowWrite waited in the API server's queue
+// behind others': the API server is behind. Each node of a fleet then publishes
+// the calls it sees half as often, up to once per maxPublishInterval, and twice
+// as often again after writes that went through at once. Left at 5 s, 5,000
+// nodes asked some 1,000 writes a second of an API server that took 150 on two
+// cores: every write waited behind the whole fleet's, and so did the answers a
+// recording waits for (each node's first, and its last after the stop). What a
+// node must say at once (a container that starts or exits, a phase) is
+// published at once whatever the interval.
+const (
+	slowWrite          = time.Second
+	maxPublishInterval = time.Minute
+)
+
+// adapt sets the publication interval after a write that took took.
+func (a *Agent) adapt(took time.Duration, err error) {
+	switch {
+	case took > slowWrite || apierrors.IsTooManyRequests(err):
+		a.every = min(2*max(a.every, publishInterval), maxPublishInterval)
+	case took < slowWrite/4:
+		a.every = max(a.every/2, publishInterval)
+	}
+}
 
 // shape is what of a recording's node status is published without delay: its
 // phase and message inputs and its containers, with whether each runs.

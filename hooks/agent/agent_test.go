@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/record"
@@ -305,5 +306,35 @@ func TestFillResultReusesProfile(t *testing.T) {
 	}
 	if argRes.Profile == grown.Profile {
 		t.Error("a new argument value did not rebuild the profile")
+	}
+}
+
+// A node publishes new calls less often while the API server is slow to take
+// its writes, never more often than publishInterval, and again as often once
+// writes go through at once.
+func TestAdaptPublication(t *testing.T) {
+	a := &Agent{}
+	tooMany := apierrors.NewTooManyRequests("queue full", 1)
+	for i, step := range []struct {
+		took time.Duration
+		err  error
+		want time.Duration
+	}{
+		{10 * time.Millisecond, nil, publishInterval},
+		{2 * time.Second, nil, 2 * publishInterval},
+		{2 * time.Second, nil, 4 * publishInterval},
+		{500 * time.Millisecond, nil, 4 * publishInterval}, // neither slow nor fast
+		{10 * time.Millisecond, tooMany, 8 * publishInterval},
+		{5 * time.Second, nil, maxPublishInterval}, // 80 s, capped
+		{5 * time.Second, nil, maxPublishInterval},
+		{10 * time.Millisecond, nil, maxPublishInterval / 2},
+		{10 * time.Millisecond, nil, maxPublishInterval / 4},
+		{10 * time.Millisecond, nil, maxPublishInterval / 8},
+		{10 * time.Millisecond, nil, publishInterval},
+	} {
+		a.adapt(step.took, step.err)
+		if max(a.every, publishInterval) != step.want {
+			t.Errorf("step %d (%s, %v): every %s, want %s", i, step.took, step.err, a.every, step.want)
+		}
 	}
 }
