@@ -285,6 +285,19 @@ func (c *cluster) rejections(ctx context.Context) (map[string]float64, error) {
 	return out, nil
 }
 
+// dispatched counts the requests the API server served at each priority level.
+func (c *cluster) dispatched(ctx context.Context) (map[string]float64, error) {
+	m, err := c.metrics(ctx, c.http, c.apiURL+"/metrics", "apiserver_flowcontrol_dispatched_requests_total")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for series, v := range m {
+		out[label(series, "priority_level")] += v
+	}
+	return out, nil
+}
+
 // rejectedKey, in apiWrites, counts the requests of any verb refused with 429.
 const rejectedKey = "429"
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
 // Config is one simulation.
@@ -56,8 +59,10 @@ type Result struct {
 	// priority and fairness queues full).
 	Rejected float64
 	// RejectedBy are the API server's refusals over the whole run, by
-	// "priority level/reason".
+	// "priority level/reason"; AgentLevel the requests it served at the
+	// agents' own priority level (install's FlowSchema).
 	RejectedBy map[string]float64
+	AgentLevel float64
 	// Steady is the part of Window after every container was admitted and
 	// its first publication made; SteadyWrites its writes.
 	Steady       time.Duration
@@ -128,7 +133,8 @@ func (r *Result) Summary() string {
 	for _, k := range sortedKeys(r.RejectedBy) {
 		refused = append(refused, fmt.Sprintf("%s %.0f", k, r.RejectedBy[k]))
 	}
-	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429 (over the whole run, by priority level and reason: %s)\n", strings.Join(by, ", "), r.Rejected, cmp.Or(strings.Join(refused, ", "), "none"))
+	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429 (over the whole run, by priority level and reason: %s); %.0f served at the agents' priority level over the whole run\n",
+		strings.Join(by, ", "), r.Rejected, cmp.Or(strings.Join(refused, ", "), "none"), r.AgentLevel)
 	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
 		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
 	if r.SteadyWrites > 0 {
@@ -173,6 +179,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
+	// Every agent of the fleet shares this process's heap (a real one has a
+	// process of its own, and a heap of a few MB), and at Go's default pace the
+	// collection of that heap of thousands of agents weighed on the machine's
+	// two cores as much as their work did, at the API server's expense. It is
+	// collected four times more rarely, within a bound the machine has room
+	// for.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(8 << 30))
 	f := &fleet{cfg: cfg, dir: cfg.Dir, warnings: &warnings{}}
 	f.agentCtx, f.stopAgentCtx = context.WithCancel(context.WithoutCancel(ctx))
 	if f.demos, f.others, err = loadSources(cfg.Root); err != nil {
@@ -371,6 +385,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.RejectedBy, err = f.cluster.rejections(ctx); err != nil {
 		return res, err
 	}
+	levels, err := f.cluster.dispatched(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.AgentLevel = levels[kubeapi.AgentName]
 	samples := stopSampling()
 	from, to := cpuAt(samples, tExit.Add(-res.Collect)), cpuAt(samples, tExit)
 	res.CollectCPU.API, res.CollectCPU.Etcd, res.CollectCPU.Agents = to.api-from.api, to.etcd-from.etcd, to.agents-from.agents

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/tests/testenv"
 )
 
@@ -92,6 +93,11 @@ func TestFleet(t *testing.T) {
 			}
 			if res.SteadyWrites > limit {
 				t.Errorf("%.0f writes in the last %s of the recording: more than the rate limit allows %d nodes (%.0f)", res.SteadyWrites, res.Steady, n, limit)
+			}
+			// install's FlowSchema puts the agents' writes of their results at
+			// a priority level of their own.
+			if got := res.Writes["syscallnoderesults"]; res.AgentLevel < got {
+				t.Errorf("the API server served %.0f requests at priority level %s, fewer than the agents' %.0f writes of their results", res.AgentLevel, kubeapi.AgentName, got)
 			}
 			if res.Profiles != *containersFlag {
 				t.Errorf("%d profiles written, want one per container (%d)", res.Profiles, *containersFlag)
