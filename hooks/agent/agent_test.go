@@ -292,13 +292,13 @@ func TestFillResultReusesProfile(t *testing.T) {
 	if first.Profile == nil || again.Profile != first.Profile {
 		t.Error("the same calls built the profile again")
 	}
-	if err := fillResult(&grown, rec("read", "write", "mkdir"), nil, &memo); err != nil {
+	if err := fillResult(&grown, rec("read", "write", "mkdirat"), nil, &memo); err != nil {
 		t.Fatal(err)
 	}
-	if grown.Profile == first.Profile || !slices.ContainsFunc(grown.Profile.Syscalls, func(s specs.LinuxSyscall) bool { return slices.Contains(s.Names, "mkdir") }) {
+	if grown.Profile == first.Profile || !slices.ContainsFunc(grown.Profile.Syscalls, func(s specs.LinuxSyscall) bool { return slices.Contains(s.Names, "mkdirat") }) {
 		t.Errorf("a new call did not rebuild the profile: %+v", grown.Profile)
 	}
-	withArg := rec("read", "write", "mkdir")
+	withArg := rec("read", "write", "mkdirat")
 	withArg.Args[bpf.Native] = map[int]bpf.ArgValues{0: {Values: []uint64{1}}}
 	var argRes kubeapi.ContainerResult
 	if err := fillResult(&argRes, withArg, nil, &memo); err != nil {

@@ -271,29 +271,21 @@ func (c *cluster) apiWrites(ctx context.Context) (map[string]float64, error) {
 	return out, nil
 }
 
-// rejections counts the requests the API server's priority and fairness
-// refused, by "priority level/reason" (queue full, time out in the queue, ...).
-func (c *cluster) rejections(ctx context.Context) (map[string]float64, error) {
-	m, err := c.metrics(ctx, c.http, c.apiURL+"/metrics", "apiserver_flowcontrol_rejected_requests_total")
+// sumBy sums the samples of one of the API server's metrics by the values of
+// the labels named, joined with "/": the priority and fairness refusals by
+// "priority level/reason", or its requests served by priority level.
+func (c *cluster) sumBy(ctx context.Context, metric string, labels ...string) (map[string]float64, error) {
+	m, err := c.metrics(ctx, c.http, c.apiURL+"/metrics", metric)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]float64{}
 	for series, v := range m {
-		out[label(series, "priority_level")+"/"+label(series, "reason")] += v
-	}
-	return out, nil
-}
-
-// dispatched counts the requests the API server served at each priority level.
-func (c *cluster) dispatched(ctx context.Context) (map[string]float64, error) {
-	m, err := c.metrics(ctx, c.http, c.apiURL+"/metrics", "apiserver_flowcontrol_dispatched_requests_total")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for series, v := range m {
-		out[label(series, "priority_level")] += v
+		var key []string
+		for _, l := range labels {
+			key = append(key, label(series, l))
+		}
+		out[strings.Join(key, "/")] += v
 	}
 	return out, nil
 }

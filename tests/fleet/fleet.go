@@ -382,10 +382,10 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if res.Collect, err = time.ParseDuration(m[1]); err != nil {
 		return res, err
 	}
-	if res.RejectedBy, err = f.cluster.rejections(ctx); err != nil {
+	if res.RejectedBy, err = f.cluster.sumBy(ctx, "apiserver_flowcontrol_rejected_requests_total", "priority_level", "reason"); err != nil {
 		return res, err
 	}
-	levels, err := f.cluster.dispatched(ctx)
+	levels, err := f.cluster.sumBy(ctx, "apiserver_flowcontrol_dispatched_requests_total", "priority_level")
 	if err != nil {
 		return res, err
 	}
