@@ -23,6 +23,7 @@ import (
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -62,6 +63,8 @@ type clients struct {
 	// unpack unpacks the profiles of the node results read, each distinct one
 	// once (nil: each anew).
 	unpack *kubeapi.Unpacker
+	// meta reads objects' metadata alone (nil: waits read whole objects).
+	meta metadata.Interface
 }
 
 func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*clients, error) {
@@ -84,6 +87,9 @@ func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*
 	}
 	c := &clients{namespace: ns, interval: interval, unpack: &kubeapi.Unpacker{}}
 	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if c.meta, err = metadata.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
 	if c.core, err = corev1client.NewForConfig(cfg); err != nil {

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	metadatafake "k8s.io/client-go/metadata/fake"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
@@ -99,4 +101,53 @@ func TestResultsWatched(t *testing.T) {
 		}
 	}
 	t.Fatalf("watched: %v, want %v", got, want)
+}
+
+// The wait for every node's first answer follows the node results' metadata
+// alone: a node has answered once the object of its name, owned by the
+// recording, exists.
+func TestNamesWatch(t *testing.T) {
+	meta := func(name, ownerUID, labelUID string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{
+			TypeMeta: metav1.TypeMeta{APIVersion: kubeapi.APIVersion, Kind: "SyscallNodeResult"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{kubeapi.RecordingLabel: labelUID},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: "SyscallRecording", Name: "rec", UID: types.UID(ownerUID)}}},
+		}
+	}
+	scheme := metadatafake.NewTestScheme()
+	metav1.AddMetaToScheme(scheme)
+	fm := metadatafake.NewSimpleMetadataClient(scheme,
+		meta(kubeapi.NodeResultName("rec", "node-a"), "uid-1", "uid-1"),
+		meta(kubeapi.NodeResultName("rec", "node-x"), "uid-other", "uid-1"), // not its owner
+	)
+	c := &clients{meta: fm}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w, err := c.watchNames(ctx, "shop", "rec", "uid-1")
+	if err != nil || w == nil {
+		t.Fatalf("watchNames: %v, %v", w, err)
+	}
+	defer w.stop()
+	for !w.synced() {
+		if ctx.Err() != nil {
+			t.Fatal("the first list never came")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !w.answered("node-a") || w.answered("node-x") || w.answered("node-b") {
+		t.Errorf("answered: node-a %v, node-x %v, node-b %v; want true, false, false", w.answered("node-a"), w.answered("node-x"), w.answered("node-b"))
+	}
+	// node-b answers while the wait goes on.
+	if _, err := fm.Resource(nodeResultsGVR).Namespace("shop").(metadatafake.MetadataClient).CreateFake(meta(kubeapi.NodeResultName("rec", "node-b"), "uid-1", "uid-1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for !w.answered("node-b") {
+		if ctx.Err() != nil {
+			t.Fatal("node-b's answer was not seen")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if w, err := (&clients{}).watchNames(ctx, "shop", "rec", "uid-1"); w != nil || err != nil {
+		t.Errorf("without a metadata client: %v, %v; want nothing to follow", w, err)
+	}
 }

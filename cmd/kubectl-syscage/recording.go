@@ -165,6 +165,34 @@ func recordingResult(u *unstructured.Unstructured, uid string, up *kubeapi.Unpac
 // waitArmed waits until every node with a Ready agent has published its entry:
 // from then on it records the selected containers there.
 func (r *recordingRun) waitArmed(ctx context.Context) error {
+	names, err := r.c.watchNames(ctx, r.w.namespace, r.name, r.uid)
+	if err != nil {
+		return err
+	}
+	if names != nil {
+		defer names.stop()
+		return r.c.poll(ctx, r.timeout, "every agent to take up the recording", func(ctx context.Context) (pending, error) {
+			// Gone (deleted by someone else) is an error, not a wait.
+			if _, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Get(ctx, r.name, metav1.GetOptions{}); err != nil {
+				return "", fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+			}
+			if !names.synced() {
+				return "listing the node results", nil
+			}
+			var missing []string
+			for node := range r.agents {
+				if !names.answered(node) {
+					missing = append(missing, node)
+				}
+			}
+			slices.Sort(missing)
+			if len(missing) > 0 {
+				return "no answer yet from " + describeNodes(missing, r.agents), nil
+			}
+			return "", nil
+		})
+	}
+	// No metadata client, or an older installation (answers in the status).
 	defer r.follow(ctx)()
 	return r.c.poll(ctx, r.timeout, "every agent to take up the recording", func(ctx context.Context) (pending, error) {
 		rec, err := r.get(ctx)
