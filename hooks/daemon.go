@@ -144,7 +144,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 // ServeWith is Serve with options.
 func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOptions) error {
 	lockPath := filepath.Join(cfg.RunDir, "recorder.lock")
-	lock, err := lockFile(lockPath, time.Second)
+	lock, err := lockServing(lockPath, cfg.Socket())
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		log.Debug("another recorder is running", "err", err)
 		if opts.Recorder == nil {
@@ -831,10 +831,26 @@ func WriteIn(root *os.Root, name string, data []byte) error {
 	return nil
 }
 
+// lockServing is lockFile for a recorder: it waits up to a second for a
+// recorder on its way out to let go, and gives up (EWOULDBLOCK) as soon as
+// another recorder listens on sock. Containers started together after an idle
+// period each start a recorder; one takes the lock and serves, and the others
+// go at once rather than wait for the lock, outlive the hooks that started
+// them (which ask the one that listens), and take the lock when it exits.
+func lockServing(path, sock string) (*os.File, error) {
+	return lockWhile(path, time.Second, func() bool { return !listening(sock) })
+}
+
 // lockFile takes an exclusive lock on path, waiting up to wait for a recorder that
 // is exiting to let go of it. A recorder removes the file before it lets go, so a
 // lock taken on a file no longer at path is let go and taken again.
 func lockFile(path string, wait time.Duration) (*os.File, error) {
+	return lockWhile(path, wait, nil)
+}
+
+// lockWhile is lockFile that also gives up, with EWOULDBLOCK, once keepWaiting
+// (if set) says so.
+func lockWhile(path string, wait time.Duration, keepWaiting func() bool) (*os.File, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -858,7 +874,7 @@ func lockFile(path string, wait time.Duration) (*os.File, error) {
 			continue
 		}
 		f.Close()
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) || keepWaiting != nil && !keepWaiting() {
 			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		time.Sleep(10 * time.Millisecond)
