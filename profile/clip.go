@@ -2,10 +2,7 @@ package profile
 
 import (
 	"fmt"
-	"maps"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -65,11 +62,22 @@ func Clip(name string, p *specs.LinuxSeccomp, baseName string, baseline *specs.L
 	if allows(p.DefaultAction) {
 		return nil, nil, fmt.Errorf("%s allows every syscall it does not name (defaultAction %s), which is wider than the baseline %s: set a refusing defaultAction, or use --baseline none", name, p.DefaultAction, baseName)
 	}
-	idx := indexOf(baseline)
-	if idx.both != "" {
-		return nil, nil, fmt.Errorf("baseline %s both allows and refuses %q by argument: syscage cannot tell which wins; use a baseline that does one or the other", baseName, idx.both)
+	allowed := map[string][]conj{}
+	refusing := map[string]bool{}
+	for _, sc := range baseline.Syscalls {
+		for _, n := range sc.Names {
+			if allows(sc.Action) {
+				allowed[n] = append(allowed[n], expand(sc)...)
+			} else {
+				refusing[n] = true
+			}
+		}
 	}
-	allowed := idx.allowed
+	for n := range refusing {
+		if len(allowed[n]) > 0 {
+			return nil, nil, fmt.Errorf("baseline %s both allows and refuses %q by argument: syscage cannot tell which wins; use a baseline that does one or the other", baseName, n)
+		}
+	}
 
 	out := *p
 	out.Syscalls = nil
@@ -100,54 +108,6 @@ func Clip(name string, p *specs.LinuxSeccomp, baseName string, baseline *specs.L
 	}
 	return norm, dedupeDropped(dropped), nil
 }
-
-// baselineIndex is what Clip reads of a baseline: the conditions under which it
-// allows each call, and a call it both allows and refuses, if any.
-type baselineIndex struct {
-	allowed map[string][]conj
-	both    string
-}
-
-// baselineIndexes keeps the index of the baselines last clipped to, by
-// pointer: an agent clips every container's profile to the same baseline at
-// every change, and building its index (some 350 calls) cost more than the
-// clip. A baseline is read, never changed, once in use.
-var baselineIndexes sync.Map // *specs.LinuxSeccomp → *baselineIndex
-
-func indexOf(baseline *specs.LinuxSeccomp) *baselineIndex {
-	if idx, ok := baselineIndexes.Load(baseline); ok {
-		return idx.(*baselineIndex)
-	}
-	idx := &baselineIndex{allowed: map[string][]conj{}}
-	refusing := map[string]bool{}
-	for _, sc := range baseline.Syscalls {
-		for _, n := range sc.Names {
-			if allows(sc.Action) {
-				idx.allowed[n] = append(idx.allowed[n], expand(sc)...)
-			} else {
-				refusing[n] = true
-			}
-		}
-	}
-	for _, n := range slices.Sorted(maps.Keys(refusing)) {
-		if len(idx.allowed[n]) > 0 {
-			idx.both = n
-			break
-		}
-	}
-	// A few baselines at most are in use at once; a process that went through
-	// many starts over rather than keep them all.
-	if n := baselineCount.Add(1); n > maxBaselineIndexes {
-		baselineIndexes.Clear()
-		baselineCount.Store(1)
-	}
-	baselineIndexes.Store(baseline, idx)
-	return idx
-}
-
-const maxBaselineIndexes = 16
-
-var baselineCount atomic.Int32
 
 func dedupeDropped(d []Dropped) []Dropped {
 	seen := map[string]bool{}
