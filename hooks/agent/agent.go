@@ -666,7 +666,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		if err != nil {
 			continue
 		}
-		r.published, r.lastSent = key, time.Now()
+		r.published = key
 		r.final = st.Phase != kubeapi.PhaseRecording
 		patches = append(patches, patch{r.obj.Metadata.Namespace, kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), body, r})
 	}
@@ -687,17 +687,18 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 			err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
 		}
 		a.adapt(time.Since(start), err)
+		failed := err != nil && !apierrors.IsNotFound(err)
+		if failed {
+			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
+		}
 		a.mu.Lock()
 		p.r.lastSent = time.Now() // the interval runs from the write's end
-		a.mu.Unlock()
-		if err != nil && !apierrors.IsNotFound(err) {
-			a.log.Warn("publishing a recording's status", "recording", p.ns+"/"+p.name, "err", err)
-			a.mu.Lock()
-			// Try again in publishInterval, or at once if the shape changes: an
+		if failed {
+			// Try again in the interval, or at once if the shape changes: an
 			// API server that refuses writes (429, overloaded) is not sent more.
 			p.r.published, p.r.final = nil, false
-			a.mu.Unlock()
 		}
+		a.mu.Unlock()
 	}
 }
 
