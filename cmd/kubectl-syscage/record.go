@@ -300,10 +300,10 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 		return nil
 	}
 	groups := byContainer(st)
-	all, err := mergeRecording(st) // for what is said once: the nodes' notes and failures
-	if err != nil {
-		return err
-	}
+	// What is said once: the nodes' notes and failures (not a merge of every
+	// container's profile, which a fleet would pay for twice).
+	all := &recordResult{}
+	all.Failed, all.Notes = nodeMessages(st)
 	names := dest.selected
 	if dest.single != "" {
 		names = []string{dest.single}

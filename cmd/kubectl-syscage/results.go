@@ -129,10 +129,10 @@ func mergeRecording(st kubeapi.RecordingStatus) (*recordResult, error) {
 		} else {
 			s.runs += max(c.Runs, 1)
 		}
-		if !ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] {
+		if id := cmp.Or(c.ContainerID, c.Node+":"+c.key()); !ids[id] {
 			merged += c.ContainerCount() - 1
+			ids[id] = true
 		}
-		ids[cmp.Or(c.ContainerID, c.Node+":"+c.key())] = true
 		for _, p := range c.PodRefs() {
 			pods[cmp.Or(p.UID, p.Name)] = true
 			if c.From == kubeapi.FromAttach {
