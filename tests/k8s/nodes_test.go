@@ -152,15 +152,27 @@ spec: {mode: record, selector: {matchLabels: {app: pair}}}
 				t.Errorf("node %s's profile lacks mkdir", n.name)
 			}
 		}
-		time.Sleep(3 * time.Second)
-		pods := podsOf(t, c, ns, "app=pair")
-		if m := podNodes(); len(pods) != 2 || !spread(m) {
-			t.Fatalf("want the 2 pods one on each node: %v on %v", pods, m)
-		}
-		for _, p := range pods {
-			if p.profile != lp || !p.ready || p.restarts != 0 {
-				t.Errorf("pod %s: profile %q, ready %v, restarts %d", p.name, p.profile, p.ready, p.restarts)
+		// The rollout is complete, but a pod may still be on its way to ready on a
+		// slow machine: wait for both, then watch them run a few loops under it.
+		underProfile := func() (bool, string) {
+			pods := podsOf(t, c, ns, "app=pair")
+			m := podNodes()
+			ok := len(pods) == 2 && spread(m)
+			for _, p := range pods {
+				ok = ok && p.profile == lp && p.ready
 			}
+			return ok, fmt.Sprintf("%v on %v", pods, m)
+		}
+		waitFor(t, "the 2 pods to run under the profile, one on each node", time.Minute, underProfile)
+		time.Sleep(3 * time.Second)
+		ok, state := underProfile()
+		for _, p := range podsOf(t, c, ns, "app=pair") {
+			ok = ok && p.restarts == 0
+		}
+		if !ok {
+			desc, _ := c.try(c.kubectl, "-n", ns, "describe", "pods", "-l", "app=pair")
+			prev, _ := c.try(c.kubectl, "-n", ns, "logs", "-l", "app=pair", "--previous", "--prefix")
+			t.Fatalf("the pair's pods did not keep running under %s: %s\n%s\nprevious logs:\n%s", lp, state, desc, prev)
 		}
 
 		// Without mkdir, the pods of both nodes fail with EPERM.
@@ -170,24 +182,27 @@ spec: {mode: record, selector: {matchLabels: {app: pair}}}
 		if code != 0 {
 			t.Fatalf("apply (strict): exit %d\n%s", code, out)
 		}
+		// A pod failed with exit 3 counts once its logs, read then (the kubelet
+		// keeps a crash-looping container's logs only so long), show the EPERM.
 		failed := map[string]string{} // node: pod
-		waitFor(t, "a pod under the strict profile to fail on each node", 2*time.Minute, func() (bool, string) {
+		waitFor(t, "a pod under the strict profile to fail with EPERM on each node", 2*time.Minute, func() (bool, string) {
 			on := podNodes()
+			var logs []string
 			for _, p := range podsOf(t, c, ns, "app=pair") {
-				if p.profile == kubeapi.LocalhostProfile(ns, "pair-strict") && p.exitCode == 3 && on[p.name] != "" {
+				if p.profile != kubeapi.LocalhostProfile(ns, "pair-strict") || p.exitCode != 3 || on[p.name] == "" || failed[on[p.name]] != "" {
+					continue
+				}
+				out, _ := c.try(c.kubectl, "-n", ns, "logs", p.name)
+				if prev, err := c.try(c.kubectl, "-n", ns, "logs", p.name, "--previous"); err == nil {
+					out += prev
+				}
+				if strings.Contains(out, "Operation not permitted") {
 					failed[on[p.name]] = p.name
+				} else {
+					logs = append(logs, p.name+": "+out)
 				}
 			}
-			return len(failed) == len(c.nodes), fmt.Sprint(failed)
+			return len(failed) == len(c.nodes), fmt.Sprintf("%v; logs of pods failed without EPERM: %q", failed, logs)
 		})
-		for node, pod := range failed {
-			logs, _ := c.try(c.kubectl, "-n", ns, "logs", pod)
-			if prev, err := c.try(c.kubectl, "-n", ns, "logs", pod, "--previous"); err == nil {
-				logs += prev
-			}
-			if !strings.Contains(logs, "Operation not permitted") {
-				t.Errorf("pod %s on %s failed, but not with EPERM:\n%s", pod, node, logs)
-			}
-		}
 	})
 }
