@@ -20,8 +20,30 @@ import (
 // ErrNoCgroup2 is returned when no cgroup2 filesystem is mounted.
 var ErrNoCgroup2 = errors.New("no cgroup2 filesystem is mounted (looked in /proc/self/mountinfo): mount one with 'mount -t cgroup2 none /sys/fs/cgroup' (or /sys/fs/cgroup/unified on a hybrid host)")
 
-// Mount returns the mount point of the cgroup2 hierarchy.
+// cgroup2Magic is statfs(2)'s f_type of a cgroup2 filesystem (CGROUP2_SUPER_MAGIC).
+const cgroup2Magic = 0x63677270
+
+// usualMounts are where cgroup2 is mounted on pure v2 and on hybrid hosts, in the
+// order the mount table of either lists its cgroup2 mount first.
+var usualMounts = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+
+// Mount returns the mount point of the cgroup2 hierarchy: one of the usual
+// places if statfs says cgroup2 is mounted there, else the first cgroup2 mount
+// of the mount table. The hook runs it at every container start, and the mount
+// table of a host running many containers has thousands of lines, which the
+// kernel formats anew at each read.
 func Mount() (string, error) {
+	for _, dir := range usualMounts {
+		var st syscall.Statfs_t
+		if syscall.Statfs(dir, &st) == nil && st.Type == cgroup2Magic {
+			return dir, nil
+		}
+	}
+	return mountFromTable()
+}
+
+// mountFromTable returns the first cgroup2 mount point of /proc/self/mountinfo.
+func mountFromTable() (string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return "", fmt.Errorf("reading mount table: %w", err)

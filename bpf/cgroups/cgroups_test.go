@@ -3,6 +3,7 @@ package cgroups
 import (
 	"errors"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 )
@@ -262,6 +263,40 @@ func FuzzUnescapeOctal(f *testing.F) {
 		}
 		if !strings.Contains(in, `\`) && got != in {
 			t.Fatalf("unescapeOctal(%q) = %q changed a string without escapes", in, got)
+		}
+	})
+}
+
+// TestMountAgreesWithTable: the statfs shortcut finds the mount the mount table
+// lists first, on this host (hybrid here: /sys/fs/cgroup/unified).
+func TestMountAgreesWithTable(t *testing.T) {
+	want, werr := mountFromTable()
+	got, err := Mount()
+	if got != want || (err == nil) != (werr == nil) {
+		t.Fatalf("Mount() = %q, %v; the mount table says %q, %v", got, err, want, werr)
+	}
+	if err != nil {
+		t.Skipf("no cgroup2 here: %v", err)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(got, &st); err != nil || st.Type != cgroup2Magic {
+		t.Errorf("%s: statfs type %#x, %v; want cgroup2", got, st.Type, err)
+	}
+}
+
+func BenchmarkMount(b *testing.B) {
+	b.Run("statfs", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Mount(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("mountinfo", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := mountFromTable(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
