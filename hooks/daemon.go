@@ -563,22 +563,38 @@ func (d *Daemon) track(req request) response {
 	}
 	c := &container{id: req.Container, cgroupID: req.CgroupID, dir: req.CgroupDir, target: target, start: req.Start, pins: d.pins}
 	checked := time.Now()
+	// The state, which lets the next recorder finish the recording if this one
+	// dies, is saved while the maps are updated, and the hook is answered once
+	// both are done. A recorder that dies before it answers leaves a state of an
+	// untracked cgroup (reported lost, then tracked anew), or a tracked cgroup
+	// with no state (dropped, then tracked anew): either way the hook asks the
+	// next recorder, and the container has run nothing yet.
+	var saveErr error
+	var saved time.Duration
+	var wg sync.WaitGroup
 	if d.keep {
-		// Saved first: a recorder that dies once the cgroup is tracked leaves what
-		// the next one needs to finish the recording.
-		if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
-			return response{Error: err.Error()}
-		}
+		wg.Go(func() {
+			saveErr = saveState(d.cfg.RunDir, c.saved())
+			saved = time.Since(checked)
+		})
 	}
-	saved := time.Now()
 	attached := d.rec.Attached()
-	if err := d.rec.TrackWith(req.CgroupID, topts); err != nil {
+	err = d.rec.TrackWith(req.CgroupID, topts)
+	maps := time.Since(checked)
+	wg.Wait()
+	if err == nil && saveErr != nil {
+		if uerr := d.rec.Untrack(req.CgroupID); uerr != nil {
+			d.log.Error("untracking", "container", req.Container, "err", uerr)
+		}
+		err = saveErr
+	}
+	if err != nil {
 		if d.keep {
 			os.Remove(statePath(d.cfg.RunDir, c.id))
 		}
 		return response{Error: err.Error()}
 	}
-	d.log.Debug("track steps", "container", req.Container, "check", checked.Sub(began), "state", saved.Sub(checked), "maps", time.Since(saved), "attach", !attached)
+	d.log.Debug("track steps", "container", req.Container, "check", checked.Sub(began), "state", saved, "maps", maps, "both", time.Since(checked), "attach", !attached)
 	d.containers[req.Container] = c
 	d.emptied.add(c)
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())

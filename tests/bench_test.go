@@ -464,7 +464,7 @@ func BenchmarkHook(b *testing.B) {
 	steps := logSteps(b, d.log)
 	for _, k := range []string{
 		"hook steps track config", "hook steps track parse", "hook steps track call",
-		"track steps check", "track steps state", "track steps maps",
+		"track steps check", "track steps state", "track steps maps", "track steps both",
 		"hook steps flush config", "hook steps flush parse", "hook steps flush call",
 		"flush steps read", "flush steps build", "flush steps write", "flush steps reports", "untrack steps untrack",
 	} {

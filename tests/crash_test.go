@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -513,5 +514,42 @@ func BenchmarkTakeover(b *testing.B) {
 	// Stopped rather than left to its idle exit: the cleanup checks it is gone.
 	if pid := e.recorderPid(); pid > 0 {
 		syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
+
+// A recorder that cannot save a container's state (what lets the next recorder
+// finish the recording if this one dies) refuses the container at prestart,
+// saying why, and keeps nothing of it tracked: it then leaves nothing once idle
+// (newHookEnv's cleanup checks that no pins are left).
+func TestCrashStateNotSaved(t *testing.T) {
+	e := newHookEnv(t)
+	dir, spec := rt.Bundle(t, []string{"true"}, nil)
+	hook := specs.Hook{Path: hookBinary, Args: []string{"syscage-hook", "hook", "--config", e.config}}
+	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
+	spec.Annotations = map[string]string{"io.syscage.record": "unsaved"}
+	rt.WriteSpec(t, dir, spec)
+	// A file where the recorder keeps its containers' states.
+	blocker := filepath.Join(e.runDir, "containers")
+	if err := os.MkdirAll(e.runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rt.RuncTry(t, dir)
+	if rerr := os.Remove(blocker); rerr != nil {
+		t.Error(rerr)
+	}
+	if err == nil && res.ExitCode == 0 {
+		t.Fatal("the container ran, though its recording could not be made safe")
+	}
+	if msg := fmt.Sprint(err, res.Stderr); !strings.Contains(msg, "saving the state of") {
+		t.Errorf("runc's failure does not say the state could not be saved: %s", msg)
+	}
+	if _, err := os.Stat(filepath.Join(e.profiles, "unsaved.json")); err == nil {
+		t.Error("a profile was written for a container that never ran")
+	}
+	if log := e.logText(t); !strings.Contains(log, "saving the state of") {
+		t.Errorf("the hook log does not say the state could not be saved:\n%s", log)
 	}
 }
