@@ -48,14 +48,16 @@ install() {
 	source)
 		command -v go >/dev/null || fail "building syscage needs Go (actions/setup-go), or set install to the path of a syscage binary"
 		(cd "${GITHUB_ACTION_PATH:?}/.." && CGO_ENABLED=0 go build -trimpath -o "$new" ./cmd/syscage &&
-			CGO_ENABLED=0 go build -trimpath -o "$bin/.syscage-hook.new" ./cmd/syscage-hook) ||
+			CGO_ENABLED=0 go build -trimpath -o "$bin/.syscage-hook.new" ./cmd/syscage-hook &&
+			CGO_ENABLED=0 go build -trimpath -o "$bin/.syscage-recorder.new" ./cmd/syscage-recorder) ||
 			fail "building syscage from ${GITHUB_ACTION_PATH}/.. failed"
+		mv -f "$bin/.syscage-recorder.new" "$bin/syscage-recorder"
 		mv -f "$bin/.syscage-hook.new" "$bin/syscage-hook"
 		;;
 	*)
 		[ -f "$INPUT_INSTALL" ] && [ -x "$INPUT_INSTALL" ] || fail "install: $INPUT_INSTALL is not an executable file: give the path of a syscage binary, or source"
 		cp "$INPUT_INSTALL" "$new"
-		rm -f "$bin/syscage-hook" # of an earlier build from source
+		rm -f "$bin/syscage-hook" "$bin/syscage-recorder" # of an earlier build from source
 		;;
 	esac
 	mv -f "$new" "$syscage"
@@ -69,8 +71,9 @@ install() {
 # install_runtime registers syscage-runc as Docker's runtime "syscage", with a
 # hook config of the action's own: profiles go to $work/profiles.
 install_runtime() {
-	# syscage-hook is the hot path alone (built from source); the whole syscage
-	# binary given as install acts as syscage-runc too.
+	# syscage-hook is the hot path alone (built from source, with the recorder it
+	# starts, syscage-recorder, beside it); the whole syscage binary given as
+	# install acts as syscage-runc too, and as its own recorder.
 	if [ -x "$bin/syscage-hook" ]; then
 		ln -sf syscage-hook "$bin/syscage-runc"
 	else

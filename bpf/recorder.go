@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/syscage/syscage/bpf/host"
 )
 
 // ABI is the syscall table a call was made through.
@@ -46,29 +47,24 @@ func (a ABI) String() string {
 	return "abi(" + strconv.Itoa(int(a)) + ")"
 }
 
-// StartAt says from which moment the syscalls of a tracked cgroup count.
-type StartAt uint32
+// StartAt says from which moment the syscalls of a tracked cgroup count (see
+// package host, which the hook links instead of this one).
+type StartAt = host.StartAt
 
 const (
-	// StartNow records from the moment the cgroup is tracked.
-	StartNow StartAt = iota
-	// StartExec records from the first successful execve in the cgroup, keeping that
-	// execve: what a command started with `syscage record -- CMD` needs.
-	StartExec
-	// StartSeccomp records only tasks already running under a seccomp filter: in a
-	// container, exactly the calls its profile will have to allow, without the
-	// runtime's own setup.
-	StartSeccomp
+	StartNow     = host.StartNow
+	StartExec    = host.StartExec
+	StartSeccomp = host.StartSeccomp
 )
 
 // ErrNotSupported is returned when the kernel lacks something the recorder needs.
-var ErrNotSupported = errors.New("not supported by this kernel")
+var ErrNotSupported = host.ErrNotSupported
 
 // ErrPermission is returned when the process may not load BPF programs.
-var ErrPermission = errors.New("permission denied")
+var ErrPermission = host.ErrPermission
 
 // btfPath is where the kernel exposes its BTF; a variable for tests.
-var btfPath = "/sys/kernel/btf/vmlinux"
+var btfPath = host.BTFPath
 
 // Options configure a Recorder.
 type Options struct {
@@ -282,15 +278,7 @@ func (o *objects) close() error {
 
 // Check reports, without loading anything, why this host cannot record: missing
 // privileges or missing kernel BTF.
-func Check() error {
-	if err := checkCaps(); err != nil {
-		return err
-	}
-	if _, err := os.Stat(btfPath); err != nil {
-		return fmt.Errorf("kernel lacks BTF (%s): rebuild it with CONFIG_DEBUG_INFO_BTF=y: %w", btfPath, ErrNotSupported)
-	}
-	return nil
-}
+func Check() error { return host.CheckBTF(btfPath) }
 
 // Open loads the recorder into the kernel. Nothing is attached until Track.
 func Open(opts Options) (*Recorder, error) {
@@ -774,30 +762,4 @@ func cString(b []int8) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
-}
-
-// checkCaps reads the effective capabilities: loading needs CAP_SYS_ADMIN, or
-// CAP_BPF with CAP_PERFMON for tracing programs.
-func checkCaps() error {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil // let the load itself say what is wrong
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		hex, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
-			continue
-		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-		if err != nil {
-			return nil
-		}
-		const sysAdmin, perfmon, bpf = 21, 38, 39
-		has := func(c uint) bool { return caps&(1<<c) != 0 }
-		if has(sysAdmin) || (has(bpf) && has(perfmon)) {
-			return nil
-		}
-		return fmt.Errorf("recording syscalls needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN): run syscage with sudo: %w", ErrPermission)
-	}
-	return nil
 }

@@ -41,7 +41,7 @@ type Config struct {
 	// nothing, across the recorder's idle exit, so that the next recorder loads
 	// nothing and the first container of an idle period starts sooner. What stays
 	// is the programs and the maps (see the README for their kernel memory); no
-	// syscall pays anything, as nothing is attached. `syscage-hook daemon
+	// syscall pays anything, as nothing is attached. `syscage-recorder
 	// --cleanup` removes them. Needs PinDir.
 	KeepLoaded bool `json:"keepLoaded,omitempty"`
 	// IdleExit is how long the recorder waits with nothing to record before it
@@ -89,9 +89,9 @@ func (c *Config) withArgs() (bool, error) {
 	return withArgs, nil
 }
 
-// shippedBaseline reports whether the baseline is one syscage ships, which parses
+// ShippedBaseline reports whether the baseline is one syscage ships, which parses
 // (its tests say so) and never changes while a recorder runs.
-func (c *Config) shippedBaseline() bool {
+func (c *Config) ShippedBaseline() bool {
 	return c.Baseline == "" || slices.Contains(profiles.BaselineNames, c.Baseline)
 }
 
@@ -180,7 +180,7 @@ func (c *Config) validate() error {
 	if c.Baseline != "" && !slices.Contains(profiles.BaselineNames, c.Baseline) && !filepath.IsAbs(c.Baseline) {
 		return fmt.Errorf("baseline %q: use containerd, docker, none or the absolute path of an OCI profile", c.Baseline)
 	}
-	if c.shippedBaseline() {
+	if c.ShippedBaseline() {
 		// Parsed by the recorder, not by each hook (a hook runs twice per container).
 		_, err := c.withArgs()
 		return err

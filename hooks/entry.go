@@ -1,14 +1,11 @@
 package hooks
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 )
 
 // Load reads the hook config at path, or at DefaultConfigPath (defaults if it is
@@ -40,16 +37,20 @@ func OpenLog(cfg *Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), func() { f.Close() }
 }
 
-// Hook runs the hook with the container's state on stdin, as this executable
-// unless opts names another (the recorder, if one must be started, is started
-// as it), and logs what went wrong at level ERROR.
+// RecorderName is the recorder's executable, installed beside syscage-hook: the
+// hook, which runs twice per container, links no eBPF, and starts it on demand.
+const RecorderName = "syscage-recorder"
+
+// Hook runs the hook with the container's state on stdin, starting, if one must
+// be started, the recorder opts names or else RecorderName beside this
+// executable, and logs what went wrong at level ERROR.
 func Hook(stdin io.Reader, opts HookOptions) error {
-	if opts.Executable == "" {
+	if len(opts.Recorder) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		opts.Executable = exe
+		opts.Recorder = []string{filepath.Join(filepath.Dir(exe), RecorderName)}
 	}
 	if _, err := RunHook(stdin, opts); err != nil {
 		opts.Log.Error("hook", "err", err)
@@ -71,25 +72,4 @@ func RuncMain() {
 		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
 	}
 	os.Exit(1)
-}
-
-// RunDaemon is the recorder's command: with cleanup, it removes everything a
-// recorder left on the host; otherwise it serves until SIGTERM (at shutdown) or
-// an interrupt, writes what it has recorded, and exits. Failures are logged at
-// level ERROR.
-func RunDaemon(cfg *Config, log *slog.Logger, stdout io.Writer, cleanup bool, opts ServeOptions) error {
-	if cleanup {
-		if err := Cleanup(cfg, log, stdout); err != nil {
-			log.Error("cleanup", "err", err)
-			return fmt.Errorf("cleanup: %w", err)
-		}
-		return nil
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := ServeWith(ctx, cfg, log, opts); err != nil {
-		log.Error("recorder", "err", err)
-		return err
-	}
-	return nil
 }

@@ -9,19 +9,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/bpf/host"
 	"github.com/syscage/syscage/oci"
 )
 
@@ -30,9 +32,11 @@ type HookOptions struct {
 	Config *Config
 	// ConfigPath is passed on to a recorder the hook starts ("" for the default).
 	ConfigPath string
-	// Executable is the syscage binary that runs the recorder.
-	Executable string
-	Log        *slog.Logger
+	// Recorder is the command that runs the recorder, to which a hook that starts
+	// one adds --config and --debug; Hook defaults it to RecorderName beside the
+	// hook's own executable.
+	Recorder []string
+	Log      *slog.Logger
 	// Debug passes --debug on to a recorder the hook starts.
 	Debug bool
 	// Started is when the hook's process began its work (before its config was
@@ -62,10 +66,10 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	if err != nil && !kube {
 		return "", err
 	}
-	var req request
+	var req Request
 	switch st.Status {
 	case specs.StateStopped:
-		req = request{Op: "flush", Container: st.ID}
+		req = Request{Op: "flush", Container: st.ID}
 	case specs.StateCreating, specs.StateCreated, "":
 		if req, err = trackRequest(st); err != nil {
 			return "", err
@@ -103,7 +107,7 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	}
 	if err != nil && req.Op == "flush" {
 		// No recorder answered for the recording: say so beside the profile too.
-		return "", notWritten(target, st.ID, err)
+		return "", NotWritten(target, st.ID, err)
 	}
 	if err != nil {
 		return "", err
@@ -115,44 +119,44 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 	return resp.Profile, nil
 }
 
-func trackRequest(st *specs.State) (request, error) {
-	if err := bpf.Check(); err != nil {
-		return request{}, err
+func trackRequest(st *specs.State) (Request, error) {
+	if err := host.Check(); err != nil {
+		return Request{}, err
 	}
 	if st.Pid <= 0 {
-		return request{}, fmt.Errorf("container %s has no pid yet: install the hook at the prestart (or createRuntime) stage", st.ID)
+		return Request{}, fmt.Errorf("container %s has no pid yet: install the hook at the prestart (or createRuntime) stage", st.ID)
 	}
 	mnt, err := cgroups.Mount()
 	if err != nil {
-		return request{}, err
+		return Request{}, err
 	}
 	rel, err := cgroups.PathOf(st.Pid)
 	if err != nil {
-		return request{}, err
+		return Request{}, err
 	}
 	dir := filepath.Join(mnt, rel)
 	id, err := cgroups.ID(dir)
 	if err != nil {
-		return request{}, err
+		return Request{}, err
 	}
 	// Under a seccomp filter the profile is what its tasks do from the moment the
 	// filter is in; a container without one is recorded from its entrypoint's exec.
-	start := bpf.StartExec
+	start := host.StartExec
 	if st.Bundle != "" {
 		filtered, err := oci.BundleHasSeccomp(st.Bundle)
 		if err != nil {
-			return request{}, err
+			return Request{}, err
 		}
 		if filtered {
-			start = bpf.StartSeccomp
+			start = host.StartSeccomp
 		}
 	}
-	return request{Op: "track", Container: st.ID, Annotations: st.Annotations, CgroupID: id, CgroupDir: dir, Start: start}, nil
+	return Request{Op: "track", Container: st.ID, Annotations: st.Annotations, CgroupID: id, CgroupDir: dir, Start: start}, nil
 }
 
 // call sends req to the recorder, starting one if none answers, and gives up at
 // deadline: a hook must never hang a container's start or stop.
-func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time.Duration) (response, error) {
+func call(opts HookOptions, req Request, deadline time.Time, spawnToAnswer *time.Duration) (Response, error) {
 	sock := opts.Config.Socket()
 	spawned, spawns := false, 0
 	var spawnedAt time.Time
@@ -178,14 +182,14 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 		if !spawned || (err == nil && resp.Retry) || gone {
 			if req.Op == "flush" && !hasState(opts.Config.RunDir, req.Container) {
 				// No recorder tracked it, or one told its poststop hook already.
-				return response{}, nil
+				return Response{}, nil
 			}
 			// A recorder that died left its recordings pinned: the one started
 			// takes them over.
 			spawnedAt = time.Now()
 			ready, err := spawn(opts)
 			if err != nil {
-				return response{}, err
+				return Response{}, err
 			}
 			spawned = true
 			spawns++
@@ -199,7 +203,7 @@ func call(opts HookOptions, req request, deadline time.Time, spawnToAnswer *time
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return response{}, fmt.Errorf("the recorder did not answer within %s (see %s): %w", time.Duration(opts.Config.Timeout), opts.Config.LogFile, lastErr)
+	return Response{}, fmt.Errorf("the recorder did not answer within %s (see %s): %w", time.Duration(opts.Config.Timeout), opts.Config.LogFile, lastErr)
 }
 
 // noRecorder reports whether err says that no recorder listens on the socket.
@@ -218,24 +222,24 @@ func recorderAlive(runDir string) bool {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil
 }
 
-func roundTrip(sock string, req request, deadline time.Time) (response, error) {
+func roundTrip(sock string, req Request, deadline time.Time) (Response, error) {
 	conn, err := net.DialTimeout("unix", sock, time.Until(deadline))
 	if err != nil {
-		return response{}, err
+		return Response{}, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(deadline)
 	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return response{}, err
+		return Response{}, err
 	}
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
 	if err != nil {
-		return response{}, fmt.Errorf("reading the recorder's answer: %w", err)
+		return Response{}, fmt.Errorf("reading the recorder's answer: %w", err)
 	}
-	var resp response
+	var resp Response
 	if err := json.Unmarshal(line, &resp); err != nil {
-		return response{}, fmt.Errorf("the recorder's answer: %w", err)
+		return Response{}, fmt.Errorf("the recorder's answer: %w", err)
 	}
 	return resp, nil
 }
@@ -262,6 +266,9 @@ func (c *Config) RecorderCgroup() string {
 // It returns the read end of a pipe whose write end only the recorder holds: it
 // reads EOF once the recorder listens, or has exited.
 func spawn(opts HookOptions) (*os.File, error) {
+	if _, err := os.Stat(opts.Recorder[0]); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("starting the recorder: %s is not installed: install %s beside %s (make build puts both in bin/)", opts.Recorder[0], filepath.Base(opts.Recorder[0]), "syscage-hook")
+	}
 	mnt, err := cgroups.Mount()
 	if err != nil {
 		return nil, err
@@ -294,16 +301,16 @@ func waitReady(ready *os.File, sock string, deadline time.Time) {
 		if _, err := ready.Read(b[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
 			return
 		}
-		if listening(sock) {
+		if Listening(sock) {
 			return
 		}
 	}
 }
 
-// listening reports whether a recorder accepts connections on sock. The
+// Listening reports whether a recorder accepts connections on sock. The
 // connection made to find out is closed at once; the recorder answers it
 // "bad request" to no one.
-func listening(sock string) bool {
+func Listening(sock string) bool {
 	conn, err := net.DialTimeout("unix", sock, 5*time.Millisecond)
 	if err != nil {
 		return false
@@ -312,8 +319,8 @@ func listening(sock string) bool {
 	return true
 }
 
-// signalReady closes the descriptor the hook that started this recorder waits on.
-func signalReady() {
+// SignalReady closes the descriptor the hook that started this recorder waits on.
+func SignalReady() {
 	v := os.Getenv(readyEnv)
 	if v == "" {
 		return
@@ -338,20 +345,21 @@ func spawnIn(opts HookOptions, dir string) (*os.File, error) {
 		return nil, fmt.Errorf("starting the recorder: %w", err)
 	}
 	defer w.Close()
-	args := []string{"daemon"}
+	args := slices.Clone(opts.Recorder[1:])
 	if opts.ConfigPath != "" {
 		args = append(args, "--config", opts.ConfigPath)
 	}
 	if opts.Debug {
 		args = append(args, "--debug")
 	}
-	cmd := exec.Command(opts.Executable, args...)
+	cmd := exec.Command(opts.Recorder[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	cmd.ExtraFiles = []*os.File{w} // fd 3
 	cmd.Env = append(os.Environ(), readyEnv+"=3")
 	if err := cmd.Start(); err != nil {
 		ready.Close()
-		return nil, fmt.Errorf("starting the recorder: %w", err)
+		os.Remove(dir) // made for it, unless a recorder of another hook is in it
+		return nil, fmt.Errorf("starting the recorder %s: %w", opts.Recorder[0], err)
 	}
 	opts.Log.Info("started the recorder", "pid", cmd.Process.Pid)
 	return ready, cmd.Process.Release()

@@ -601,7 +601,7 @@ func (e *hookEnv) waitIdleExit(b testing.TB) {
 }
 
 // cleanupKept removes what a recorder with keepLoaded keeps across its idle exit,
-// as an administrator would: syscage-hook daemon --cleanup.
+// as an administrator would: syscage-hook daemon --cleanup (which runs syscage-recorder --cleanup).
 func (e *hookEnv) cleanupKept(b testing.TB) {
 	e.waitIdleExit(b)
 	if out, err := exec.Command(hookBinary, "daemon", "--cleanup", "--config", e.config).CombinedOutput(); err != nil {

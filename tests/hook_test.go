@@ -22,6 +22,7 @@ import (
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/hooks/recorder"
 	"github.com/syscage/syscage/tests/internal/rt"
 	"github.com/syscage/syscage/tests/testenv"
 	"github.com/syscage/syscage/tests/workload"
@@ -425,7 +426,7 @@ func TestHookReportsRefusedCalls(t *testing.T) {
 	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {
 		t.Fatalf("want the workload refused getitimer: exit %d, %v\n%s", res.ExitCode, err, res.Stdout)
 	}
-	report, err := os.ReadFile(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix))
+	report, err := os.ReadFile(filepath.Join(e.profiles, "r.json"+recorder.DeniedSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +448,7 @@ func TestHookReportsRefusedCalls(t *testing.T) {
 	if res, err := e.podman(t, image, []string{"--annotation", "io.syscage.record=r"}, "true"); err != nil || res.ExitCode != 0 {
 		t.Fatalf("second run: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix)); err == nil {
+	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+recorder.DeniedSuffix)); err == nil {
 		t.Error("the report of an earlier run is left behind")
 	}
 }
@@ -460,7 +461,7 @@ func TestHookReportRefusedOff(t *testing.T) {
 	if err != nil || !strings.Contains(res.Stdout, "denied: getitimer") {
 		t.Fatalf("want the workload refused getitimer: exit %d, %v\n%s", res.ExitCode, err, res.Stdout)
 	}
-	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+hooks.DeniedSuffix)); err == nil {
+	if _, err := os.Stat(filepath.Join(e.profiles, "r.json"+recorder.DeniedSuffix)); err == nil {
 		t.Error("a refusal report was written with reportRefused off")
 	}
 	if _, err := os.Stat(filepath.Join(e.profiles, "r.json")); err != nil {
@@ -520,5 +521,32 @@ func TestHookRecorderStoppedWritesProfiles(t *testing.T) {
 	// recording ended (the stopped one left that in the run directory).
 	if err := <-done; err != nil {
 		t.Errorf("poststop: %v", err)
+	}
+}
+
+// A hook installed without syscage-recorder beside it fails the container's start
+// saying what to install, rather than running it unrecorded.
+func TestHookWithoutRecorderSaysSo(t *testing.T) {
+	e := newHookEnv(t)
+	alone := filepath.Join(t.TempDir(), "syscage-hook")
+	data, err := os.ReadFile(hookBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, spec := rt.Bundle(t, []string{"true"}, nil)
+	hook := specs.Hook{Path: alone, Args: []string{"syscage-hook", "hook", "--config", e.config}}
+	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
+	spec.Annotations = map[string]string{"io.syscage.record": "alone"}
+	rt.WriteSpec(t, dir, spec)
+	res, err := rt.RuncTry(t, dir)
+	if err == nil && res.ExitCode == 0 {
+		t.Fatal("the container ran unrecorded")
+	}
+	want := filepath.Join(filepath.Dir(alone), "syscage-recorder") + " is not installed: install syscage-recorder beside syscage-hook"
+	if msg := fmt.Sprint(err, res.Stderr); !strings.Contains(msg, want) {
+		t.Errorf("runc's failure does not say %q:\n%s", want, msg)
 	}
 }

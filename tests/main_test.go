@@ -13,7 +13,8 @@ import (
 )
 
 // binary is the whole syscage; hookBinary is syscage-hook, the hot path alone
-// (the hook, its recorder and syscage-runc), which the hook tests install.
+// (the hook and syscage-runc), which the hook tests install; syscage-recorder,
+// the recorder the hook starts, is built beside it, as it is installed.
 var binary, hookBinary string
 
 func TestMain(m *testing.M) {
@@ -25,7 +26,8 @@ func TestMain(m *testing.M) {
 	// Readable by all: one test runs the binary as an unprivileged user.
 	os.Chmod(dir, 0o755)
 	binary, hookBinary = filepath.Join(dir, "syscage"), filepath.Join(dir, "syscage-hook")
-	for out, pkg := range map[string]string{binary: "../cmd/syscage", hookBinary: "../cmd/syscage-hook"} {
+	recorderBinary := filepath.Join(dir, "syscage-recorder")
+	for out, pkg := range map[string]string{binary: "../cmd/syscage", hookBinary: "../cmd/syscage-hook", recorderBinary: "../cmd/syscage-recorder"} {
 		build := exec.Command("go", "build", "-o", out, pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Stderr = os.Stderr

@@ -1,8 +1,8 @@
-// Command syscage-hook is syscage's hot path alone: the OCI hook, the recorder it
-// starts, and the syscage-runc wrapper. A runtime runs it on every container start
-// (the hook twice, the wrapper on every runc call), so it links nothing else:
-// no CLI tree, no registry client, no verify, and starts in a fraction of the
-// time the whole syscage binary takes.
+// Command syscage-hook is syscage's hot path alone: the OCI hook and the
+// syscage-runc wrapper. A runtime runs it on every container start (the hook
+// twice, the wrapper on every runc call), so it links nothing else: no CLI tree,
+// no registry client, no verify, and no eBPF. The recorder the hook starts on
+// demand is syscage-recorder, installed beside it.
 package main
 
 import (
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/syscage/syscage/hooks"
@@ -27,7 +29,7 @@ func main() {
 }
 
 const usage = `usage: syscage-hook hook [--config FILE] [--debug]      the OCI hook (prestart, poststop)
-       syscage-hook daemon [--config FILE] [--cleanup]    the recorder the hook starts
+       syscage-hook daemon [--config FILE] [--cleanup]    runs syscage-recorder, installed beside it
        syscage-hook --version
 Installed as syscage-runc (a link), it is the runc wrapper. See syscage hook --help.`
 
@@ -40,18 +42,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case "--version", "version":
 		fmt.Fprintln(stdout, "syscage-hook", version)
 		return nil
-	case "hook", "daemon":
+	case "daemon":
+		return execRecorder(args[1:])
+	case "hook":
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
-	fs := flag.NewFlagSet("syscage-hook "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("syscage-hook hook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+")")
 	debug := fs.Bool("debug", false, "log at level debug")
-	cleanup := false
-	if args[0] == "daemon" {
-		fs.BoolVar(&cleanup, "cleanup", false, "remove everything a recorder left on this host, and exit")
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -64,8 +64,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	log, done := hooks.OpenLog(cfg, stderr, *debug)
 	defer done()
-	if args[0] == "hook" {
-		return hooks.Hook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Log: log, Debug: *debug, Started: started})
+	return hooks.Hook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Log: log, Debug: *debug, Started: started})
+}
+
+// execRecorder becomes syscage-recorder, beside this executable, with args:
+// `syscage-hook daemon --cleanup` as before the recorder had a binary of its own.
+func execRecorder(args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
 	}
-	return hooks.RunDaemon(cfg, log, stdout, cleanup, hooks.ServeOptions{Started: started})
+	rec := filepath.Join(filepath.Dir(exe), hooks.RecorderName)
+	err = syscall.Exec(rec, append([]string{hooks.RecorderName}, args...), os.Environ())
+	return fmt.Errorf("running %s: %w (install it beside %s)", rec, err, exe)
 }

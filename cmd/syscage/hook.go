@@ -2,10 +2,12 @@ package main
 
 import (
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/hooks/recorder"
 )
 
 type hookOptions struct {
@@ -42,7 +44,12 @@ paths inside the config's compatDirs. Containers without either are left alone.`
 				return err
 			}
 			defer done()
-			return hooks.Hook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Log: log, Debug: root.debug})
+			// The whole CLI has the recorder in it: `syscage daemon`.
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			return hooks.Hook(cmd.InOrStdin(), hooks.HookOptions{Config: cfg, ConfigPath: opts.config, Log: log, Debug: root.debug, Recorder: []string{exe, "daemon"}})
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE` (default "+hooks.DefaultConfigPath+", defaults if absent)")
@@ -70,7 +77,7 @@ writing first, as they stand, the profiles of recordings still pinned.`,
 				return err
 			}
 			defer done()
-			return hooks.RunDaemon(cfg, log, cmd.OutOrStdout(), cleanup, hooks.ServeOptions{})
+			return recorder.RunDaemon(cfg, log, cmd.OutOrStdout(), cleanup, recorder.ServeOptions{})
 		},
 	}
 	cmd.Flags().StringVar(&opts.config, "config", "", "hook config `FILE`")

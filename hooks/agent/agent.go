@@ -41,6 +41,7 @@ import (
 	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/hooks/kubeapi"
+	"github.com/syscage/syscage/hooks/recorder"
 	"github.com/syscage/syscage/hooks/verify"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
@@ -211,7 +212,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		cfg.RunDir, cfg.IdleExit, cfg.LogFile = a.dir, 0, ""
 		served := make(chan struct{})
 		go func() {
-			serveErr <- hooks.ServeWith(ctx, cfg, a.log, hooks.ServeOptions{Recorder: hookRecorder, Admit: a.Admit, Ready: served})
+			serveErr <- recorder.ServeWith(ctx, cfg, a.log, recorder.ServeOptions{Recorder: hookRecorder, Admit: a.Admit, Ready: served})
 		}()
 		select {
 		case <-served:
@@ -396,7 +397,7 @@ func (a *Agent) podChanged(obj any, deleted bool) {
 
 // Admit is called by the hook's request, before the container's first
 // instruction: it records the container if an active recording selects its pod.
-func (a *Agent) Admit(req hooks.AdmitRequest) (bool, error) {
+func (a *Agent) Admit(req recorder.AdmitRequest) (bool, error) {
 	start := time.Now()
 	pc, ok := hooks.KubernetesContainer(req.Annotations)
 	if !ok {
@@ -624,7 +625,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	// Containers that have exited: their recording is complete.
 	for _, c := range a.containers {
-		if c.live && !hooks.Populated(c.dir) {
+		if c.live && !recorder.Populated(c.dir) {
 			a.untrack(c)
 		}
 	}
@@ -934,7 +935,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 	st.Message = strings.Join(notes, "; ")
 	for _, key := range ids {
 		c := a.containers[key]
-		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: hooks.Populated(c.dir)}
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: recorder.Populated(c.dir)}
 		if c.from == kubeapi.FromAttach {
 			res.Attached = c.attached.UTC().Format(time.RFC3339)
 		}

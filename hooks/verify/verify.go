@@ -32,6 +32,7 @@ import (
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
+	"github.com/syscage/syscage/hooks/recorder"
 	"github.com/syscage/syscage/oci"
 	"github.com/syscage/syscage/oci/seccomp"
 	"github.com/syscage/syscage/profile"
@@ -335,7 +336,7 @@ func runContainer(ctx context.Context, r *bpf.Recorder, pl *Plan, opts Options) 
 	ctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
-		served <- hooks.ServeWith(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), hooks.ServeOptions{
+		served <- recorder.ServeWith(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), recorder.ServeOptions{
 			Recorder: r,
 			Track: func(t *bpf.TrackOptions) {
 				*t = pl.Track(opts.Mode, t.Start)

@@ -23,6 +23,7 @@ import (
 	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/hooks/agent"
+	"github.com/syscage/syscage/hooks/recorder"
 	"github.com/syscage/syscage/profile"
 	"github.com/syscage/syscage/profiles"
 )
@@ -44,7 +45,7 @@ type node struct {
 
 // simCtr is one simulated container of the workload's pod on a node.
 type simCtr struct {
-	req      hooks.AdmitRequest
+	req      recorder.AdmitRequest
 	admitted bool
 	initial  []call // what it makes at once: every merged profile must allow these
 }
@@ -140,7 +141,7 @@ func (f *fleet) makeContainers(i int, n *node, dir string) error {
 		sum := sha256.Sum256([]byte(pod + "/" + fmt.Sprint(j)))
 		name := fmt.Sprintf("c%d", j)
 		n.ctrs = append(n.ctrs, simCtr{
-			req: hooks.AdmitRequest{
+			req: recorder.AdmitRequest{
 				Container: hex.EncodeToString(sum[:]),
 				Annotations: map[string]string{
 					hooks.CRIContainerType: "container", hooks.CRINamespace: Namespace,

@@ -108,18 +108,20 @@ func setup(t *testing.T) *cluster {
 	goBuild(t, c.plugin, "./cmd/kubectl-syscage")
 	built := filepath.Join(tmp, "syscage-agent")
 	goBuild(t, built, "./cmd/syscage-agent")
-	hookBuilt := filepath.Join(tmp, "syscage-hook")
-	goBuild(t, hookBuilt, "./cmd/syscage-hook")
-
 	// containerd's runc: syscage-runc, a link to syscage-hook (as installed),
-	// replaced atomically so a runc call in flight keeps its own.
+	// with syscage-recorder beside it, each replaced atomically so a runc call
+	// in flight keeps its own.
 	if err := os.MkdirAll(hostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dst := filepath.Join(hostDir, "syscage-hook")
-	copyFile(t, hookBuilt, dst+".new", 0o755)
-	if err := os.Rename(dst+".new", dst); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"syscage-hook", "syscage-recorder"} {
+		built := filepath.Join(tmp, name)
+		goBuild(t, built, "./cmd/"+name)
+		dst := filepath.Join(hostDir, name)
+		copyFile(t, built, dst+".new", 0o755)
+		if err := os.Rename(dst+".new", dst); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wrapper := filepath.Join(hostDir, "syscage-runc")
 	os.Remove(wrapper)

@@ -1,4 +1,4 @@
-package hooks
+package recorder
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
+	"github.com/syscage/syscage/hooks"
 )
 
 // Cleanup removes everything the host's recorder left behind: the pins of every
@@ -20,7 +21,7 @@ import (
 // pid files, the run directory and the recorder's cgroup. Recordings still pinned
 // are first written as they stand, as a recorder that is stopped writes them. It
 // refuses while a recorder runs. Each thing removed is reported to out.
-func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
+func Cleanup(cfg *hooks.Config, log *slog.Logger, out io.Writer) error {
 	_, err := os.Stat(cfg.RunDir)
 	runDir := err == nil
 	lockPath := filepath.Join(cfg.RunDir, "recorder.lock")
@@ -55,7 +56,7 @@ func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
 			fmt.Fprintf(out, "dropped the outcome of container %s, which its poststop hook did not ask for\n", s.Container)
 		}
 	}
-	for _, path := range []string{filepath.Join(cfg.RunDir, stateDir), cfg.Socket(), filepath.Join(cfg.RunDir, "recorder.pid")} {
+	for _, path := range []string{filepath.Join(cfg.RunDir, hooks.StateDir), cfg.Socket(), filepath.Join(cfg.RunDir, "recorder.pid")} {
 		if _, err := os.Lstat(path); err == nil {
 			errs = append(errs, os.RemoveAll(path))
 			fmt.Fprintf(out, "removed %s\n", path)
@@ -80,7 +81,7 @@ func Cleanup(cfg *Config, log *slog.Logger, out io.Writer) error {
 
 // finishLeft takes over what a recorder that died left and writes every recording
 // as it stands.
-func finishLeft(cfg *Config, log *slog.Logger, out io.Writer) error {
+func finishLeft(cfg *hooks.Config, log *slog.Logger, out io.Writer) error {
 	rec, pinErr, err := openHostRecorder(cfg, log)
 	if err != nil {
 		return fmt.Errorf("taking over the recordings left: %w", err)

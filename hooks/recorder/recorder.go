@@ -1,11 +1,9 @@
-package hooks
+package recorder
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,33 +22,16 @@ import (
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/bpf/record"
+	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/profile"
 )
-
-// request is one line a hook sends the recorder.
-type request struct {
-	Op          string            `json:"op"` // "track" or "flush"
-	Container   string            `json:"container"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	CgroupID    uint64            `json:"cgroupId,omitempty"`
-	CgroupDir   string            `json:"cgroupDir,omitempty"`
-	Start       bpf.StartAt       `json:"start,omitempty"`
-}
-
-// response is the recorder's one-line answer.
-type response struct {
-	Error   string `json:"error,omitempty"`
-	Retry   bool   `json:"retry,omitempty"` // the recorder is exiting: start another
-	Profile string `json:"profile,omitempty"`
-	Tracked bool   `json:"tracked,omitempty"`
-}
 
 // container is one tracked container.
 type container struct {
 	id       string
 	cgroupID uint64
 	dir      string // its cgroup2 directory
-	target   *Target
+	target   *hooks.Target
 	start    bpf.StartAt
 	pins     string // where its recording is pinned ("" nowhere)
 	lost     error  // taken over without its recording: why
@@ -63,7 +44,7 @@ type container struct {
 
 // Daemon is the one recorder that serves every traced container on the host.
 type Daemon struct {
-	cfg  *Config
+	cfg  *hooks.Config
 	log  *slog.Logger
 	rec  *bpf.Recorder
 	opts ServeOptions
@@ -94,7 +75,7 @@ type Daemon struct {
 // profileOptions are the config's, parsed once for a shipped baseline; a baseline
 // file is read again for each profile, as the user may change it.
 func (d *Daemon) profileOptions() (profile.Options, bool, error) {
-	if !d.cfg.shippedBaseline() {
+	if !d.cfg.ShippedBaseline() {
 		return d.cfg.ProfileOptions()
 	}
 	s := &d.shipped
@@ -137,12 +118,12 @@ type AdmitRequest struct {
 
 // Serve runs the recorder until it has been idle for cfg.IdleExit. If another
 // recorder holds the lock, it returns nil at once: that one serves.
-func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func Serve(ctx context.Context, cfg *hooks.Config, log *slog.Logger) error {
 	return ServeWith(ctx, cfg, log, ServeOptions{})
 }
 
 // ServeWith is Serve with options.
-func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOptions) error {
+func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts ServeOptions) error {
 	lockPath := filepath.Join(cfg.RunDir, "recorder.lock")
 	lock, err := lockServing(lockPath, cfg.Socket())
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -165,7 +146,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 			}
 		}
 		if d.keep {
-			os.Remove(filepath.Join(cfg.RunDir, stateDir)) // if no outcome waits for a hook
+			os.Remove(filepath.Join(cfg.RunDir, hooks.StateDir)) // if no outcome waits for a hook
 		}
 		unlock(lock, lockPath)
 		os.Remove(cfg.RunDir) // if nothing else is in it
@@ -179,8 +160,8 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	defer d.emptied.close()
 
 	var opened time.Time
-	// Once the first request is answered (the hook that started the recorder):
-	// what that request should not wait for.
+	// Once the first hooks.Request is answered (the hook that started the recorder):
+	// what that hooks.Request should not wait for.
 	var first sync.Once
 	firstServed := func() {}
 	if opts.Recorder != nil {
@@ -200,7 +181,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 		firstServed = func() {
 			first.Do(func() {
 				debug.SetGCPercent(gcPercent)
-				if d.cfg.shippedBaseline() {
+				if d.cfg.ShippedBaseline() {
 					go d.profileOptions()
 				}
 			})
@@ -242,7 +223,7 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, opts ServeOpt
 	d.mu.Unlock()
 	// The hook that started this recorder asks as soon as it listens, and is
 	// served meanwhile: the log line asks the kernel about each program (0.6 ms).
-	signalReady()
+	hooks.SignalReady()
 	if !opened.IsZero() {
 		log.Debug("recorder steps", "openToReady", time.Since(opened))
 	}
@@ -296,7 +277,7 @@ const detachAfter = time.Second
 
 // openHostRecorder opens the host's recorder with its pins; where pinning fails it
 // records without, and says so.
-func openHostRecorder(cfg *Config, log *slog.Logger) (*bpf.Recorder, error, error) {
+func openHostRecorder(cfg *hooks.Config, log *slog.Logger) (*bpf.Recorder, error, error) {
 	opts := bpf.Options{ReportRefused: cfg.Refused(), PinDir: cfg.PinDir, KeepLoaded: cfg.KeepLoaded, DetachAfter: detachAfter}
 	rec, err := record.OpenWith(opts)
 	if !errors.Is(err, bpf.ErrPinning) {
@@ -393,7 +374,7 @@ func lostReason(s saved, tk bpf.Takeover, pinErr error) error {
 
 // removeStaleCgroup removes the recorder cgroup a recorder that died left, unless
 // this recorder runs in it.
-func removeStaleCgroup(cfg *Config, log *slog.Logger) {
+func removeStaleCgroup(cfg *hooks.Config, log *slog.Logger) {
 	mnt, err := cgroups.Mount()
 	if err != nil {
 		return
@@ -413,7 +394,7 @@ func removeStaleCgroup(cfg *Config, log *slog.Logger) {
 // so that nothing of it is left once it exits. A recorder that lost the race for
 // the lock may still be on its way out of it, so removal is retried briefly; one
 // that serves keeps it, and then it stays.
-func leaveCgroup(cfg *Config) {
+func leaveCgroup(cfg *hooks.Config) {
 	self, err := cgroups.Self()
 	if err != nil || filepath.Base(self) != cfg.RecorderCgroup() {
 		return
@@ -445,7 +426,7 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 			case c.done && time.Since(c.ended) > resultTTL:
 				// Its poststop hook never asked.
 				delete(d.containers, id)
-				os.Remove(statePath(d.cfg.RunDir, id))
+				os.Remove(hooks.StatePath(d.cfg.RunDir, id))
 			}
 		}
 		idle := d.cfg.IdleExit > 0 && len(d.containers) == 0 && d.conns == 0 && time.Since(d.idleSince) >= time.Duration(d.cfg.IdleExit)
@@ -472,12 +453,12 @@ func Populated(dir string) bool {
 func (d *Daemon) serveConn(conn net.Conn) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	var req request
+	var req hooks.Request
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
-	var resp response
+	var resp hooks.Response
 	if err != nil {
 		resp.Error = fmt.Sprintf("bad request: %v", err)
 	} else {
@@ -487,7 +468,7 @@ func (d *Daemon) serveConn(conn net.Conn) {
 	conn.Write(append(b, '\n'))
 }
 
-func (d *Daemon) handle(req request) response {
+func (d *Daemon) handle(req hooks.Request) hooks.Response {
 	switch req.Op {
 	case "track":
 		return d.track(req)
@@ -497,7 +478,7 @@ func (d *Daemon) handle(req request) response {
 		d.mu.Unlock()
 		if c == nil {
 			// Written already (its cgroup emptied first), or never tracked.
-			return response{}
+			return hooks.Response{}
 		}
 		d.finishFor(c, true)
 		d.mu.Lock()
@@ -507,52 +488,52 @@ func (d *Daemon) handle(req request) response {
 		d.idleSince = time.Now()
 		d.mu.Unlock()
 		if d.keep {
-			os.Remove(statePath(d.cfg.RunDir, c.id))
+			os.Remove(hooks.StatePath(d.cfg.RunDir, c.id))
 		}
 		if c.err != nil {
-			return response{Error: c.err.Error()}
+			return hooks.Response{Error: c.err.Error()}
 		}
-		return response{Profile: c.target.Path()}
+		return hooks.Response{Profile: c.target.Path()}
 	}
-	return response{Error: fmt.Sprintf("unknown op %q", req.Op)}
+	return hooks.Response{Error: fmt.Sprintf("unknown op %q", req.Op)}
 }
 
-func (d *Daemon) track(req request) response {
+func (d *Daemon) track(req hooks.Request) hooks.Response {
 	began := time.Now()
 	// The hook checked the annotation already; the recorder, which writes as root,
 	// checks again against its own config.
-	target, err := ParseAnnotations(req.Annotations, d.cfg)
+	target, err := hooks.ParseAnnotations(req.Annotations, d.cfg)
 	switch {
-	case errors.Is(err, ErrNoAnnotation) && d.opts.Admit != nil:
+	case errors.Is(err, hooks.ErrNoAnnotation) && d.opts.Admit != nil:
 		tracked, err := d.opts.Admit(AdmitRequest{Container: req.Container, Annotations: req.Annotations, CgroupID: req.CgroupID, CgroupDir: req.CgroupDir, Start: req.Start})
 		if err != nil {
-			return response{Error: err.Error()}
+			return hooks.Response{Error: err.Error()}
 		}
-		return response{Tracked: tracked}
-	case errors.Is(err, ErrNoAnnotation):
-		return response{Error: fmt.Sprintf("container %s asks for no recording, and this recorder serves no node agent", req.Container)}
+		return hooks.Response{Tracked: tracked}
+	case errors.Is(err, hooks.ErrNoAnnotation):
+		return hooks.Response{Error: fmt.Sprintf("container %s asks for no recording, and this recorder serves no node agent", req.Container)}
 	case err != nil:
-		return response{Error: err.Error()}
+		return hooks.Response{Error: err.Error()}
 	case d.opts.Admit != nil:
-		return response{Error: fmt.Sprintf("container %s asks for a recording into a file, which the node agent's recorder does not write: the host's recorder does (its socket is %s)", req.Container, DefaultConfig().Socket())}
+		return hooks.Response{Error: fmt.Sprintf("container %s asks for a recording into a file, which the node agent's recorder does not write: the host's recorder does (its socket is %s)", req.Container, hooks.DefaultConfig().Socket())}
 	default:
 		if err := checkTarget(target); err != nil {
-			return response{Error: err.Error()}
+			return hooks.Response{Error: err.Error()}
 		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
-		return response{Retry: true, Error: "recorder is exiting"}
+		return hooks.Response{Retry: true, Error: "recorder is exiting"}
 	}
 	if c, ok := d.containers[req.Container]; ok {
 		if !c.done && c.cgroupID == req.CgroupID {
 			// Asked again: the recorder first asked died before it answered, and this
 			// one took the container over.
-			return response{Profile: target.Path(), Tracked: true}
+			return hooks.Response{Profile: target.Path(), Tracked: true}
 		}
 		if !c.done {
-			return response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
+			return hooks.Response{Error: fmt.Sprintf("container %s is already being recorded", req.Container)}
 		}
 		// An outcome no poststop hook asked for, of an earlier container by this ID.
 		delete(d.containers, req.Container)
@@ -590,15 +571,15 @@ func (d *Daemon) track(req request) response {
 	}
 	if err != nil {
 		if d.keep {
-			os.Remove(statePath(d.cfg.RunDir, c.id))
+			os.Remove(hooks.StatePath(d.cfg.RunDir, c.id))
 		}
-		return response{Error: err.Error()}
+		return hooks.Response{Error: err.Error()}
 	}
 	d.log.Debug("track steps", "container", req.Container, "check", checked.Sub(began), "state", saved, "maps", maps, "both", time.Since(checked), "attach", !attached)
 	d.containers[req.Container] = c
 	d.emptied.add(c)
 	d.log.Info("recording", "container", req.Container, "cgroup", req.CgroupDir, "start", req.Start, "profile", target.Path())
-	return response{Profile: target.Path(), Tracked: true}
+	return hooks.Response{Profile: target.Path(), Tracked: true}
 }
 
 // finish writes a container's profile and stops tracking it, once.
@@ -623,7 +604,7 @@ func (d *Daemon) finishFor(c *container, asked bool) {
 			d.log.Debug("untrack steps", "container", c.id, "untrack", time.Since(began), "detached", !d.rec.Attached())
 		}
 		if c.err != nil && d.opts.Finish == nil {
-			c.err = notWritten(c.target, c.id, c.err)
+			c.err = hooks.NotWritten(c.target, c.id, c.err)
 		}
 		if c.err != nil {
 			d.log.Error("writing profile", "container", c.id, "profile", c.target.Path(), "err", c.err)
@@ -636,7 +617,7 @@ func (d *Daemon) finishFor(c *container, asked bool) {
 		d.idleSince = time.Now()
 		d.mu.Unlock()
 		if d.keep && asked && c.err == nil {
-			os.Remove(statePath(d.cfg.RunDir, c.id))
+			os.Remove(hooks.StatePath(d.cfg.RunDir, c.id))
 		} else if d.keep {
 			if err := saveState(d.cfg.RunDir, c.saved()); err != nil {
 				d.log.Error("saving state", "container", c.id, "err", err)
@@ -710,7 +691,7 @@ func (d *Daemon) write(c *container) error {
 	if err != nil {
 		// Keep the recording rather than lose it to the conflict.
 		data, _ := profile.Marshal(p)
-		if werr := WriteIn(root, t.File+".unmerged", data); werr != nil {
+		if werr := hooks.WriteIn(root, t.File+".unmerged", data); werr != nil {
 			return errors.Join(err, werr)
 		}
 		return fmt.Errorf("%w: this run was written to %s.unmerged", err, t.Path())
@@ -724,11 +705,11 @@ func (d *Daemon) write(c *container) error {
 	defer func() {
 		d.log.Debug("flush steps", "container", c.id, "read", read.Sub(began), "build", builtAt.Sub(read), "write", wroteAt.Sub(builtAt), "reports", time.Since(wroteAt))
 	}()
-	if err := WriteIn(root, t.File, data); err != nil {
+	if err := hooks.WriteIn(root, t.File, data); err != nil {
 		return err
 	}
 	wroteAt = time.Now()
-	if err := root.Remove(t.File + ErrorSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := root.Remove(t.File + hooks.ErrorSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := d.writeDenials(root, c, rec); err != nil {
@@ -746,7 +727,7 @@ func (d *Daemon) write(c *container) error {
 
 // checkTarget refuses, before the container starts, a profile path that could not
 // be written: through a symbolic link or onto something other than a file.
-func checkTarget(t *Target) error {
+func checkTarget(t *hooks.Target) error {
 	if err := os.MkdirAll(t.Dir, 0o755); err != nil {
 		return fmt.Errorf("profiles directory: %w", err)
 	}
@@ -802,49 +783,14 @@ func (d *Daemon) writeDenials(root *os.Root, c *container, rec *bpf.Recording) e
 	if err != nil {
 		return err
 	}
-	return WriteIn(root, name, append(data, '\n'))
+	return hooks.WriteIn(root, name, append(data, '\n'))
 }
 
-func mergeFile(t *Target) string {
+func mergeFile(t *hooks.Target) string {
 	if t.Merge {
 		return t.File
 	}
 	return ""
-}
-
-// WriteIn replaces name below root atomically. os.Root refuses any path, symbolic
-// link included, that leads out of the directory.
-func WriteIn(root *os.Root, name string, data []byte) error {
-	if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file, refusing to replace it", filepath.Join(root.Name(), name))
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp-"+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = root.Rename(tmp, name)
-	}
-	if err != nil {
-		root.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", filepath.Join(root.Name(), name), err)
-	}
-	// The rename lasts once the directory is on disk too.
-	if dir, err := root.Open(filepath.Dir(name)); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
-	return nil
 }
 
 // lockServing is lockFile for a recorder: it waits up to a second for a
@@ -854,7 +800,7 @@ func WriteIn(root *os.Root, name string, data []byte) error {
 // go at once rather than wait for the lock, outlive the hooks that started
 // them (which ask the one that listens), and take the lock when it exits.
 func lockServing(path, sock string) (*os.File, error) {
-	return lockWhile(path, time.Second, func() bool { return !listening(sock) })
+	return lockWhile(path, time.Second, func() bool { return !hooks.Listening(sock) })
 }
 
 // lockFile takes an exclusive lock on path, waiting up to wait for a recorder that
@@ -936,5 +882,5 @@ func writeDropped(root *os.Root, name, baseline string, dropped []profile.Droppe
 	if err != nil {
 		return err
 	}
-	return WriteIn(root, name, append(data, '\n'))
+	return hooks.WriteIn(root, name, append(data, '\n'))
 }
