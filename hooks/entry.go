@@ -42,15 +42,15 @@ func OpenLog(cfg *Config, stderr io.Writer, debug bool) (*slog.Logger, func()) {
 const RecorderName = "syscage-recorder"
 
 // Hook runs the hook with the container's state on stdin, starting, if one must
-// be started, the recorder opts names or else RecorderName beside this
-// executable, and logs what went wrong at level ERROR.
+// be started, the recorder opts names or else the one installed beside this
+// executable (see BesideRecorder), and logs what went wrong at level ERROR.
 func Hook(stdin io.Reader, opts HookOptions) error {
 	if len(opts.Recorder) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
 			return err
 		}
-		opts.Recorder = []string{filepath.Join(filepath.Dir(exe), RecorderName)}
+		opts.Recorder = BesideRecorder(exe)
 	}
 	if _, err := RunHook(stdin, opts); err != nil {
 		opts.Log.Error("hook", "err", err)
@@ -72,4 +72,22 @@ func RuncMain() {
 		fmt.Fprintln(os.Stderr, "Error: syscage-runc:", lerr)
 	}
 	os.Exit(1)
+}
+
+// BesideRecorder is the recorder command installed beside exe: RecorderName, or
+// else the whole syscage CLI's `syscage daemon` (an installation from before the
+// recorder had an executable of its own), or else RecorderName, which the hook
+// then reports missing.
+func BesideRecorder(exe string) []string {
+	dir := filepath.Dir(exe)
+	rec := filepath.Join(dir, RecorderName)
+	if _, err := os.Stat(rec); err == nil {
+		return []string{rec}
+	}
+	if cli := filepath.Join(dir, "syscage"); cli != exe {
+		if _, err := os.Stat(cli); err == nil {
+			return []string{cli, "daemon"}
+		}
+	}
+	return []string{rec}
 }

@@ -267,7 +267,7 @@ func (c *Config) RecorderCgroup() string {
 // reads EOF once the recorder listens, or has exited.
 func spawn(opts HookOptions) (*os.File, error) {
 	if _, err := os.Stat(opts.Recorder[0]); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("starting the recorder: %s is not installed: install %s beside %s (make build puts both in bin/)", opts.Recorder[0], filepath.Base(opts.Recorder[0]), "syscage-hook")
+		return nil, fmt.Errorf("starting the recorder: %s is not installed: install %s beside %s (make build puts both in bin/), or the syscage CLI", opts.Recorder[0], filepath.Base(opts.Recorder[0]), "syscage-hook")
 	}
 	mnt, err := cgroups.Mount()
 	if err != nil {

@@ -564,4 +564,20 @@ func TestHookWithoutRecorderSaysSo(t *testing.T) {
 	if msg := fmt.Sprint(err, res.Stderr); !strings.Contains(msg, want) {
 		t.Errorf("runc's failure does not say %q:\n%s", want, msg)
 	}
+
+	// Installed as before the recorder had an executable of its own, beside the
+	// whole CLI, it starts `syscage daemon`.
+	cli, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(alone), "syscage"), cli, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if res := rt.RuncRun(t, dir); res.ExitCode != 0 {
+		t.Fatalf("beside the CLI: exit %d: %s", res.ExitCode, res.Stderr)
+	}
+	if names := e.profile(t, "alone"); !slices.Contains(names, "execve") {
+		t.Errorf("the profile recorded beside the CLI lacks execve: %v", names)
+	}
 }
