@@ -67,14 +67,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return hooks.Hook(stdin, hooks.HookOptions{Config: cfg, ConfigPath: *config, Log: log, Debug: *debug, Started: started})
 }
 
-// execRecorder becomes syscage-recorder, beside this executable, with args:
-// `syscage-hook daemon --cleanup` as before the recorder had a binary of its own.
+// execRecorder becomes the recorder installed beside this executable
+// (hooks.BesideRecorder), with args: `syscage-hook daemon --cleanup` as before
+// the recorder had a binary of its own.
 func execRecorder(args []string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	rec := filepath.Join(filepath.Dir(exe), hooks.RecorderName)
-	err = syscall.Exec(rec, append([]string{hooks.RecorderName}, args...), os.Environ())
-	return fmt.Errorf("running %s: %w (install it beside %s)", rec, err, exe)
+	rec := hooks.BesideRecorder(exe)
+	argv := append([]string{filepath.Base(rec[0])}, rec[1:]...)
+	err = syscall.Exec(rec[0], append(argv, args...), os.Environ())
+	return fmt.Errorf("running %s: %w (install %s beside %s)", rec[0], err, hooks.RecorderName, exe)
 }
