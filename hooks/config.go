@@ -78,7 +78,13 @@ func (c *Config) ProfileOptions() (profile.Options, bool, error) {
 	if err != nil {
 		return profile.Options{}, false, err
 	}
-	return profile.Options{Baseline: base, BaselineName: name}, withArgs, nil
+	var opts profile.Options
+	if base != nil {
+		if opts.Baseline, err = profile.NewBaseline(name, base); err != nil {
+			return profile.Options{}, false, fmt.Errorf("baseline: %w", err)
+		}
+	}
+	return opts, withArgs, nil
 }
 
 func (c *Config) withArgs() (bool, error) {

@@ -10,7 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func randomArgsProfile(t *testing.T, r *rand.Rand) *specs.LinuxSeccomp {
+func randomArgsProfile(t testing.TB, r *rand.Rand) *specs.LinuxSeccomp {
 	t.Helper()
 	tab, _ := TableFor(specs.ArchX86_64)
 	rec := Recorded{}
@@ -212,4 +212,75 @@ func TestClipIdempotent(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A baseline prepared once clips every profile as a fresh Clip does, however many
+// it has clipped before: clipping reads its index, never changes it.
+func TestPreparedBaselineClipsAsClip(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, file := range []string{"containerd-default-x86_64.json", "docker-default-x86_64.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "profiles", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := Parse(file, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prepared, err := NewBaseline(file, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 200 {
+			p := randomArgsProfile(t, r)
+			want, wantDropped, err := Clip("p", p, file, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, gotDropped, err := prepared.Clip("p", p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := Marshal(want)
+			b, _ := Marshal(got)
+			if !bytes.Equal(a, b) || len(wantDropped) != len(gotDropped) {
+				t.Fatalf("case %d, %s: the prepared baseline clipped otherwise (dropped %v, %v):\n%s\n%s", i, file, wantDropped, gotDropped, a, b)
+			}
+		}
+	}
+	if _, err := NewBaseline("open", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}); err == nil {
+		t.Error("a baseline that allows by default was prepared")
+	}
+}
+
+// BenchmarkClip: clipping a recorded profile to containerd's default, indexing
+// the baseline each time (Clip) and once (a prepared Baseline, as the agent does).
+func BenchmarkClip(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("..", "profiles", "containerd-default-x86_64.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	base, err := Parse("containerd", data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := randomArgsProfile(b, rand.New(rand.NewPCG(1, 2)))
+	prepared, err := NewBaseline("containerd", base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := Clip("p", p, "containerd", base); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("prepared", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := prepared.Clip("p", p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -46,6 +47,42 @@ func expand(sc specs.LinuxSyscall) []conj {
 	return []conj{slices.Clone(sc.Args)}
 }
 
+// Baseline is a profile that others are clipped to (see Clip), indexed once: the
+// conditions under which it allows each call. A caller that clips many profiles
+// to one baseline (the node agent, at each change of each container's calls)
+// prepares it once with NewBaseline.
+type Baseline struct {
+	// Name is how messages call it.
+	Name    string
+	Profile *specs.LinuxSeccomp
+	allowed map[string][]conj
+}
+
+// NewBaseline prepares p, known in messages as name, as a baseline: it must
+// refuse by default, and not both allow and refuse a call by its arguments.
+func NewBaseline(name string, p *specs.LinuxSeccomp) (*Baseline, error) {
+	if allows(p.DefaultAction) {
+		return nil, fmt.Errorf("baseline %s allows by default (%s): a baseline must refuse by default", name, p.DefaultAction)
+	}
+	b := &Baseline{Name: name, Profile: p, allowed: map[string][]conj{}}
+	refusing := map[string]bool{}
+	for _, sc := range p.Syscalls {
+		for _, n := range sc.Names {
+			if allows(sc.Action) {
+				b.allowed[n] = append(b.allowed[n], expand(sc)...)
+			} else {
+				refusing[n] = true
+			}
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(refusing)) {
+		if len(b.allowed[n]) > 0 {
+			return nil, fmt.Errorf("baseline %s both allows and refuses %q by argument: syscage cannot tell which wins; use a baseline that does one or the other", name, n)
+		}
+	}
+	return b, nil
+}
+
 // Clip returns what p allows that baseline allows too: for every architecture,
 // syscall and arguments, the result allows a call only if both do. Where the
 // baseline conditions a syscall that p allows whatever its arguments, the result
@@ -56,29 +93,18 @@ func expand(sc specs.LinuxSyscall) []conj {
 // refuses are returned, not dropped silently. name and baseName are used in
 // errors. Rules that refuse are kept as they are: a refusal never widens.
 func Clip(name string, p *specs.LinuxSeccomp, baseName string, baseline *specs.LinuxSeccomp) (*specs.LinuxSeccomp, []Dropped, error) {
-	if allows(baseline.DefaultAction) {
-		return nil, nil, fmt.Errorf("baseline %s allows by default (%s): a baseline must refuse by default", baseName, baseline.DefaultAction)
+	b, err := NewBaseline(baseName, baseline)
+	if err != nil {
+		return nil, nil, err
 	}
-	if allows(p.DefaultAction) {
-		return nil, nil, fmt.Errorf("%s allows every syscall it does not name (defaultAction %s), which is wider than the baseline %s: set a refusing defaultAction, or use --baseline none", name, p.DefaultAction, baseName)
-	}
-	allowed := map[string][]conj{}
-	refusing := map[string]bool{}
-	for _, sc := range baseline.Syscalls {
-		for _, n := range sc.Names {
-			if allows(sc.Action) {
-				allowed[n] = append(allowed[n], expand(sc)...)
-			} else {
-				refusing[n] = true
-			}
-		}
-	}
-	for n := range refusing {
-		if len(allowed[n]) > 0 {
-			return nil, nil, fmt.Errorf("baseline %s both allows and refuses %q by argument: syscage cannot tell which wins; use a baseline that does one or the other", baseName, n)
-		}
-	}
+	return b.Clip(name, p)
+}
 
+// Clip is the package's Clip to b.
+func (b *Baseline) Clip(name string, p *specs.LinuxSeccomp) (*specs.LinuxSeccomp, []Dropped, error) {
+	if allows(p.DefaultAction) {
+		return nil, nil, fmt.Errorf("%s allows every syscall it does not name (defaultAction %s), which is wider than the baseline %s: set a refusing defaultAction, or use --baseline none", name, p.DefaultAction, b.Name)
+	}
 	out := *p
 	out.Syscalls = nil
 	var dropped []Dropped
@@ -90,8 +116,8 @@ func Clip(name string, p *specs.LinuxSeccomp, baseName string, baseline *specs.L
 		for _, n := range sc.Names {
 			for _, c := range expand(sc) {
 				kept := false
-				for _, b := range allowed[n] {
-					for _, j := range join(c, b) {
+				for _, bc := range b.allowed[n] {
+					for _, j := range join(c, bc) {
 						kept = true
 						out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: []string{n}, Action: sc.Action, Args: j})
 					}

@@ -34,10 +34,8 @@ type Options struct {
 	// Args are the argument values recorded for the syscalls of ArgSpecs; nil
 	// (not recorded) allows every recorded syscall by name.
 	Args Args
-	// Baseline, if set, is the profile the result must stay within (see Clip),
-	// known in messages as BaselineName.
-	Baseline     *specs.LinuxSeccomp
-	BaselineName string
+	// Baseline, if set, is the profile the result must stay within (see Clip).
+	Baseline *Baseline
 }
 
 // AlwaysAllowed are the calls every profile built from a recording allows, recorded
@@ -145,7 +143,7 @@ func FromRecorded(rec Recorded, opts Options) (*Built, error) {
 	p.Syscalls = append(p.Syscalls, rules...)
 	var err error
 	if opts.Baseline != nil {
-		p, b.Dropped, err = Clip("the recorded profile", p, opts.BaselineName, opts.Baseline)
+		p, b.Dropped, err = opts.Baseline.Clip("the recorded profile", p)
 	} else {
 		p, err = Normalize("the recorded profile", p)
 	}

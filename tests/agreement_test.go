@@ -242,7 +242,11 @@ func matrixCases() []matrixCase {
 // arguments): every shape the recorder emits must mean the same to runc with
 // libseccomp as to syscage.
 func recordedShapes() []matrixCase {
-	_, base, err := profiles.Baseline("containerd")
+	name, raw, err := profiles.Baseline("containerd")
+	if err != nil {
+		panic(err)
+	}
+	base, err := profile.NewBaseline(name, raw)
 	if err != nil {
 		panic(err)
 	}

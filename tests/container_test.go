@@ -74,7 +74,11 @@ func profileOf(t *testing.T, r *bpf.Recorder, id uint64) *specs.LinuxSeccomp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	built, err := record.Profile(rec, profile.Options{Baseline: base, BaselineName: name}, true)
+	prepared, err := profile.NewBaseline(name, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := record.Profile(rec, profile.Options{Baseline: prepared}, true)
 	if err != nil || len(built.Unnamed) > 0 || len(built.Dropped) > 0 {
 		t.Fatalf("profile: %v, unnamed %v, dropped %v", err, built.Unnamed, built.Dropped)
 	}

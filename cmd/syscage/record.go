@@ -191,9 +191,15 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 	if err != nil {
 		return err
 	}
+	var prepared *profile.Baseline
+	if baseline != nil {
+		if prepared, err = profile.NewBaseline(baselineName, baseline); err != nil {
+			return err
+		}
+	}
 	built, err := record.Profile(res.Recording, profile.Options{
 		DefaultAction: action, DefaultErrnoRet: opts.errno, Strict: opts.strict,
-		Baseline: baseline, BaselineName: baselineName,
+		Baseline: prepared,
 	}, withArgs)
 	if err != nil {
 		return err
@@ -206,7 +212,7 @@ func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOption
 		}
 		if baseline != nil {
 			var dropped []profile.Dropped
-			if p, dropped, err = profile.Clip(target, p, baselineName, baseline); err != nil {
+			if p, dropped, err = prepared.Clip(target, p); err != nil {
 				return err
 			}
 			reportDropped(stderr, baselineName, dropped)

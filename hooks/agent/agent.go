@@ -1001,7 +1001,7 @@ func fillResult(res *kubeapi.ContainerResult, rec *bpf.Recording, plan *verify.P
 		if err != nil {
 			return err
 		}
-		built, err := record.Profile(rec, profile.Options{Baseline: base.profile, BaselineName: base.name}, true)
+		built, err := record.Profile(rec, profile.Options{Baseline: base}, true)
 		if err != nil {
 			return err
 		}
@@ -1052,17 +1052,15 @@ func (b *builtProfile) of(rec *bpf.Recording) bool {
 	return true
 }
 
-type baseline struct {
-	name    string
-	profile *specs.LinuxSeccomp
-}
-
 // runtimeDefault is the baseline every profile the agent builds stays within:
-// containerd's default, what RuntimeDefault gives. Parsed once, not at every
-// publication: profile.Clip only reads it.
-var runtimeDefault = sync.OnceValues(func() (baseline, error) {
+// containerd's default, what RuntimeDefault gives. Parsed and indexed once, not
+// at every change of a container's calls.
+var runtimeDefault = sync.OnceValues(func() (*profile.Baseline, error) {
 	name, p, err := profiles.Baseline(profiles.DefaultBaseline)
-	return baseline{name, p}, err
+	if err != nil {
+		return nil, err
+	}
+	return profile.NewBaseline(name, p)
 })
 
 // callName is a syscall's name, or its number where the table has none.

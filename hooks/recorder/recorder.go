@@ -684,7 +684,7 @@ func (d *Daemon) write(c *container) error {
 		merged, err = profile.Merge(inputs...)
 		if err == nil && popts.Baseline != nil {
 			var dropped []profile.Dropped
-			merged, dropped, err = profile.Clip(t.Path(), merged, popts.BaselineName, popts.Baseline)
+			merged, dropped, err = popts.Baseline.Clip(t.Path(), merged)
 			built.Dropped = append(built.Dropped, dropped...)
 		}
 	}
@@ -715,11 +715,15 @@ func (d *Daemon) write(c *container) error {
 	if err := d.writeDenials(root, c, rec); err != nil {
 		return err
 	}
-	if err := writeDropped(root, t.File+".dropped", popts.BaselineName, built.Dropped); err != nil {
+	baseName := ""
+	if popts.Baseline != nil {
+		baseName = popts.Baseline.Name
+	}
+	if err := writeDropped(root, t.File+".dropped", baseName, built.Dropped); err != nil {
 		return err
 	}
 	if len(built.Dropped) > 0 {
-		d.log.Warn("recorded calls the baseline refuses, left out of the profile", "container", c.id, "profile", t.Path(), "baseline", popts.BaselineName, "dropped", dropStrings(built.Dropped), "keep", "set \"baseline\": \"none\" in the hook config")
+		d.log.Warn("recorded calls the baseline refuses, left out of the profile", "container", c.id, "profile", t.Path(), "baseline", baseName, "dropped", dropStrings(built.Dropped), "keep", "set \"baseline\": \"none\" in the hook config")
 	}
 	d.log.Info("profile written", "container", c.id, "profile", t.Path(), "syscalls", len(rec.Syscalls[bpf.Native]), "events", rec.Stats.Events)
 	return nil

@@ -101,10 +101,14 @@ func TestRecordedNeverWiderThanBaseline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			prepared, err := profile.NewBaseline(baseName, base)
+			if err != nil {
+				t.Fatal(err)
+			}
 			calls, widened := 0, 0
 			for i := range 200 {
 				rec, args := randomRecording(r, arches)
-				built, err := profile.FromRecorded(rec, profile.Options{Args: args, Baseline: base, BaselineName: baseName})
+				built, err := profile.FromRecorded(rec, profile.Options{Args: args, Baseline: prepared})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -169,7 +173,11 @@ func TestRecordedValuesAllowed(t *testing.T) {
 		"mprotect":    {Values: []uint64{0, 2}},
 		"unshare":     {Values: []uint64{0x400}},
 	}}
-	built, err := profile.FromRecorded(rec, profile.Options{Args: args, Baseline: base, BaselineName: "containerd"})
+	prepared, err := profile.NewBaseline("containerd", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, err := profile.FromRecorded(rec, profile.Options{Args: args, Baseline: prepared})
 	if err != nil {
 		t.Fatal(err)
 	}
