@@ -119,16 +119,14 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 		// The pods run under it: each is Ready, running the loop, no restarts.
-		time.Sleep(3 * time.Second)
-		pods := podsOf(t, c, ns, "app=web")
-		if len(pods) != 2 {
-			t.Fatalf("want 2 pods, have %d", len(pods))
-		}
-		for _, p := range pods {
-			if p.profile != kubeapi.LocalhostProfile(ns, "web") || !p.ready || p.restarts != 0 {
-				t.Errorf("pod %s: profile %q, ready %v, restarts %d", p.name, p.profile, p.ready, p.restarts)
+		settle(t, c, ns, "app=web", "the 2 pods of web to run under the profile", func() (bool, string) {
+			pods := podsOf(t, c, ns, "app=web")
+			ok := len(pods) == 2
+			for _, p := range pods {
+				ok = ok && p.profile == kubeapi.LocalhostProfile(ns, "web") && p.ready && p.restarts == 0
 			}
-		}
+			return ok, fmt.Sprint(pods)
+		})
 	})
 
 	strict := filepath.Join(tmp, "strict.json")
@@ -340,12 +338,14 @@ func perContainer(t *testing.T, c *cluster, ns, tmp string) {
 		t.Fatalf("apply: exit %d", code)
 	}
 	coverageOf(t, c, ns, dir, "shop", []string{"init", "server", "client"}, 2)
-	time.Sleep(3 * time.Second)
-	for _, p := range containersOf(t, c, ns, "app=shop") {
-		if want := kubeapi.LocalhostProfile(ns, "shop-"+p.container); p.profile != want || p.restarts != 0 || (p.container != "init" && !p.ready) {
-			t.Errorf("pod %s, container %s: profile %q (want %q), ready %v, restarts %d", p.pod, p.container, p.profile, want, p.ready, p.restarts)
+	settle(t, c, ns, "app=shop", "every container of shop to run under its own profile", func() (bool, string) {
+		ctrs := containersOf(t, c, ns, "app=shop")
+		ok := len(ctrs) > 0
+		for _, p := range ctrs {
+			ok = ok && p.profile == kubeapi.LocalhostProfile(ns, "shop-"+p.container) && p.restarts == 0 && (p.container == "init" || p.ready)
 		}
-	}
+		return ok, fmt.Sprint(ctrs)
+	})
 
 	// The client's profile without connect: verify names the client and connect.
 	strict := filepath.Join(tmp, "shop-strict") + "/"
@@ -411,6 +411,29 @@ func (p containerInfo) String() string {
 
 // containersOf lists the containers, init containers included, of the pods a
 // selector matches, each with its own seccompProfile.
+// settle waits up to a minute for ok, the pods of selector running as they
+// should (a rollout that is complete may still have a pod on its way to ready
+// on a slow machine), and fails unless it still holds 3 s later; a failure
+// prints the pods' description and their previous containers' logs.
+func settle(t *testing.T, c *cluster, ns, selector, what string, ok func() (bool, string)) {
+	t.Helper()
+	good, state := false, ""
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if good, state = ok(); good {
+			break
+		}
+	}
+	if good {
+		time.Sleep(3 * time.Second)
+		good, state = ok()
+	}
+	if !good {
+		desc, _ := c.try(c.kubectl, "-n", ns, "describe", "pods", "-l", selector)
+		prev, _ := c.try(c.kubectl, "-n", ns, "logs", "-l", selector, "--all-containers", "--previous", "--prefix")
+		t.Fatalf("waiting for %s (a minute, then 3 s more): %s\n%s\nprevious logs:\n%s", what, state, desc, prev)
+	}
+}
+
 func containersOf(t *testing.T, c *cluster, ns, selector string) []containerInfo {
 	t.Helper()
 	type ctr struct {

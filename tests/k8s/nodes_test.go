@@ -152,28 +152,15 @@ spec: {mode: record, selector: {matchLabels: {app: pair}}}
 				t.Errorf("node %s's profile lacks mkdir", n.name)
 			}
 		}
-		// The rollout is complete, but a pod may still be on its way to ready on a
-		// slow machine: wait for both, then watch them run a few loops under it.
-		underProfile := func() (bool, string) {
+		settle(t, c, ns, "app=pair", "the 2 pods of pair to run under the profile, one on each node", func() (bool, string) {
 			pods := podsOf(t, c, ns, "app=pair")
 			m := podNodes()
 			ok := len(pods) == 2 && spread(m)
 			for _, p := range pods {
-				ok = ok && p.profile == lp && p.ready
+				ok = ok && p.profile == lp && p.ready && p.restarts == 0
 			}
 			return ok, fmt.Sprintf("%v on %v", pods, m)
-		}
-		waitFor(t, "the 2 pods to run under the profile, one on each node", time.Minute, underProfile)
-		time.Sleep(3 * time.Second)
-		ok, state := underProfile()
-		for _, p := range podsOf(t, c, ns, "app=pair") {
-			ok = ok && p.restarts == 0
-		}
-		if !ok {
-			desc, _ := c.try(c.kubectl, "-n", ns, "describe", "pods", "-l", "app=pair")
-			prev, _ := c.try(c.kubectl, "-n", ns, "logs", "-l", "app=pair", "--previous", "--prefix")
-			t.Fatalf("the pair's pods did not keep running under %s: %s\n%s\nprevious logs:\n%s", lp, state, desc, prev)
-		}
+		})
 
 		// Without mkdir, the pods of both nodes fail with EPERM.
 		strict := filepath.Join(tmp, "pair-strict.json")
