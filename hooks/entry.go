@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -74,19 +75,26 @@ func RuncMain() {
 	os.Exit(1)
 }
 
-// BesideRecorder is the recorder command installed beside exe: RecorderName, or
-// else the whole syscage CLI's `syscage daemon` (an installation from before the
-// recorder had an executable of its own), or else RecorderName, which the hook
-// then reports missing.
+// BesideRecorder is the recorder command installed with exe: RecorderName beside
+// it, or else the whole syscage CLI's `syscage daemon` beside it (an
+// installation from before the recorder had an executable of its own), or else
+// either of them on PATH, or else RecorderName beside it, which the hook then
+// reports missing.
 func BesideRecorder(exe string) []string {
 	dir := filepath.Dir(exe)
 	rec := filepath.Join(dir, RecorderName)
-	if _, err := os.Stat(rec); err == nil {
-		return []string{rec}
+	cli := filepath.Join(dir, "syscage")
+	for _, cmd := range [][]string{{rec}, {cli, "daemon"}} {
+		if cmd[0] == exe {
+			continue
+		}
+		if _, err := os.Stat(cmd[0]); err == nil {
+			return cmd
+		}
 	}
-	if cli := filepath.Join(dir, "syscage"); cli != exe {
-		if _, err := os.Stat(cli); err == nil {
-			return []string{cli, "daemon"}
+	for _, cmd := range [][]string{{RecorderName}, {"syscage", "daemon"}} {
+		if path, err := exec.LookPath(cmd[0]); err == nil && path != exe {
+			return append([]string{path}, cmd[1:]...)
 		}
 	}
 	return []string{rec}

@@ -552,7 +552,8 @@ func TestHookWithoutRecorderSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir, spec := rt.Bundle(t, []string{"true"}, nil)
-	hook := specs.Hook{Path: alone, Args: []string{"syscage-hook", "hook", "--config", e.config}}
+	// Nor on PATH, where the hook looks next.
+	hook := specs.Hook{Path: alone, Args: []string{"syscage-hook", "hook", "--config", e.config}, Env: []string{"PATH=" + t.TempDir()}}
 	spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{hook}, Poststop: []specs.Hook{hook}}
 	spec.Annotations = map[string]string{"io.syscage.record": "alone"}
 	rt.WriteSpec(t, dir, spec)
