@@ -120,10 +120,23 @@ func (e *hookEnv) waitRecorderGone(t testing.TB) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A recorder removes its pid file first and its cgroup last: one read
+	// without a pid file may be on its way out, or a recorder that lost the
+	// lock may still be leaving. What is still there 5 s on is left behind.
+	cgroup := ""
 	if mnt, err := cgroups.Mount(); err == nil {
-		if _, err := os.Stat(filepath.Join(mnt, e.recorderCgroup())); err == nil {
-			t.Errorf("the recorder's cgroup is left behind")
-		}
+		cgroup = filepath.Join(mnt, e.recorderCgroup())
+	}
+	exists := func(path string) bool {
+		_, err := os.Stat(path)
+		return path != "" && err == nil
+	}
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end) && (exists(cgroup) || exists(e.runDir) || exists(e.pinDir)); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if exists(cgroup) {
+		procs, _ := os.ReadFile(filepath.Join(cgroup, "cgroup.procs"))
+		t.Errorf("the recorder's cgroup is left behind, holding processes %q", procs)
 	}
 	// Nothing at all is left after the idle exit: no pins, no run directory
 	// (socket, lock, pid, state), no program any recorder loaded.

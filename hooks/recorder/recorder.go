@@ -129,7 +129,7 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		log.Debug("another recorder is running", "err", err)
 		if opts.Recorder == nil {
-			leaveCgroup(cfg)
+			leaveCgroup(cfg, log)
 		}
 		return nil
 	}
@@ -151,7 +151,7 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 		unlock(lock, lockPath)
 		os.Remove(cfg.RunDir) // if nothing else is in it
 		if opts.Recorder == nil {
-			leaveCgroup(cfg)
+			leaveCgroup(cfg, log)
 		}
 	}()
 
@@ -394,15 +394,20 @@ func removeStaleCgroup(cfg *hooks.Config, log *slog.Logger) {
 // so that nothing of it is left once it exits. A recorder that lost the race for
 // the lock may still be on its way out of it, so removal is retried briefly; one
 // that serves keeps it, and then it stays.
-func leaveCgroup(cfg *hooks.Config) {
+func leaveCgroup(cfg *hooks.Config, log *slog.Logger) {
 	self, err := cgroups.Self()
 	if err != nil || filepath.Base(self) != cfg.RecorderCgroup() {
 		return
 	}
 	if err := os.WriteFile(filepath.Join(filepath.Dir(self), "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		log.Error("leaving the recorder's cgroup", "cgroup", self, "err", err)
 		return
 	}
-	(&cgroups.Group{Path: self}).Remove()
+	// Another recorder still in it (one serving, where this one lost the lock)
+	// removes it when it leaves.
+	if err := (&cgroups.Group{Path: self}).Remove(); err != nil && !Populated(self) {
+		log.Error("removing the recorder's cgroup", "cgroup", self, "err", err)
+	}
 }
 
 // watch writes the profile of each container whose cgroup has emptied, and closes
