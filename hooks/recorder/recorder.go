@@ -160,8 +160,8 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 	defer d.emptied.close()
 
 	var opened time.Time
-	// Once the first hooks.Request is answered (the hook that started the recorder):
-	// what that hooks.Request should not wait for.
+	// Once the first request is answered (the hook that started the recorder):
+	// what that request should not wait for.
 	var first sync.Once
 	firstServed := func() {}
 	if opts.Recorder != nil {
