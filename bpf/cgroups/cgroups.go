@@ -207,6 +207,13 @@ func (g *Group) Open() (*os.File, error) {
 	return f, nil
 }
 
+// Populated reports whether the cgroup at dir still has processes; one that is
+// removed, or cannot be read, has none.
+func Populated(dir string) bool {
+	p, err := (&Group{Path: dir}).Populated()
+	return err == nil && p
+}
+
 // Populated reports whether any process is left in the cgroup or below it.
 func (g *Group) Populated() (bool, error) {
 	b, err := os.ReadFile(filepath.Join(g.Path, "cgroup.events"))

@@ -625,7 +625,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	// Containers that have exited: their recording is complete.
 	for _, c := range a.containers {
-		if c.live && !recorder.Populated(c.dir) {
+		if c.live && !cgroups.Populated(c.dir) {
 			a.untrack(c)
 		}
 	}
@@ -935,7 +935,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 	st.Message = strings.Join(notes, "; ")
 	for _, key := range ids {
 		c := a.containers[key]
-		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: recorder.Populated(c.dir)}
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: cgroups.Populated(c.dir)}
 		if c.from == kubeapi.FromAttach {
 			res.Attached = c.attached.UTC().Format(time.RFC3339)
 		}

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syscage/syscage/bpf/cgroups"
 )
 
 // emptied tells the recorder the moment a tracked container's cgroup empties: the
@@ -75,7 +77,7 @@ func (e *emptied) read(log *slog.Logger, ended func(*container)) {
 			case ev.Mask&unix.IN_IGNORED != 0: // the cgroup was removed
 				delete(e.wds, int(ev.Wd))
 				gone = append(gone, c)
-			case !Populated(c.dir):
+			case !cgroups.Populated(c.dir):
 				delete(e.wds, int(ev.Wd))
 				unix.InotifyRmWatch(int(e.f.Fd()), uint32(ev.Wd))
 				gone = append(gone, c)

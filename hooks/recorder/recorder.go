@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -383,7 +382,7 @@ func removeStaleCgroup(cfg *hooks.Config, log *slog.Logger) {
 	if self, err := cgroups.Self(); err != nil || self == dir {
 		return
 	}
-	if _, err := os.Stat(dir); err == nil && !Populated(dir) {
+	if _, err := os.Stat(dir); err == nil && !cgroups.Populated(dir) {
 		if err := os.Remove(dir); err == nil {
 			log.Info("removed the cgroup of a recorder that is gone", "cgroup", dir)
 		}
@@ -405,7 +404,7 @@ func leaveCgroup(cfg *hooks.Config, log *slog.Logger) {
 	}
 	// Another recorder still in it (one serving, where this one lost the lock)
 	// removes it when it leaves.
-	if err := (&cgroups.Group{Path: self}).Remove(); err != nil && !Populated(self) {
+	if err := (&cgroups.Group{Path: self}).Remove(); err != nil && !cgroups.Populated(self) {
 		log.Error("removing the recorder's cgroup", "cgroup", self, "err", err)
 	}
 }
@@ -426,7 +425,7 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 		var done []*container
 		for id, c := range d.containers {
 			switch {
-			case !c.done && !Populated(c.dir):
+			case !c.done && !cgroups.Populated(c.dir):
 				done = append(done, c)
 			case c.done && time.Since(c.ended) > resultTTL:
 				// Its poststop hook never asked.
@@ -447,12 +446,6 @@ func (d *Daemon) watch(ctx context.Context, ln net.Listener) {
 			return
 		}
 	}
-}
-
-// Populated reports whether a cgroup still has processes; a removed cgroup has none.
-func Populated(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
-	return err == nil && bytes.Contains(b, []byte("populated 1"))
 }
 
 func (d *Daemon) serveConn(conn net.Conn) {
