@@ -46,13 +46,6 @@ const RecorderName = "syscage-recorder"
 // be started, the recorder opts names or else the one installed beside this
 // executable (see BesideRecorder), and logs what went wrong at level ERROR.
 func Hook(stdin io.Reader, opts HookOptions) error {
-	if len(opts.Recorder) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		opts.Recorder = BesideRecorder(exe)
-	}
 	if _, err := RunHook(stdin, opts); err != nil {
 		opts.Log.Error("hook", "err", err)
 		return fmt.Errorf("syscage hook: %w", err)

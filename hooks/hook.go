@@ -33,8 +33,8 @@ type HookOptions struct {
 	// ConfigPath is passed on to a recorder the hook starts ("" for the default).
 	ConfigPath string
 	// Recorder is the command that runs the recorder, to which a hook that starts
-	// one adds --config and --debug; Hook defaults it to RecorderName beside the
-	// hook's own executable.
+	// one adds --config and --debug; empty, the one installed with the hook's own
+	// executable (BesideRecorder), looked for only when one must be started.
 	Recorder []string
 	Log      *slog.Logger
 	// Debug passes --debug on to a recorder the hook starts.
@@ -266,6 +266,13 @@ func (c *Config) RecorderCgroup() string {
 // It returns the read end of a pipe whose write end only the recorder holds: it
 // reads EOF once the recorder listens, or has exited.
 func spawn(opts HookOptions) (*os.File, error) {
+	if len(opts.Recorder) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		opts.Recorder = BesideRecorder(exe)
+	}
 	if _, err := os.Stat(opts.Recorder[0]); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("starting the recorder: %s is not installed: install %s beside %s (make build puts both in bin/), or the syscage CLI", opts.Recorder[0], filepath.Base(opts.Recorder[0]), "syscage-hook")
 	}
