@@ -922,7 +922,9 @@ func TestApplySPO1(t *testing.T) {
 	}
 
 	// An operator that reports no localhostProfile: where 1.0 installs it.
+	fc.mu.Lock()
 	fc.spoNoLocalhost = true
+	fc.mu.Unlock()
 	code, stdout, stderr = fc.run("apply", "deploy/web", "-n", "shop", "--profile", "testdata/recording.golden.json", "--name", "web-v3")
 	if code != 0 || !strings.HasPrefix(stdout, "seccompprofile web-v3: installed by the security-profiles-operator as operator/web-v3.json\n") {
 		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
@@ -1002,6 +1004,8 @@ func TestUninstall(t *testing.T) {
 	want := "daemonset syscage-system/syscage-agent deleted\n" +
 		"flowschema syscage-agent deleted\n" +
 		"prioritylevelconfiguration syscage-agent deleted\n" +
+		"validatingadmissionpolicybinding syscage-agent-own-leases deleted\n" +
+		"validatingadmissionpolicy syscage-agent-own-leases deleted\n" +
 		"validatingadmissionpolicybinding syscage-agent-own-node deleted\n" +
 		"validatingadmissionpolicy syscage-agent-own-node deleted\n" +
 		"clusterrolebinding syscage-agent deleted\n" +
@@ -1142,6 +1146,8 @@ func TestInstall(t *testing.T) {
 		"clusterrolebinding syscage-agent applied\n" +
 		"validatingadmissionpolicy syscage-agent-own-node applied\n" +
 		"validatingadmissionpolicybinding syscage-agent-own-node applied\n" +
+		"validatingadmissionpolicy syscage-agent-own-leases applied\n" +
+		"validatingadmissionpolicybinding syscage-agent-own-leases applied\n" +
 		"prioritylevelconfiguration syscage-agent applied\n" +
 		"flowschema syscage-agent applied\n" +
 		"daemonset syscage-system/syscage-agent applied\n" +
@@ -1165,8 +1171,8 @@ func TestInstall(t *testing.T) {
 			}
 		}
 	}
-	if applies != 13 {
-		t.Errorf("%d applies, want 13", applies)
+	if applies != 15 {
+		t.Errorf("%d applies, want 15", applies)
 	}
 }
 
@@ -1185,8 +1191,8 @@ func TestInstallDryRun(t *testing.T) {
 			}
 		}
 	}
-	if applies != 13 {
-		t.Errorf("%d applies, want 13", applies)
+	if applies != 15 {
+		t.Errorf("%d applies, want 15", applies)
 	}
 }
 

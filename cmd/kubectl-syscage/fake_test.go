@@ -65,6 +65,7 @@ func newFakeCluster(t *testing.T, dynObjs []runtime.Object, kubeObjs ...runtime.
 		profilesGVR:    "SyscallProfileList",
 		nodeResultsGVR: "SyscallNodeResultList",
 		nodeStatusGVR:  "SyscallNodeStatusList",
+		leasesGVR:      "LeaseList",
 		crdsGVR:        "CustomResourceDefinitionList",
 		spoGVR:         "SeccompProfileList",
 		spoV1GVR:       "SeccompProfileList",

@@ -37,6 +37,8 @@ func TestInstallObjects(t *testing.T) {
 		"ClusterRoleBinding syscage-agent",
 		"ValidatingAdmissionPolicy syscage-agent-own-node",
 		"ValidatingAdmissionPolicyBinding syscage-agent-own-node",
+		"ValidatingAdmissionPolicy syscage-agent-own-leases",
+		"ValidatingAdmissionPolicyBinding syscage-agent-own-leases",
 		"PriorityLevelConfiguration syscage-agent",
 		"FlowSchema syscage-agent",
 		"DaemonSet syscage-system/syscage-agent",

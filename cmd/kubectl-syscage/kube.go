@@ -41,6 +41,8 @@ var (
 	nodeResultsGVR = schema.GroupVersionResource{Group: kubeapi.Group, Version: kubeapi.Version, Resource: kubeapi.NodeResults}
 	nodeStatusGVR  = schema.GroupVersionResource{Group: kubeapi.Group, Version: kubeapi.Version, Resource: kubeapi.NodeStatuses}
 	crdsGVR        = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	// leasesGVR: the nodes' final answers to a recording's stop (kubeapi.FinalAnswer).
+	leasesGVR = schema.GroupVersionResource{Group: kubeapi.LeaseGroup, Version: kubeapi.LeaseVersion, Resource: kubeapi.Leases}
 )
 
 // clients are the API clients the commands use: the dynamic client for syscage's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"testing"
 	"time"
@@ -149,5 +150,93 @@ func TestNamesWatch(t *testing.T) {
 	}
 	if w, err := (&clients{}).watchNames(ctx, "shop", "rec", "uid-1"); w != nil || err != nil {
 		t.Errorf("without a metadata client: %v, %v; want nothing to follow", w, err)
+	}
+}
+
+func leaseObject(name, holder, ownerUID string, a *kubeapi.FinalAnswer) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+		"metadata": map[string]any{"name": name, "namespace": "shop", "labels": map[string]any{kubeapi.RecordingLabel: "uid-1"},
+			"ownerReferences": []any{map[string]any{"apiVersion": kubeapi.APIVersion, "kind": "SyscallRecording", "name": "rec", "uid": ownerUID}}},
+		"spec": map[string]any{"holderIdentity": holder},
+	}}
+	if a != nil {
+		data, _ := json.Marshal(a)
+		u.SetAnnotations(map[string]string{kubeapi.FinalAnnotation: string(data)})
+	}
+	return u
+}
+
+// A node's final answer (its Lease) completes its result when it names the
+// version of the result read: phase, message and counters. An answer for
+// another version, held by another node than the one it names, or owned by
+// another recording, completes nothing.
+func TestResultsCompletedByAnswers(t *testing.T) {
+	result := func(name, node, version string, events uint64) runtime.Object {
+		u := nodeResultObject(t, name, node, "uid-1", "uid-1", kubeapi.PhaseRecording).(*unstructured.Unstructured)
+		u.SetResourceVersion(version)
+		unstructured.SetNestedSlice(u.Object, []any{map[string]any{"pod": "web", "container": "app", "containerID": "c", "from": "start", "running": true, "events": int64(events)}}, "result", "containers")
+		return u
+	}
+	done := func(node, version string) *kubeapi.FinalAnswer {
+		a := kubeapi.NewFinalAnswer(node, version, kubeapi.NodeRecording{Phase: kubeapi.PhaseDone, Message: "bye " + node,
+			Containers: []kubeapi.ContainerResult{{Events: 99}}})
+		return &a
+	}
+	fc := newFakeCluster(t, []runtime.Object{
+		result("rec-a", "node-a", "10", 1),
+		result("rec-b", "node-b", "11", 1),
+		result("rec-c", "node-c", "12", 1),
+		result("rec-d", "node-d", "13", 1),
+		leaseObject("rec-a", "node-a", "uid-1", done("node-a", "10")),
+		leaseObject("rec-b", "node-b", "uid-1", done("node-b", "9")),      // an older version
+		leaseObject("rec-c", "node-x", "uid-1", done("node-c", "12")),     // held by another node
+		leaseObject("rec-d", "node-d", "uid-other", done("node-d", "13")), // another recording's
+		leaseObject("rec-e", "node-e", "uid-1", nil),                      // no answer
+	})
+	c := &clients{dyn: fc.dyn}
+	ctx := context.Background()
+	check := func(how string, nodes map[string]kubeapi.NodeRecording) {
+		t.Helper()
+		for node, want := range map[string]string{"node-a": kubeapi.PhaseDone, "node-b": kubeapi.PhaseRecording, "node-c": kubeapi.PhaseRecording, "node-d": kubeapi.PhaseRecording} {
+			if got := nodes[node].Phase; got != want {
+				t.Errorf("%s: %s is %q, want %q", how, node, got, want)
+			}
+		}
+		if a := nodes["node-a"]; a.Message != "bye node-a" || len(a.Containers) != 1 || a.Containers[0].Events != 99 || a.Containers[0].Container != "app" {
+			t.Errorf("%s: node-a completed as %+v, want its result with the answer's message and counters", how, a)
+		}
+		if b := nodes["node-b"]; b.Containers[0].Events != 1 {
+			t.Errorf("%s: node-b took the counters of an answer for another version: %+v", how, b)
+		}
+	}
+	rec := kubeapi.SyscallRecording{Metadata: kubeapi.ObjectMeta{Name: "rec", Namespace: "shop", UID: "uid-1"}}
+	if err := c.nodeResults(ctx, &rec); err != nil {
+		t.Fatal(err)
+	}
+	check("listed", rec.Status.Nodes)
+
+	w := c.watchResults(ctx, "shop", "uid-1")
+	defer w.stop()
+	rec = kubeapi.SyscallRecording{}
+	if err := w.into(ctx, &rec); err != nil {
+		t.Fatal(err)
+	}
+	check("watched", rec.Status.Nodes)
+	// node-b answers again for the version it wrote last.
+	if _, err := fc.dyn.Resource(leasesGVR).Namespace("shop").Update(ctx, leaseObject("rec-b", "node-b", "uid-1", done("node-b", "11")), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		rec = kubeapi.SyscallRecording{}
+		if err := w.into(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status.Nodes["node-b"].Phase == kubeapi.PhaseDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node-b's new answer was not seen: %+v", rec.Status.Nodes["node-b"])
+		}
 	}
 }

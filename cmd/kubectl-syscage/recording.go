@@ -117,31 +117,50 @@ func (r *recordingRun) follow(ctx context.Context) func() {
 }
 
 // nodeResults gathers each node's part of a recording, one SyscallNodeResult a
-// node, into its status (where agents before node results wrote theirs). Only a
-// result whose node is the one its agent may write, and whose owner is this
-// recording, counts.
+// node completed by its final answer (a Lease), into its status (where agents
+// before node results wrote theirs). Only a result whose node is the one its
+// agent may write, and whose owner is this recording, counts.
 func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording) error {
-	list, err := c.dyn.Resource(nodeResultsGVR).Namespace(rec.Metadata.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: kubeapi.RecordingLabel + "=" + rec.Metadata.UID,
-	})
+	sel := metav1.ListOptions{LabelSelector: kubeapi.RecordingLabel + "=" + rec.Metadata.UID}
+	list, err := c.dyn.Resource(nodeResultsGVR).Namespace(rec.Metadata.Namespace).List(ctx, sel)
 	if apierrors.IsNotFound(err) {
 		return nil // an older installation: the results are in the status
 	}
 	if err != nil {
 		return fmt.Errorf("reading the node results of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
 	}
+	results := map[string]versioned{}
 	for i := range list.Items {
 		nr, ok, err := recordingResult(&list.Items[i], rec.Metadata.UID, c.unpack)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			continue
+		if ok {
+			results[nr.Spec.Node] = versioned{nr.Result, list.Items[i].GetResourceVersion()}
 		}
-		if rec.Status.Nodes == nil {
-			rec.Status.Nodes = map[string]kubeapi.NodeRecording{}
+	}
+	if len(results) == 0 {
+		return nil
+	}
+	leases, err := c.dyn.Resource(leasesGVR).Namespace(rec.Metadata.Namespace).List(ctx, sel)
+	if err != nil {
+		return fmt.Errorf("reading the final answers (Leases) of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
+	}
+	answers := map[string]kubeapi.FinalAnswer{}
+	for i := range leases.Items {
+		node, a, ok, err := finalAnswer(&leases.Items[i], rec.Metadata.UID)
+		if err != nil {
+			return err
 		}
-		rec.Status.Nodes[nr.Spec.Node] = nr.Result
+		if ok {
+			answers[node] = a
+		}
+	}
+	if rec.Status.Nodes == nil {
+		rec.Status.Nodes = map[string]kubeapi.NodeRecording{}
+	}
+	for node, r := range results {
+		rec.Status.Nodes[node] = completed(node, r, answers)
 	}
 	return nil
 }

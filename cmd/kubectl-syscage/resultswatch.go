@@ -1,40 +1,62 @@
 package main
 
 import (
+	"cmp"
 	"context"
-
+	"encoding/json"
 	"fmt"
-	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
-// resultsWatch follows the SyscallNodeResults of one recording: one list, then
-// a watch from it, so that a wait reads each node's result once per change
-// rather than every node's at every poll. A fleet of thousands of nodes has
-// a result of some 20 KiB each: listing them all every 200 ms would be as
+// resultsWatch follows the SyscallNodeResults of one recording, and the nodes'
+// final answers to its stop (Leases, see kubeapi.FinalAnswer): for each, one
+// list, then a watch from it, so that a wait reads each node's result once per
+// change rather than every node's at every poll. A fleet of thousands of nodes
+// has a result of some 10 KiB each: listing them all every 200 ms would be as
 // many megabytes each time, for the API server to send and this plugin to
 // decode.
 type resultsWatch struct {
 	ns, uid string
 	unpack  *kubeapi.Unpacker
-	// listed is closed once the first list is in; err says why it failed.
+	// listed is closed once the first lists are in; err says why one failed.
 	listed chan struct{}
 	err    error
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu     sync.Mutex
-	legacy bool                             // no such resource: results are in the status
-	nodes  map[string]kubeapi.NodeRecording // by node
-	names  map[string]string                // object name → its node
+	mu      sync.Mutex
+	legacy  bool // no such resource: results are in the status
+	results followed[versioned]
+	answers followed[kubeapi.FinalAnswer]
+}
+
+// versioned is a node's result with its resourceVersion, which a final answer
+// names.
+type versioned struct {
+	st      kubeapi.NodeRecording
+	version string
+}
+
+// followed are the objects of one resource followed, by node, and the node of
+// each object's name.
+type followed[T any] struct {
+	nodes map[string]T
+	names map[string]string
+}
+
+func newFollowed[T any]() followed[T] {
+	return followed[T]{nodes: map[string]T{}, names: map[string]string{}}
 }
 
 // watchResults starts following the results of the recording ns/uid, until
@@ -42,10 +64,37 @@ type resultsWatch struct {
 func (c *clients) watchResults(ctx context.Context, ns, uid string) *resultsWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &resultsWatch{ns: ns, uid: uid, unpack: c.unpack, listed: make(chan struct{}), cancel: cancel, done: make(chan struct{}),
-		nodes: map[string]kubeapi.NodeRecording{}, names: map[string]string{}}
+		results: newFollowed[versioned](), answers: newFollowed[kubeapi.FinalAnswer]()}
+	var wg sync.WaitGroup
+	var errs [2]error
+	var listed [2]chan struct{}
+	for i := range listed {
+		listed[i] = make(chan struct{})
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		follow(ctx, w, c, nodeResultsGVR, "the node results", &w.results, listed[0], &errs[0], func(u *unstructured.Unstructured) (string, versioned, bool, error) {
+			nr, ok, err := recordingResult(u, uid, w.unpack)
+			return nr.Spec.Node, versioned{nr.Result, u.GetResourceVersion()}, ok, err
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		follow(ctx, w, c, leasesGVR, "the final answers (Leases)", &w.answers, listed[1], &errs[1], func(u *unstructured.Unstructured) (string, kubeapi.FinalAnswer, bool, error) {
+			return finalAnswer(u, uid)
+		})
+	}()
+	go func() {
+		<-listed[0]
+		<-listed[1]
+		w.err = cmp.Or(errs[0], errs[1])
+		close(w.listed)
+	}()
 	go func() {
 		defer close(w.done)
-		w.run(ctx, c)
+		wg.Wait()
+		<-w.listed
 	}()
 	return w
 }
@@ -55,19 +104,26 @@ func (w *resultsWatch) stop() {
 	<-w.done
 }
 
-func (w *resultsWatch) run(ctx context.Context, c *clients) {
-	ri := c.dyn.Resource(nodeResultsGVR).Namespace(w.ns)
+// follow lists and watches one resource of a recording's objects into into,
+// reading each object with read, until ctx ends. It closes listed after the
+// first list, having set firstErr if that failed for good (it then stops).
+func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.GroupVersionResource, what string, into *followed[T], listed chan struct{},
+	firstErr *error, read func(*unstructured.Unstructured) (string, T, bool, error)) {
+	ri := c.dyn.Resource(gvr).Namespace(w.ns)
 	sel := kubeapi.RecordingLabel + "=" + w.uid
 	first := true
 	for ctx.Err() == nil {
-		rv, err := w.list(ctx, c, sel)
+		rv, err := list(ctx, w, ri, gvr == nodeResultsGVR, sel, what, into, read)
 		if first {
 			first = false
 			if err != nil && !transient(err) {
-				w.err = err
+				*firstErr = err
 			}
-			close(w.listed)
-			if w.err != nil || w.legacy {
+			close(listed)
+			w.mu.Lock()
+			legacy := w.legacy
+			w.mu.Unlock()
+			if *firstErr != nil || legacy {
 				return
 			}
 		}
@@ -86,47 +142,52 @@ func (w *resultsWatch) run(ctx context.Context, c *clients) {
 			}
 			return
 		}
-		w.follow(ctx, wi)
+		apply(ctx, w, wi, into, read)
 		wi.Stop()
+	}
+	if first {
+		close(listed)
 	}
 }
 
-// list replaces what is known with a list of the results, a page at a time,
-// and returns the list's resource version.
-func (w *resultsWatch) list(ctx context.Context, c *clients, sel string) (string, error) {
-	nodes, names := map[string]kubeapi.NodeRecording{}, map[string]string{}
+// list replaces what is known of one resource with a list of it, a page at a
+// time, and returns the list's resource version. results says it lists node
+// results: an installation without them is an older one.
+func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterface, results bool, sel, what string, into *followed[T],
+	read func(*unstructured.Unstructured) (string, T, bool, error)) (string, error) {
+	got := newFollowed[T]()
 	var rv, cont string
 	for {
-		list, err := c.dyn.Resource(nodeResultsGVR).Namespace(w.ns).List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 500, Continue: cont})
-		if apierrors.IsNotFound(err) {
+		l, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 500, Continue: cont})
+		if apierrors.IsNotFound(err) && results {
 			w.mu.Lock()
 			w.legacy = true // an older installation: the results are in the status
 			w.mu.Unlock()
 			return "", nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("reading the node results of SyscallRecording %s (uid %s): %w", w.ns, w.uid, err)
+			return "", fmt.Errorf("reading %s of SyscallRecording %s (uid %s): %w", what, w.ns, w.uid, err)
 		}
 		if rv == "" {
-			rv = list.GetResourceVersion()
+			rv = l.GetResourceVersion()
 		}
-		for i := range list.Items {
-			if err := w.add(nodes, names, &list.Items[i]); err != nil {
+		for i := range l.Items {
+			if err := add(got, &l.Items[i], read); err != nil {
 				return "", err
 			}
 		}
-		if cont = list.GetContinue(); cont == "" {
+		if cont = l.GetContinue(); cont == "" {
 			break
 		}
 	}
 	w.mu.Lock()
-	w.nodes, w.names = nodes, names
+	*into = got
 	w.mu.Unlock()
 	return rv, nil
 }
 
-// follow applies a watch's events until it ends.
-func (w *resultsWatch) follow(ctx context.Context, wi watch.Interface) {
+// apply applies a watch's events until it ends.
+func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into *followed[T], read func(*unstructured.Unstructured) (string, T, bool, error)) {
 	for {
 		var ev watch.Event
 		var open bool
@@ -147,11 +208,11 @@ func (w *resultsWatch) follow(ctx context.Context, wi watch.Interface) {
 		}
 		w.mu.Lock()
 		if ev.Type == watch.Deleted {
-			if node, ok := w.names[u.GetName()]; ok {
-				delete(w.nodes, node)
-				delete(w.names, u.GetName())
+			if node, ok := into.names[u.GetName()]; ok {
+				delete(into.nodes, node)
+				delete(into.names, u.GetName())
 			}
-		} else if err := w.add(w.nodes, w.names, u); err != nil {
+		} else if err := add(*into, u, read); err != nil {
 			w.mu.Unlock()
 			return
 		}
@@ -159,19 +220,36 @@ func (w *resultsWatch) follow(ctx context.Context, wi watch.Interface) {
 	}
 }
 
-// add records one node result, if it is one of this recording's.
-func (w *resultsWatch) add(nodes map[string]kubeapi.NodeRecording, names map[string]string, u *unstructured.Unstructured) error {
-	nr, ok, err := recordingResult(u, w.uid, w.unpack)
+// add records one object, if it is one of this recording's.
+func add[T any](into followed[T], u *unstructured.Unstructured, read func(*unstructured.Unstructured) (string, T, bool, error)) error {
+	node, v, ok, err := read(u)
 	if err != nil || !ok {
 		return err
 	}
-	nodes[nr.Spec.Node] = nr.Result
-	names[u.GetName()] = nr.Spec.Node
+	into.nodes[node] = v
+	into.names[u.GetName()] = node
 	return nil
 }
 
+// finalAnswer reads a node's final answer to the recording uid from its Lease:
+// only a Lease owned by the recording, held by the node the answer names,
+// counts (the admission policy lets an agent write only Leases its node
+// holds).
+func finalAnswer(u *unstructured.Unstructured, uid string) (string, kubeapi.FinalAnswer, bool, error) {
+	var a kubeapi.FinalAnswer
+	holder, _, _ := unstructured.NestedString(u.Object, "spec", "holderIdentity")
+	data, ok := u.GetAnnotations()[kubeapi.FinalAnnotation]
+	if !ok || holder == "" || !slices.ContainsFunc(u.GetOwnerReferences(), func(o metav1.OwnerReference) bool { return string(o.UID) == uid }) {
+		return "", a, false, nil
+	}
+	if err := json.Unmarshal([]byte(data), &a); err != nil {
+		return "", a, false, fmt.Errorf("reading the final answer of node %s (Lease %s/%s): %w", holder, u.GetNamespace(), u.GetName(), err)
+	}
+	return holder, a, a.Node == holder, nil
+}
+
 // into puts the results followed into a recording's status, over what agents
-// before node results wrote there.
+// before node results wrote there, each completed by its node's final answer.
 func (w *resultsWatch) into(ctx context.Context, rec *kubeapi.SyscallRecording) error {
 	select {
 	case <-w.listed:
@@ -186,9 +264,26 @@ func (w *resultsWatch) into(ctx context.Context, rec *kubeapi.SyscallRecording) 
 	if w.legacy {
 		return nil
 	}
-	if len(w.nodes) > 0 && rec.Status.Nodes == nil {
+	if len(w.results.nodes) > 0 && rec.Status.Nodes == nil {
 		rec.Status.Nodes = map[string]kubeapi.NodeRecording{}
 	}
-	maps.Copy(rec.Status.Nodes, w.nodes)
+	for node, r := range w.results.nodes {
+		rec.Status.Nodes[node] = completed(node, r, w.answers.nodes)
+	}
 	return nil
+}
+
+// completed is a node's result, completed by its final answer if it has one
+// for this version of the result. An answer that does not fit the result it
+// names fails the node's part, saying so.
+func completed(node string, r versioned, answers map[string]kubeapi.FinalAnswer) kubeapi.NodeRecording {
+	a, ok := answers[node]
+	if !ok || a.Result != r.version {
+		return r.st
+	}
+	st := r.st
+	if err := a.Complete(&st); err != nil {
+		return kubeapi.NodeRecording{Phase: kubeapi.PhaseFailed, Message: err.Error(), Updated: a.Updated, Containers: r.st.Containers}
+	}
+	return st
 }

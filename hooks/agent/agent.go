@@ -129,9 +129,14 @@ type recording struct {
 	err       error  // why it cannot be served
 	stopped   bool   // spec.stop seen: containers read and untracked
 	published []byte // the node status last published, without its time
-	shape     string // what changes publish at once, as last published
-	lastSent  time.Time
-	final     bool // a Done or Failed status has been published
+	// content is published without its phase and message: what a final
+	// answer (a Lease) cannot say; version is the result's resourceVersion
+	// then.
+	content  []byte
+	version  string
+	shape    string // what changes publish at once, as last published
+	lastSent time.Time
+	final    bool // a Done or Failed status has been answered
 	// armed is when the selection file first named the recording's namespace.
 	armed time.Time
 	// carried are the results an earlier run of the agent published for this
@@ -640,7 +645,9 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	type patch struct {
 		ns, name string
-		body     []byte
+		body     []byte // the result to write, or nil: it stands (version)
+		st       kubeapi.NodeRecording
+		version  string
 		r        *recording
 	}
 	var patches []patch
@@ -656,20 +663,33 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 			continue
 		}
 		st := a.nodeStatus(uid, r, stopping)
-		key := publishKey(st)
-		if bytes.Equal(key, r.published) {
-			r.shape = shape
-			continue
-		}
-		r.shape = shape
 		st.Updated = time.Now().UTC().Format(time.RFC3339)
-		body, err := json.Marshal(a.nodeResult(r.obj, st))
-		if err != nil {
+		key, content := publishKey(st), contentKey(st)
+		final := st.Phase != kubeapi.PhaseRecording
+		r.shape = shape
+		p := patch{ns: r.obj.Metadata.Namespace, name: kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), st: st, version: r.version, r: r}
+		switch {
+		case final && r.version != "" && bytes.Equal(content, r.content):
+			// The result holds every call: the final answer alone (see
+			// kubeapi.FinalAnswer), a Lease's write rather than the result's.
+		case !final && bytes.Equal(key, r.published):
 			continue
+		default:
+			// A result says Recording or Failed; Done is said by the answer
+			// alone, whether or not the result was written for it.
+			written := st
+			if written.Phase == kubeapi.PhaseDone {
+				written.Phase = kubeapi.PhaseRecording
+			}
+			body, err := json.Marshal(a.nodeResult(r.obj, written))
+			if err != nil {
+				continue
+			}
+			p.body = body
+			r.published, r.content = key, content
 		}
-		r.published = key
-		r.final = st.Phase != kubeapi.PhaseRecording
-		patches = append(patches, patch{r.obj.Metadata.Namespace, kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), body, r})
+		r.final = final
+		patches = append(patches, p)
 	}
 	a.mu.Unlock()
 
@@ -681,11 +701,18 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	for _, p := range patches {
 		start := time.Now()
-		err := a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
-		if apierrors.IsNotFound(err) {
-			// The first publication: create it (a recording deleted meanwhile
-			// refuses it as its owner is gone, and that is the end of it).
-			err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
+		version, wrote, err := p.version, false, error(nil)
+		if p.body != nil {
+			version, err = a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
+			if apierrors.IsNotFound(err) {
+				// The first publication: create it (a recording deleted meanwhile
+				// refuses it as its owner is gone, and that is the end of it).
+				version, err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
+			}
+			wrote = err == nil
+		}
+		if err == nil && p.st.Phase != kubeapi.PhaseRecording {
+			err = a.api.answer(pctx, p.ns, p.name, ownedBy(p.r.obj), a.opts.Node, kubeapi.NewFinalAnswer(a.opts.Node, version, p.st))
 		}
 		a.adapt(time.Since(start), err)
 		failed := err != nil && !apierrors.IsNotFound(err)
@@ -694,10 +721,17 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		}
 		a.mu.Lock()
 		p.r.lastSent = time.Now() // the interval runs from the write's end
+		if wrote || p.body == nil {
+			p.r.version = version
+		}
 		if failed {
 			// Try again in the interval, or at once if the shape changes: an
 			// API server that refuses writes (429, overloaded) is not sent more.
-			p.r.published, p.r.final = nil, false
+			// A result that went in stands; its answer is tried again.
+			if !wrote && p.body != nil {
+				p.r.published, p.r.content = nil, nil
+			}
+			p.r.final = false
 		}
 		a.mu.Unlock()
 	}
@@ -710,16 +744,20 @@ func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecordin
 		APIVersion: kubeapi.APIVersion,
 		Kind:       "SyscallNodeResult",
 		Metadata: kubeapi.ObjectMeta{
-			Name:      kubeapi.NodeResultName(rec.Metadata.Name, a.opts.Node),
-			Namespace: rec.Metadata.Namespace,
-			Labels:    map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID},
-			OwnerReferences: []kubeapi.OwnerReference{{
-				APIVersion: kubeapi.APIVersion, Kind: "SyscallRecording", Name: rec.Metadata.Name, UID: rec.Metadata.UID,
-			}},
+			Name:            kubeapi.NodeResultName(rec.Metadata.Name, a.opts.Node),
+			Namespace:       rec.Metadata.Namespace,
+			Labels:          map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID},
+			OwnerReferences: ownedBy(rec),
 		},
 		Spec:   kubeapi.NodeResultSpec{Recording: rec.Metadata.Name, Node: a.opts.Node},
 		Result: st,
 	}
+}
+
+// ownedBy is what a node's result and final answer for a recording are owned
+// by: the recording, so that they go with it.
+func ownedBy(rec kubeapi.SyscallRecording) []kubeapi.OwnerReference {
+	return []kubeapi.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording, Name: rec.Metadata.Name, UID: rec.Metadata.UID}}
 }
 
 // earlierResult is what an earlier run of this node's agent published for a
@@ -760,6 +798,7 @@ func publishKey(st kubeapi.NodeRecording) []byte {
 		}
 		return calls
 	}
+	st.Updated = ""
 	for i := range st.Containers {
 		c := &st.Containers[i]
 		c.Events = 0
@@ -767,6 +806,13 @@ func publishKey(st kubeapi.NodeRecording) []byte {
 	}
 	key, _ := json.Marshal(st)
 	return key
+}
+
+// contentKey is publishKey without the phase and message: what a node's final
+// answer says without a write of its result.
+func contentKey(st kubeapi.NodeRecording) []byte {
+	st.Phase, st.Message = "", ""
+	return publishKey(st)
 }
 
 // publishInterval bounds how often a node publishes a recording whose containers

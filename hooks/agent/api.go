@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -59,7 +61,14 @@ func newAPI(cfg *rest.Config) (*api, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "syscage-agent"
 	}
-	core, err := kubernetes.NewForConfig(cfg)
+	// Built-in types (pods, the Leases of final answers) travel as protobuf:
+	// cheaper for the API server to decode and encode than JSON.
+	coreCfg := rest.CopyConfig(cfg)
+	if coreCfg.ContentType == "" {
+		coreCfg.ContentType = "application/vnd.kubernetes.protobuf"
+		coreCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	}
+	core, err := kubernetes.NewForConfig(coreCfg)
 	if err != nil {
 		return nil, fmt.Errorf("a client for the API server at %s: %w", cfg.Host, err)
 	}
@@ -97,19 +106,57 @@ func list[T any](ctx context.Context, c *api, r schema.GroupVersionResource) ([]
 }
 
 // mergePatch applies a JSON merge patch to an object, or to one of its
-// subresources ("status").
-func (c *api) mergePatch(ctx context.Context, r schema.GroupVersionResource, ns, name string, body []byte, subresources ...string) error {
-	_, err := c.dyn.Resource(r).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, subresources...)
-	return err
+// subresources ("status"), and returns the object's resourceVersion then.
+func (c *api) mergePatch(ctx context.Context, r schema.GroupVersionResource, ns, name string, body []byte, subresources ...string) (string, error) {
+	u, err := c.dyn.Resource(r).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, subresources...)
+	if err != nil {
+		return "", err
+	}
+	return u.GetResourceVersion(), nil
 }
 
-// create creates an object given as JSON.
-func (c *api) create(ctx context.Context, r schema.GroupVersionResource, ns string, body []byte) error {
+// create creates an object given as JSON, and returns its resourceVersion.
+func (c *api) create(ctx context.Context, r schema.GroupVersionResource, ns string, body []byte) (string, error) {
 	var u unstructured.Unstructured
 	if err := u.UnmarshalJSON(body); err != nil {
+		return "", err
+	}
+	out, err := c.dyn.Resource(r).Namespace(ns).Create(ctx, &u, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return out.GetResourceVersion(), nil
+}
+
+// answer writes a node's final answer to a recording, the Lease ns/name (see
+// kubeapi.FinalAnswer): created, or updated if an earlier answer is there.
+func (c *api) answer(ctx context.Context, ns, name string, owner []kubeapi.OwnerReference, node string, a kubeapi.FinalAnswer) error {
+	data, err := json.Marshal(a)
+	if err != nil {
 		return err
 	}
-	_, err := c.dyn.Resource(r).Namespace(ns).Create(ctx, &u, metav1.CreateOptions{})
+	now := metav1.NewMicroTime(time.Now())
+	var refs []metav1.OwnerReference
+	for _, o := range owner {
+		refs = append(refs, metav1.OwnerReference{APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, UID: types.UID(o.UID)})
+	}
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: ns, OwnerReferences: refs,
+			Labels:      map[string]string{kubeapi.RecordingLabel: string(refs[0].UID), kubeapi.NodeLabel: kubeapi.NodeLabelValue(node)},
+			Annotations: map[string]string{kubeapi.FinalAnnotation: string(data)},
+		},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &node, RenewTime: &now},
+	}
+	leases := c.core.CoordinationV1().Leases(ns)
+	_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		patch, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{"annotations": lease.Annotations},
+			"spec":     map[string]any{"holderIdentity": node, "renewTime": now},
+		})
+		_, err = leases.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
 	return err
 }
 

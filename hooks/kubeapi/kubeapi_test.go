@@ -58,7 +58,7 @@ func TestManifests(t *testing.T) {
 		}
 		kinds = append(kinds, obj.Kind)
 	}
-	want := "CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition Namespace ServiceAccount ClusterRole ClusterRoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding PriorityLevelConfiguration FlowSchema DaemonSet"
+	want := "CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition CustomResourceDefinition Namespace ServiceAccount ClusterRole ClusterRoleBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding PriorityLevelConfiguration FlowSchema DaemonSet"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Errorf("kinds %q, want %q", got, want)
 	}

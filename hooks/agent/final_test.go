@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/syscage/syscage/hooks/kubeapi"
+)
+
+// resultServer plays the API server for a node's result and its final answer:
+// it finds no earlier result, records each write as "METHOD PATH", answers a result's write with the
+// next resourceVersion, and refuses the result's writes while failing is set.
+type resultServer struct {
+	mu      sync.Mutex
+	writes  []string
+	bodies  []string
+	version int
+	failing bool
+}
+
+func (s *resultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Method == http.MethodGet { // no earlier result
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	s.writes = append(s.writes, r.Method+" "+r.URL.Path)
+	s.bodies = append(s.bodies, string(b))
+	w.Header().Set("Content-Type", "application/json")
+	if strings.Contains(r.URL.Path, "/leases") {
+		json.NewEncoder(w).Encode(map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": map[string]any{"name": path.Base(r.URL.Path)}})
+		return
+	}
+	if s.failing {
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"TooManyRequests","code":429}`)
+		return
+	}
+	s.version++
+	json.NewEncoder(w).Encode(map[string]any{"apiVersion": kubeapi.APIVersion, "kind": "SyscallNodeResult",
+		"metadata": map[string]any{"name": path.Base(r.URL.Path), "resourceVersion": string(rune('0' + s.version))}})
+}
+
+func (s *resultServer) take() (writes, bodies []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	writes, bodies = s.writes, s.bodies
+	s.writes, s.bodies = nil, nil
+	return writes, bodies
+}
+
+// A node answers a stop with a Lease alone when its result already holds every
+// call it saw, naming the result's version; a node whose result did not go in
+// writes it, then answers naming the new version.
+func TestFinalAnswer(t *testing.T) {
+	s := &resultServer{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c, err := newAPI(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	newAgent := func() *Agent {
+		return &Agent{opts: Options{Node: "n1"}, api: c, log: slog.New(slog.DiscardHandler), dir: t.TempDir(),
+			recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{},
+			synced: map[string]bool{"pods": true, "recordings": true}}
+	}
+	rec := kubeapi.SyscallRecording{
+		Metadata: kubeapi.ObjectMeta{Name: "r1", Namespace: "ns", UID: "u1"},
+		Spec:     kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: kubeapi.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+	}
+	stopped := rec
+	stopped.Spec.Stop = true
+	resultPath := "/apis/syscage.io/v1alpha1/namespaces/ns/syscallnoderesults/" + kubeapi.NodeResultName("r1", "n1")
+	leasesPath := "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+
+	// Published while recording, then stopped: the answer alone.
+	a := newAgent()
+	a.upsertRecording(rec)
+	a.reconcile(ctx, false)
+	if w, _ := s.take(); len(w) != 1 || w[0] != "PATCH "+resultPath {
+		t.Fatalf("the first publication: %q, want the result patched", w)
+	}
+	a.upsertRecording(stopped)
+	a.reconcile(ctx, false)
+	w, b := s.take()
+	if len(w) != 1 || w[0] != "POST "+leasesPath {
+		t.Fatalf("the stop: %q, want a Lease created and nothing else", w)
+	}
+	if !strings.Contains(b[0], `"result":"1"`) || !strings.Contains(b[0], `"phase":"Done"`) || !strings.Contains(b[0], kubeapi.FinalAnnotation) {
+		t.Errorf("the answer %q does not say Done for the result's version 1", b[0])
+	}
+	a.reconcile(ctx, false)
+	if w, _ := s.take(); len(w) != 0 {
+		t.Errorf("answered again: %q", w)
+	}
+
+	// The result's write was refused while recording: at the stop it is
+	// written, as Recording, then answered for with its new version.
+	a = newAgent()
+	a.upsertRecording(rec)
+	s.failing = true
+	a.reconcile(ctx, false)
+	s.take()
+	s.failing = false
+	a.upsertRecording(stopped)
+	a.reconcile(ctx, false)
+	w, b = s.take()
+	if len(w) != 2 || w[0] != "PATCH "+resultPath || w[1] != "POST "+leasesPath {
+		t.Fatalf("the stop after a refused write: %q, want the result, then the Lease", w)
+	}
+	if !strings.Contains(b[0], `"phase":"Recording"`) {
+		t.Errorf("the result written at the stop says %s, want the phase Recording (Done is the answer's)", b[0])
+	}
+	if !strings.Contains(b[1], `"result":"2"`) {
+		t.Errorf("the answer %q does not name the result's new version 2", b[1])
+	}
+}
