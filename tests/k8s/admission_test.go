@@ -15,7 +15,8 @@ import (
 // nodeBound shows that the API server, not the agents by convention, keeps one
 // node's agent from writing another node's results: with a token bound to the
 // agent's pod (as its own is), creating another node's SyscallNodeStatus or
-// SyscallNodeResult is refused, and its own node's status goes through.
+// SyscallNodeResult is refused, and its own node's status goes through; so is
+// a final answer (a Lease) of another node, or a Lease no recording owns.
 func nodeBound(t *testing.T, c *cluster, ns string) {
 	pod := strings.Fields(c.kc(t, "-n", kubeapi.Namespace, "get", "pods", "-l", "app.kubernetes.io/name="+kubeapi.AgentName,
 		"-o", "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}"))
@@ -85,6 +86,36 @@ result: {phase: Done, message: "", updated: "", containers: []}
 	}
 	if out, err := createAs("some-other-node"); err == nil || !strings.Contains(out, "may write only its own node's syscallnoderesults") {
 		t.Errorf("the agent of %s created another node's result: %v\n%s", node, err, out)
+	}
+	// And for the final answers, Leases: its own node's, owned by a recording,
+	// and no other Lease (a controller's leader election among them).
+	leaseAs := func(name, holder string, owned bool) (string, error) {
+		owner := ""
+		if owned {
+			owner = fmt.Sprintf("\n  ownerReferences: [{apiVersion: %s, kind: SyscallRecording, name: node-bound, uid: %s}]", kubeapi.APIVersion, uid)
+		}
+		f := filepath.Join(t.TempDir(), "lease.yaml")
+		os.WriteFile(f, []byte(fmt.Sprintf(`apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: %s
+  namespace: %s
+  labels: {%s: %s}%s
+spec: {holderIdentity: %s}
+`, name, ns, kubeapi.RecordingLabel, uid, owner, holder)), 0o644)
+		return asAgent("create", "-f", f)
+	}
+	if out, err := leaseAs(kubeapi.NodeResultName("node-bound", "some-other-node"), "some-other-node", true); err == nil || !strings.Contains(out, "may write only its own node's final answers") {
+		t.Errorf("the agent of %s created another node's final answer: %v\n%s", node, err, out)
+	}
+	if out, err := leaseAs("some-controller", node, false); err == nil || !strings.Contains(out, "may write only its own node's final answers") {
+		t.Errorf("the agent of %s created a Lease no recording owns: %v\n%s", node, err, out)
+	}
+	if out, err := asAgent("-n", "kube-system", "patch", "lease", "kube-controller-manager", "--type=merge", "-p", `{"spec":{"holderIdentity":"`+node+`"}}`); err == nil {
+		t.Errorf("the agent of %s took over the controller manager's Lease:\n%s", node, out)
+	}
+	if out, err := leaseAs(kubeapi.NodeResultName("node-bound", node), node, true); err != nil {
+		t.Errorf("the agent of %s could not write its own node's final answer: %v\n%s", node, err, out)
 	}
 }
 
