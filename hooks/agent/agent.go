@@ -15,6 +15,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +103,8 @@ type Agent struct {
 	// new calls is published: publishInterval, longer while the API server is
 	// slow to take writes (see adapt). Only reconcile uses it.
 	every time.Duration
+	// sums are the digests and sizes of the profiles published (reconcile).
+	sums profileSums
 
 	// What this node last reported of each profile, by namespace and name
 	// (without its time), and the owner of its statuses: its Node.
@@ -639,6 +643,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 			a.untrack(c)
 		}
 	}
+	a.keepSums()
 	a.writeSelection(stopping)
 	if !stopping {
 		a.attach()
@@ -664,12 +669,12 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		}
 		st := a.nodeStatus(uid, r, stopping)
 		st.Updated = time.Now().UTC().Format(time.RFC3339)
-		key, content := publishKey(st), contentKey(st)
 		final := st.Phase != kubeapi.PhaseRecording
+		key := publishKey(st, a.sums)
 		r.shape = shape
 		p := patch{ns: r.obj.Metadata.Namespace, name: kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), st: st, version: r.version, r: r}
 		switch {
-		case final && r.version != "" && bytes.Equal(content, r.content):
+		case final && r.version != "" && bytes.Equal(contentKey(st, a.sums), r.content):
 			// The result holds every call: the final answer alone (see
 			// kubeapi.FinalAnswer), a Lease's write rather than the result's.
 		case !final && bytes.Equal(key, r.published):
@@ -686,7 +691,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 				continue
 			}
 			p.body = body
-			r.published, r.content = key, content
+			r.published, r.content = key, contentKey(st, a.sums)
 		}
 		r.final = final
 		patches = append(patches, p)
@@ -788,8 +793,10 @@ func (a *Agent) earlierResult(o kubeapi.SyscallRecording) *kubeapi.NodeRecording
 // missing call was made), which change with every call a container makes. At
 // fleet scale each write costs the API server ~10–17 ms of CPU, so a node whose
 // containers make no new call writes nothing; the counters go out with the next
-// change, and with the final result.
-func publishKey(st kubeapi.NodeRecording) []byte {
+// change, and with the final result. Each profile stands in the key as its
+// digest, from sums.
+func publishKey(st kubeapi.NodeRecording, sums profileSums) []byte {
+	st.Updated = ""
 	st.Containers = slices.Clone(st.Containers)
 	zero := func(calls []kubeapi.Call) []kubeapi.Call {
 		calls = slices.Clone(calls)
@@ -798,11 +805,13 @@ func publishKey(st kubeapi.NodeRecording) []byte {
 		}
 		return calls
 	}
-	st.Updated = ""
 	for i := range st.Containers {
 		c := &st.Containers[i]
 		c.Events = 0
 		c.Denied, c.Missing, c.Conditional = zero(c.Denied), zero(c.Missing), zero(c.Conditional)
+		if c.Profile != nil {
+			c.Profile, c.ProfileData = nil, sums.of(c.Profile).digest
+		}
 	}
 	key, _ := json.Marshal(st)
 	return key
@@ -810,9 +819,50 @@ func publishKey(st kubeapi.NodeRecording) []byte {
 
 // contentKey is publishKey without the phase and message: what a node's final
 // answer says without a write of its result.
-func contentKey(st kubeapi.NodeRecording) []byte {
+func contentKey(st kubeapi.NodeRecording, sums profileSums) []byte {
 	st.Phase, st.Message = "", ""
-	return publishKey(st)
+	return publishKey(st, sums)
+}
+
+// profileSums keep what the agent needs of each profile's JSON: a digest, for
+// the keys that say whether a node's status changed, and its size, for the
+// node result's budget. A node's status is built again every publication
+// interval, and its ten profiles' JSON was most of an agent's work: the
+// profiles a container's memo holds (builtProfile, the same object while its
+// calls stay the same) are kept from one reconcile to the next. A profile is
+// never changed once built; the map's keys keep the ones it holds alive.
+type profileSums map[*specs.LinuxSeccomp]profileSum
+
+type profileSum struct {
+	digest string
+	size   int
+}
+
+// of returns p's sum, computing it if it is not kept (and keeping it, but in
+// a nil map).
+func (m profileSums) of(p *specs.LinuxSeccomp) profileSum {
+	if s, ok := m[p]; ok {
+		return s
+	}
+	b, _ := json.Marshal(p)
+	h := sha256.Sum256(b)
+	s := profileSum{digest: "sha256:" + hex.EncodeToString(h[:]), size: len(b)}
+	if m != nil {
+		m[p] = s
+	}
+	return s
+}
+
+// keepSums starts a reconcile's profile sums: those of the profiles the
+// containers' memos still hold.
+func (a *Agent) keepSums() {
+	kept := profileSums{}
+	for _, c := range a.containers {
+		if s, ok := a.sums[c.built.profile]; ok {
+			kept[c.built.profile] = s
+		}
+	}
+	a.sums = kept
 }
 
 // publishInterval bounds how often a node publishes a recording whose containers
@@ -981,7 +1031,9 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 	st.Message = strings.Join(notes, "; ")
 	for _, key := range ids {
 		c := a.containers[key]
-		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: cgroups.Populated(c.dir)}
+		// A container still tracked was seen populated at the start of this
+		// reconcile (or it would have been untracked): its cgroup is read once.
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: c.live || cgroups.Populated(c.dir)}
 		if c.from == kubeapi.FromAttach {
 			res.Attached = c.attached.UTC().Format(time.RFC3339)
 		}
@@ -999,7 +1051,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		}
 		st.Containers = append(st.Containers, res)
 	}
-	if err := fit(&st); err != nil {
+	if err := fit(&st, a.sums); err != nil {
 		st.Message = strings.TrimPrefix(st.Message+"; ", "; ") + err.Error()
 	}
 	return st

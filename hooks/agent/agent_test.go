@@ -228,26 +228,26 @@ func TestPublishKey(t *testing.T) {
 			Denied:  []kubeapi.Call{{Arch: specs.ArchX86_64, Name: "mkdir", Count: count}},
 		}}}
 	}
-	base := publishKey(st(10, 1, "read"))
-	if string(publishKey(st(5000, 40, "read"))) != string(base) {
+	base := publishKey(st(10, 1, "read"), nil)
+	if string(publishKey(st(5000, 40, "read"), nil)) != string(base) {
 		t.Error("counters alone make a write")
 	}
-	if string(publishKey(st(10, 1, "read", "write"))) == string(base) {
+	if string(publishKey(st(10, 1, "read", "write"), nil)) == string(base) {
 		t.Error("a new call makes no write")
 	}
 	done := st(10, 1, "read")
 	done.Phase = kubeapi.PhaseDone
-	if string(publishKey(done)) == string(base) {
+	if string(publishKey(done, nil)) == string(base) {
 		t.Error("the final phase makes no write")
 	}
 	stopped := st(10, 1, "read")
 	stopped.Containers[0].Running = false
-	if string(publishKey(stopped)) == string(base) {
+	if string(publishKey(stopped, nil)) == string(base) {
 		t.Error("a container that exits makes no write")
 	}
 	// The key leaves the status itself as it was.
 	s := st(10, 3, "read")
-	publishKey(s)
+	publishKey(s, nil)
 	if s.Containers[0].Events != 10 || s.Containers[0].Denied[0].Count != 3 {
 		t.Errorf("publishKey changed the status: %+v", s.Containers[0])
 	}

@@ -39,13 +39,13 @@ func mergeResults(in []kubeapi.ContainerResult) ([]kubeapi.ContainerResult, erro
 // fit merges a node's results per container of a pod (its restarts, and what an
 // earlier run of the agent published) and, if they are still larger than
 // kubeapi.NodeResultBudget, per container name across pods.
-func fit(st *kubeapi.NodeRecording) error {
+func fit(st *kubeapi.NodeRecording, sums profileSums) error {
 	merged, err := mergeResults(st.Containers)
 	if err != nil {
 		return err
 	}
 	st.Containers = merged
-	if b, _ := json.Marshal(st); len(b) <= kubeapi.NodeResultBudget {
+	if size(*st, sums) <= kubeapi.NodeResultBudget {
 		return nil
 	}
 	st.Containers, err = mergeByName(st.Containers)
@@ -153,4 +153,18 @@ func sumCalls(a, b []kubeapi.Call) []kubeapi.Call {
 		return cmp.Or(profile.CompareArches(x.Arch, y.Arch), cmp.Compare(x.Name, y.Name))
 	})
 	return out
+}
+
+// size is the size of a node's status as JSON, its profiles' sizes from sums.
+func size(st kubeapi.NodeRecording, sums profileSums) int {
+	st.Containers = slices.Clone(st.Containers)
+	n := 0
+	for i := range st.Containers {
+		if c := &st.Containers[i]; c.Profile != nil {
+			n += len(`,"profile":`) + sums.of(c.Profile).size
+			c.Profile = nil
+		}
+	}
+	b, _ := json.Marshal(st)
+	return n + len(b)
 }

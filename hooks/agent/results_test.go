@@ -97,7 +97,7 @@ func TestFitManyPods(t *testing.T) {
 			kubeapi.ContainerResult{Pod: pod, PodUID: uid, Container: "proxy", ContainerID: fmt.Sprintf("%063dp", i), From: kubeapi.FromStart, Events: 10, Profile: allow(names[:40]...)})
 	}
 	before, _ := json.Marshal(st)
-	if err := fit(&st); err != nil {
+	if err := fit(&st, nil); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := json.Marshal(st)
@@ -128,7 +128,28 @@ func TestFitManyPods(t *testing.T) {
 	small.Containers = append(small.Containers,
 		kubeapi.ContainerResult{Pod: "a", Container: "app", Profile: allow("read")},
 		kubeapi.ContainerResult{Pod: "b", Container: "app", Profile: allow("write")})
-	if err := fit(&small); err != nil || len(small.Containers) != 2 || small.Containers[0].Pods != nil {
+	if err := fit(&small, nil); err != nil || len(small.Containers) != 2 || small.Containers[0].Pods != nil {
 		t.Errorf("a small result was merged across pods: %+v, %v", small.Containers, err)
+	}
+}
+
+// The size a node's status is budgeted at, its profiles' from their sums, is
+// the size of its JSON.
+func TestSizeIsJSONSize(t *testing.T) {
+	p := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow}}}
+	st := kubeapi.NodeRecording{Phase: kubeapi.PhaseRecording, Containers: []kubeapi.ContainerResult{
+		{Pod: "a", Container: "app", Profile: p, Events: 3},
+		{Pod: "a", Container: "side"},
+		{Pod: "b", Container: "app", Profile: p, Denied: []kubeapi.Call{{Name: "mount", Count: 1}}},
+	}}
+	b, _ := json.Marshal(st)
+	sums := profileSums{}
+	for range 2 {
+		if got := size(st, sums); got != len(b) {
+			t.Errorf("size %d, JSON %d bytes", got, len(b))
+		}
+	}
+	if len(sums) != 1 {
+		t.Errorf("%d sums kept for one profile", len(sums))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type Config struct {
 	// APIProfile, if set, is where a CPU profile of the API server during
 	// the steady part of the recording goes (go tool pprof FILE).
 	APIProfile string
+	// StopProfile, if set, is where a CPU profile of this process (every
+	// agent) is written, from 2 s before the recording's end to the plugin's
+	// exit: what the agents do when they answer a stop.
+	StopProfile string
 }
 
 // Result is what a simulation measured.
@@ -55,6 +60,11 @@ type Result struct {
 	// API server's write requests in it, by resource.
 	Window time.Duration
 	Writes map[string]float64
+	// StopWrites are the writes from the stop seen to the plugin's exit, by
+	// resource: the nodes' answers (Leases), and the results written for calls
+	// not published before the stop. This process sees the stop late, so some
+	// answers fall in Writes.
+	StopWrites map[string]float64
 	// Rejected counts the API server's 429 answers in the window (its
 	// priority and fairness queues full).
 	Rejected float64
@@ -129,12 +139,17 @@ func (r *Result) Summary() string {
 			by = append(by, fmt.Sprintf("%s %.0f", k, r.Writes[k]))
 		}
 	}
+	var after []string
+	for _, k := range sortedKeys(r.StopWrites) {
+		after = append(after, fmt.Sprintf("%s %.0f", k, r.StopWrites[k]))
+	}
 	var refused []string
 	for _, k := range sortedKeys(r.RejectedBy) {
 		refused = append(refused, fmt.Sprintf("%s %.0f", k, r.RejectedBy[k]))
 	}
 	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429 (over the whole run, by priority level and reason: %s); %.0f served at the agents' priority level over the whole run\n",
 		strings.Join(by, ", "), r.Rejected, cmp.Or(strings.Join(refused, ", "), "none"), r.AgentLevel)
+	fmt.Fprintf(&b, "  writes from the stop seen to the plugin's exit: %s\n", cmp.Or(strings.Join(after, ", "), "none"))
 	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
 		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
 	if r.SteadyWrites > 0 {
@@ -322,6 +337,23 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			}
 		}()
 	}
+	if cfg.StopProfile != "" {
+		f, err := os.Create(cfg.StopProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		profiling := time.AfterFunc(max(0, cfg.Duration-2*time.Second-time.Since(t0)), func() {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				logf("profiling the agents at the stop: %v", err)
+			}
+		})
+		defer func() {
+			if !profiling.Stop() {
+				pprof.StopCPUProfile()
+			}
+		}()
+	}
 	var t1 time.Time
 	err = poll(ctx, cfg.Duration+90*time.Minute, func() (bool, error) {
 		_, _, stop, err := recordingState(ctx, dyn)
@@ -356,6 +388,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, ctx.Err()
 	}
 	tExit := time.Now()
+	if w2, err := f.cluster.apiWrites(ctx); err == nil {
+		res.StopWrites = map[string]float64{}
+		for k, v := range w2 {
+			if k != rejectedKey && v > w1[k] {
+				res.StopWrites[k] = v - w1[k]
+			}
+		}
+	}
 	res.CollectSeen = time.Since(t1)
 	res.PluginOut = stderr.String()
 	res.PluginCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()

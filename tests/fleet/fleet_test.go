@@ -17,10 +17,11 @@ import (
 )
 
 var (
-	nodesFlag      = flag.String("fleet.nodes", "100", "comma-separated `sizes` of the simulated fleets, in nodes")
-	containersFlag = flag.Int("fleet.containers", 10, "containers in each node's pod")
-	durationFlag   = flag.Duration("fleet.duration", 30*time.Second, "the recording's --duration")
-	apiProfileFlag = flag.String("fleet.apiprofile", "", "write a CPU profile of the API server during the recording to `FILE`-NODES.pprof")
+	nodesFlag       = flag.String("fleet.nodes", "100", "comma-separated `sizes` of the simulated fleets, in nodes")
+	containersFlag  = flag.Int("fleet.containers", 10, "containers in each node's pod")
+	durationFlag    = flag.Duration("fleet.duration", 30*time.Second, "the recording's --duration")
+	stopProfileFlag = flag.String("fleet.stopprofile", "", "write a CPU profile of the agents from 2 s before the recording's end to the plugin's exit to `FILE`-NODES.pprof")
+	apiProfileFlag  = flag.String("fleet.apiprofile", "", "write a CPU profile of the API server during the recording to `FILE`-NODES.pprof")
 )
 
 // maxObject is the issue's ceiling on any object syscage writes: well under
@@ -72,6 +73,9 @@ func TestFleet(t *testing.T) {
 			}
 			if *apiProfileFlag != "" {
 				cfg.APIProfile = fmt.Sprintf("%s-%d.pprof", *apiProfileFlag, n)
+			}
+			if *stopProfileFlag != "" {
+				cfg.StopProfile = fmt.Sprintf("%s-%d.pprof", *stopProfileFlag, n)
 			}
 			res, err := Run(ctx, cfg)
 			if err != nil {
