@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -223,6 +224,10 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("watched", rec.Status.Nodes)
+	agents := map[string]string{"node-a": "", "node-b": "", "node-c": "", "node-d": "", "node-f": ""}
+	if left, ok := w.unfinished(agents); !ok || !slices.Equal(left, []string{"node-b", "node-c", "node-d", "node-f"}) {
+		t.Errorf("unfinished: %v (%v), want node-b, node-c, node-d (no answer for their result) and node-f (no result)", left, ok)
+	}
 	// node-b answers again for the version it wrote last.
 	if _, err := fc.dyn.Resource(leasesGVR).Namespace("shop").Update(ctx, leaseObject("rec-b", "node-b", "uid-1", done("node-b", "11")), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -233,6 +238,9 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rec.Status.Nodes["node-b"].Phase == kubeapi.PhaseDone {
+			if left, _ := w.unfinished(agents); !slices.Equal(left, []string{"node-c", "node-d", "node-f"}) {
+				t.Errorf("unfinished after node-b's answer: %v", left)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

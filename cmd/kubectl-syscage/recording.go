@@ -247,6 +247,14 @@ func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording,
 	fast := *r.c
 	fast.interval = min(r.c.interval, 200*time.Millisecond)
 	err := fast.poll(ctx, r.timeout, "every agent's final results", func(ctx context.Context) (pending, error) {
+		// While nodes are left, the followed results and answers say which,
+		// without a copy of every node's result at each poll.
+		if left, ok := r.results.unfinished(r.agents); ok && len(left) > 0 {
+			if _, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Get(ctx, r.name, metav1.GetOptions{}); err != nil {
+				return "", fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+			}
+			return "still recording or not answering: " + describeNodes(left, r.agents), nil
+		}
 		var err error
 		if rec, err = r.get(ctx); err != nil {
 			return "", err

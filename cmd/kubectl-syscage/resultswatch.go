@@ -287,3 +287,39 @@ func completed(node string, r versioned, answers map[string]kubeapi.FinalAnswer)
 	}
 	return st
 }
+
+// unfinished returns, sorted, the nodes that owe final results, as the function
+// of that name does for a recording's status: the agents' nodes without a
+// result, and the nodes whose result is neither final nor completed by a final
+// answer. ok is false until the first lists are in, and for an older
+// installation (results in the status), where the status must be read.
+func (w *resultsWatch) unfinished(agents map[string]string) (left []string, ok bool) {
+	if w == nil {
+		return nil, false
+	}
+	select {
+	case <-w.listed:
+	default:
+		return nil, false
+	}
+	if w.err != nil {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.legacy {
+		return nil, false
+	}
+	left = unreported(agents, w.results.nodes)
+	for node, r := range w.results.nodes {
+		phase := r.st.Phase
+		if a, ok := w.answers.nodes[node]; ok && a.Result == r.version {
+			phase = a.Phase
+		}
+		if phase != kubeapi.PhaseDone && phase != kubeapi.PhaseFailed {
+			left = append(left, node)
+		}
+	}
+	slices.Sort(left)
+	return slices.Compact(left), true
+}
