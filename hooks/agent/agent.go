@@ -79,6 +79,11 @@ type Options struct {
 	// Ready, if set, is closed once the agent serves hooks and has listed pods,
 	// recordings and profiles.
 	Ready chan<- struct{}
+	// Emptied, if set, tells the agent when a container's cgroup empties; nil:
+	// the agent watches with one of its own (and polls where inotify fails).
+	// The fleet simulation shares one among thousands of agents in a process,
+	// as a user has only 128 inotify instances.
+	Emptied *cgroups.Emptied
 	// ProbeAddr, if set, serves /readyz there: 200 once ready (the DaemonSet's
 	// readiness probe, so that a Ready agent is one that records).
 	ProbeAddr string
@@ -103,6 +108,8 @@ type Agent struct {
 	// new calls is published: publishInterval, longer while the API server is
 	// slow to take writes (see adapt). Only reconcile uses it.
 	every time.Duration
+	// emptied tells when a container's cgroup empties (nil: polled).
+	emptied *cgroups.Emptied
 	// sums are the digests and sizes of the profiles published (reconcile).
 	sums profileSums
 
@@ -157,6 +164,8 @@ type container struct {
 	from         string
 	attached     time.Time
 	live         bool           // still tracked
+	watched      bool           // its cgroup's emptying is told (Agent.emptied)
+	gone         bool           // its cgroup emptied
 	noHook       bool           // started during the recording, yet attached to
 	final        *bpf.Recording // read when it stopped being tracked
 	built        builtProfile   // its profile, as last built
@@ -206,6 +215,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer r.Close()
 		a.rec, hookRecorder = r, r
+	}
+	a.emptied = opts.Emptied
+	if a.emptied == nil {
+		e, err := cgroups.WatchEmptied()
+		if err != nil {
+			a.log.Info("not watching containers' cgroups with inotify: they are polled", "err", err)
+		} else {
+			defer e.Close()
+			a.emptied = e
+		}
 	}
 	a.dir = hooks.KubernetesRunDir(opts.RunDir)
 	if err := os.MkdirAll(a.dir, 0o755); err != nil {
@@ -435,10 +454,12 @@ func (a *Agent) Admit(req recorder.AdmitRequest) (bool, error) {
 	if err := a.rec.TrackWith(req.CgroupID, opts); err != nil {
 		return false, err
 	}
-	a.containers[r.obj.Metadata.UID+"/"+req.Container] = &container{
+	c := &container{
 		id: req.Container, name: cname, ns: ns, pod: name, uid: uid, recording: r.obj.Metadata.UID,
 		cgroupID: req.CgroupID, dir: req.CgroupDir, from: kubeapi.FromStart, live: true,
 	}
+	a.containers[r.obj.Metadata.UID+"/"+req.Container] = c
+	a.watchExit(c)
 	a.log.Info("recording from the start", "pod", ns+"/"+name, "container", cname, "id", req.Container, "recording", r.obj.Metadata.Name, "took", time.Since(start))
 	a.poke()
 	return true, nil
@@ -608,12 +629,37 @@ func (a *Agent) dropRecording(uid string) {
 	delete(a.recordings, uid)
 }
 
+// watchExit has the agent told when a tracked container's cgroup empties, so
+// that reconcile need not read every container's cgroup.events every second.
+// Called with a.mu held.
+func (a *Agent) watchExit(c *container) {
+	if a.emptied == nil {
+		return
+	}
+	if err := a.emptied.Add(c.dir, func() {
+		a.mu.Lock()
+		c.gone = true
+		a.mu.Unlock()
+		a.poke()
+	}); err != nil {
+		a.log.Debug("not watching a container's cgroup: it is polled", "container", c.id, "err", err)
+		return
+	}
+	c.watched = true
+	// Emptied before the watch began: no change will be told.
+	c.gone = !cgroups.Populated(c.dir)
+}
+
 // untrack reads a container's recording for the last time and stops tracking it.
 func (a *Agent) untrack(c *container) {
 	if !c.live {
 		return
 	}
 	c.live = false
+	if c.watched {
+		a.emptied.Remove(c.dir)
+		c.watched = false
+	}
 	rec, err := a.rec.Read(c.cgroupID)
 	if err != nil {
 		a.log.Warn("reading a recording", "container", c.id, "err", err)
@@ -634,7 +680,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	}
 	// Containers that have exited: their recording is complete.
 	for _, c := range a.containers {
-		if c.live && !cgroups.Populated(c.dir) {
+		if c.live && (c.gone || !c.watched && !cgroups.Populated(c.dir)) {
 			a.untrack(c)
 		}
 	}
@@ -979,10 +1025,12 @@ func (a *Agent) attach() {
 			// Started well after the selection named its namespace, yet not sent
 			// by a hook: this node's runtime does not run syscage-runc (or the hook).
 			noHook := !r.armed.IsZero() && rc.started.After(r.armed.Add(time.Second))
-			a.containers[r.obj.Metadata.UID+"/"+id] = &container{
+			c := &container{
 				id: id, name: cname, ns: p.ns, pod: p.name, uid: p.uid, recording: r.obj.Metadata.UID,
 				cgroupID: cgid, dir: dir, from: kubeapi.FromAttach, attached: time.Now(), live: true, noHook: noHook,
 			}
+			a.containers[r.obj.Metadata.UID+"/"+id] = c
+			a.watchExit(c)
 			a.log.Info("attached to a running container", "pod", p.ns+"/"+p.name, "container", cname, "id", id)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/bpf/record"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/hooks/agent"
@@ -65,6 +66,10 @@ func (f *fleet) startAgents(ctx context.Context, cs *kubernetes.Clientset, agent
 	}); err != nil {
 		return err
 	}
+	var err error
+	if f.emptied, err = cgroups.WatchEmptied(); err != nil {
+		return fmt.Errorf("watching the containers' cgroups: %w", err)
+	}
 	ready := make([]chan struct{}, len(agentPods))
 	for i, ap := range agentPods {
 		if i%agentsPerConnection == 0 {
@@ -93,6 +98,7 @@ func (f *fleet) startAgents(ctx context.Context, cs *kubernetes.Clientset, agent
 			Config:   &rest.Config{Host: f.cluster.apiURL, BearerToken: tokens[i], Transport: transport},
 			Log:      slog.New(f.warnings),
 			Recorder: n.tracker,
+			Emptied:  f.emptied,
 			Ready:    ready[i],
 		})
 		if err != nil {
@@ -199,6 +205,7 @@ func (f *fleet) exit(j int) error {
 // stopAgents stops every agent and waits for them.
 func (f *fleet) stopAgents() {
 	f.stopAgentCtx()
+	defer f.emptied.Close()
 	var wg sync.WaitGroup
 	for _, n := range f.nodes {
 		if n == nil || n.agent == nil {

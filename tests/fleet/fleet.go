@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
@@ -185,6 +186,9 @@ type fleet struct {
 	agentCtx      context.Context
 	stopAgentCtx  context.CancelFunc
 	warnings      *warnings
+	// emptied tells every agent when a container's cgroup empties, as each
+	// agent's own would on its node (a user has 128 inotify instances).
+	emptied *cgroups.Emptied
 }
 
 // Run brings up etcd and the API server, the fleet's objects and agents,
