@@ -92,14 +92,17 @@ bench: build
 # Fleets of FLEET_NODES simulated nodes (the agent's code, a simulated recorder)
 # against a real kube-apiserver and etcd, recorded with `kubectl syscage record`:
 # API writes per node, the largest object, etcd's size, collection + merge time.
-# FLEET_PROFILE=FILE also writes the API server's CPU profile to FILE-NODES.pprof.
+# FLEET_PROFILE=FILE also writes the API server's CPU profile to FILE-NODES.pprof;
+# FLEET_STOPPROFILE=FILE the agents' from just before the stop to FILE-NODES.pprof.
 # BenchmarkAPIWrites: what one write costs the API server and etcd, by kind.
 FLEET_NODES    ?= 100,1000,5000
 FLEET_DURATION ?= 60s
 FLEET_PROFILE  ?=
+FLEET_STOPPROFILE ?=
 bench-k8s: k8s-build
 	SYSCAGE_TEST_PRIVILEGED=1 $(GO) test -count=1 -timeout 180m -v -run '^TestFleet$$' -bench '^BenchmarkAPIWrites$$' -benchtime 1x ./tests/fleet/ \
-		-args -fleet.nodes=$(FLEET_NODES) -fleet.duration=$(FLEET_DURATION) -fleet.apiprofile=$(FLEET_PROFILE)
+		-args -fleet.nodes=$(FLEET_NODES) -fleet.duration=$(FLEET_DURATION) -fleet.apiprofile=$(FLEET_PROFILE) \
+		-fleet.stopprofile=$(FLEET_STOPPROFILE)
 
 # The node agent's image, for `kubectl syscage install --image`: built with podman
 # and saved as bin/syscage-image.tar (load it, or push it to your registry).

@@ -7,13 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 
+	"github.com/syscage/syscage/bpf"
+	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
 
@@ -129,5 +135,69 @@ func TestFinalAnswer(t *testing.T) {
 	}
 	if !strings.Contains(b[1], `"result":"2"`) {
 		t.Errorf("the answer %q does not name the result's new version 2", b[1])
+	}
+}
+
+// untracked counts what a test agent's recorder is asked.
+type untracked struct {
+	mu  sync.Mutex
+	ids []uint64
+}
+
+func (u *untracked) TrackWith(uint64, bpf.TrackOptions) error { return nil }
+func (u *untracked) Read(uint64) (*bpf.Recording, error)      { return &bpf.Recording{}, nil }
+func (u *untracked) Untrack(id uint64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.ids = append(u.ids, id)
+	return nil
+}
+
+// A container whose cgroup empties is untracked at the next reconcile, told by
+// inotify (the agent is woken) rather than found by reading every container's
+// cgroup.events; one that keeps running stays tracked.
+func TestExitTold(t *testing.T) {
+	e, err := cgroups.WatchEmptied()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rec := &untracked{}
+	a := &Agent{opts: Options{Node: "n1"}, log: slog.New(slog.DiscardHandler), rec: rec, emptied: e, dir: t.TempDir(), wake: make(chan struct{}, 1),
+		recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{},
+		synced: map[string]bool{"pods": true, "recordings": true}}
+	events := func(dir, populated string) {
+		t.Helper()
+		f, err := os.OpenFile(filepath.Join(dir, "cgroup.events"), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err == nil {
+			_, err = f.WriteAt([]byte("populated "+populated+"\nfrozen 0\n"), 0)
+			f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	exits, runs := t.TempDir(), t.TempDir()
+	events(exits, "1")
+	events(runs, "1")
+	a.mu.Lock()
+	for i, dir := range []string{exits, runs} {
+		c := &container{id: dir, cgroupID: uint64(i + 1), dir: dir, live: true}
+		a.containers[dir] = c
+		a.watchExit(c)
+		if !c.watched || c.gone {
+			t.Fatalf("container %d: watched %v, gone %v", i, c.watched, c.gone)
+		}
+	}
+	a.mu.Unlock()
+	events(exits, "0")
+	select {
+	case <-a.wake:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent was not woken when the cgroup emptied")
+	}
+	a.reconcile(context.Background(), false)
+	if !slices.Equal(rec.ids, []uint64{1}) {
+		t.Errorf("untracked %v, want the container that exited (1) alone", rec.ids)
 	}
 }
