@@ -726,13 +726,9 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		case !final && bytes.Equal(key, r.published):
 			continue
 		default:
-			// A result says Recording or Failed; Done is said by the answer
-			// alone, whether or not the result was written for it.
-			written := st
-			if written.Phase == kubeapi.PhaseDone {
-				written.Phase = kubeapi.PhaseRecording
-			}
-			body, err := json.Marshal(a.nodeResult(r.obj, written))
+			// Calls not yet published: the result is written, final or not
+			// (a result that says Done or Failed needs no answer).
+			body, err := json.Marshal(a.nodeResult(r.obj, st))
 			if err != nil {
 				continue
 			}
@@ -762,7 +758,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 			}
 			wrote = err == nil
 		}
-		if err == nil && p.st.Phase != kubeapi.PhaseRecording {
+		if err == nil && p.body == nil {
 			err = a.api.answer(pctx, p.ns, p.name, ownedBy(p.r.obj), a.opts.Node, kubeapi.NewFinalAnswer(a.opts.Node, version, p.st))
 		}
 		a.adapt(time.Since(start), err)

@@ -70,8 +70,8 @@ func (s *resultServer) take() (writes, bodies []string) {
 }
 
 // A node answers a stop with a Lease alone when its result already holds every
-// call it saw, naming the result's version; a node whose result did not go in
-// writes it, then answers naming the new version.
+// call it saw, naming the result's version; a node whose result lacks calls
+// writes it, final, instead.
 func TestFinalAnswer(t *testing.T) {
 	s := &resultServer{}
 	srv := httptest.NewServer(s)
@@ -117,7 +117,7 @@ func TestFinalAnswer(t *testing.T) {
 	}
 
 	// The result's write was refused while recording: at the stop it is
-	// written, as Recording, then answered for with its new version.
+	// written, saying Done, and needs no answer.
 	a = newAgent()
 	a.upsertRecording(rec)
 	s.failing = true
@@ -127,14 +127,11 @@ func TestFinalAnswer(t *testing.T) {
 	a.upsertRecording(stopped)
 	a.reconcile(ctx, false)
 	w, b = s.take()
-	if len(w) != 2 || w[0] != "PATCH "+resultPath || w[1] != "POST "+leasesPath {
-		t.Fatalf("the stop after a refused write: %q, want the result, then the Lease", w)
+	if len(w) != 1 || w[0] != "PATCH "+resultPath {
+		t.Fatalf("the stop after a refused write: %q, want the result alone", w)
 	}
-	if !strings.Contains(b[0], `"phase":"Recording"`) {
-		t.Errorf("the result written at the stop says %s, want the phase Recording (Done is the answer's)", b[0])
-	}
-	if !strings.Contains(b[1], `"result":"2"`) {
-		t.Errorf("the answer %q does not name the result's new version 2", b[1])
+	if !strings.Contains(b[0], `"phase":"Done"`) {
+		t.Errorf("the result written at the stop says %s, want the phase Done", b[0])
 	}
 }
 

@@ -10,10 +10,11 @@ import (
 // server 3.5–5.5 ms of CPU (its JSON, its schema, its managed fields, the
 // admission policy), a Lease's 1.9 ms (a built-in type, stored as protobuf).
 // A node whose result already holds every call it saw answers with the Lease
-// alone, naming the result's resourceVersion it completes; a node with calls
-// not yet published writes its result first, then the Lease. The result object
-// keeps the phase of its last publication (Recording): a reader completes it
-// with the answer (FinalAnswer.Complete), as the plugin does.
+// alone, naming the result's resourceVersion it completes; the result object
+// keeps the phase of its last publication (Recording), and a reader completes
+// it with the answer (FinalAnswer.Complete), as the plugin does. A node with
+// calls not yet published writes its result instead, saying Done (or Failed):
+// one write either way.
 //
 // The Lease is named as the node's result (NodeResultName), lives in the
 // recording's namespace, is owned by the recording (and goes with it), and
