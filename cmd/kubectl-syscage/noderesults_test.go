@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
@@ -246,5 +251,21 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("node-b's new answer was not seen: %+v", rec.Status.Nodes["node-b"])
 		}
+	}
+}
+
+// A user who may not read the nodes' answers is told which permission record
+// needs, where.
+func TestAnswersForbidden(t *testing.T) {
+	fc := newFakeCluster(t, nil)
+	fc.dyn.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(leasesGVR.GroupResource(), "", errors.New("no"))
+	})
+	c := &clients{dyn: fc.dyn}
+	w := c.watchResults(context.Background(), "shop", "uid-1")
+	defer w.stop()
+	err := w.into(context.Background(), &kubeapi.SyscallRecording{})
+	if err == nil || !strings.Contains(err.Error(), "record needs get, list and watch on leases.coordination.k8s.io in namespace shop") {
+		t.Errorf("got %v", err)
 	}
 }

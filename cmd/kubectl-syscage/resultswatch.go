@@ -113,7 +113,7 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 	sel := kubeapi.RecordingLabel + "=" + w.uid
 	first := true
 	for ctx.Err() == nil {
-		rv, err := list(ctx, w, ri, gvr == nodeResultsGVR, sel, what, into, read)
+		rv, err := list(ctx, w, ri, gvr, sel, what, into, read)
 		if first {
 			first = false
 			if err != nil && !transient(err) {
@@ -151,19 +151,23 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 }
 
 // list replaces what is known of one resource with a list of it, a page at a
-// time, and returns the list's resource version. results says it lists node
-// results: an installation without them is an older one.
-func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterface, results bool, sel, what string, into *followed[T],
+// time, and returns the list's resource version. An installation without node
+// results is an older one.
+func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterface, gvr schema.GroupVersionResource, sel, what string, into *followed[T],
 	read func(*unstructured.Unstructured) (string, T, bool, error)) (string, error) {
 	got := newFollowed[T]()
 	var rv, cont string
 	for {
 		l, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 500, Continue: cont})
-		if apierrors.IsNotFound(err) && results {
+		if apierrors.IsNotFound(err) && gvr == nodeResultsGVR {
 			w.mu.Lock()
 			w.legacy = true // an older installation: the results are in the status
 			w.mu.Unlock()
 			return "", nil
+		}
+		if apierrors.IsForbidden(err) {
+			return "", fmt.Errorf("reading %s of SyscallRecording %s (uid %s): %w: record needs get, list and watch on %s in namespace %s",
+				what, w.ns, w.uid, err, gvr.GroupResource(), w.ns)
 		}
 		if err != nil {
 			return "", fmt.Errorf("reading %s of SyscallRecording %s (uid %s): %w", what, w.ns, w.uid, err)
