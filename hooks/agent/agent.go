@@ -750,11 +750,11 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		start := time.Now()
 		version, wrote, err := p.version, false, error(nil)
 		if p.body != nil {
-			version, err = a.api.mergePatch(pctx, nodeResultsGVR, p.ns, p.name, p.body)
+			version, err = a.api.writeResult(pctx, p.ns, p.name, p.body, false)
 			if apierrors.IsNotFound(err) {
 				// The first publication: create it (a recording deleted meanwhile
 				// refuses it as its owner is gone, and that is the end of it).
-				version, err = a.api.create(pctx, nodeResultsGVR, p.ns, p.body)
+				version, err = a.api.writeResult(pctx, p.ns, p.name, p.body, true)
 			}
 			wrote = err == nil
 		}
@@ -1077,7 +1077,7 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 		c := a.containers[key]
 		// A container still tracked was seen populated at the start of this
 		// reconcile (or it would have been untracked): its cgroup is read once.
-		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: c.live || cgroups.Populated(c.dir)}
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: c.live || !c.gone && cgroups.Populated(c.dir)}
 		if c.from == kubeapi.FromAttach {
 			res.Attached = c.attached.UTC().Format(time.RFC3339)
 		}

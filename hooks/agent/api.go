@@ -128,6 +128,34 @@ func (c *api) create(ctx context.Context, r schema.GroupVersionResource, ns stri
 	return out.GetResourceVersion(), nil
 }
 
+// writeResult writes a node's result (a merge patch, or its creation) and
+// returns its resourceVersion, read from the answer without decoding the
+// object into a map: the API server echoes the whole result (some 10 KiB) at
+// every write, and decoding it was a tenth of the simulated agents' CPU at a
+// 5,000-node stop.
+func (c *api) writeResult(ctx context.Context, ns, name string, body []byte, create bool) (string, error) {
+	rc := c.core.CoreV1().RESTClient()
+	var req *rest.Request
+	if create {
+		req = rc.Post().AbsPath("/apis", kubeapi.Group, kubeapi.Version, "namespaces", ns, kubeapi.NodeResults).SetHeader("Content-Type", "application/json")
+	} else {
+		req = rc.Patch(types.MergePatchType).AbsPath("/apis", kubeapi.Group, kubeapi.Version, "namespaces", ns, kubeapi.NodeResults, name)
+	}
+	raw, err := req.SetHeader("Accept", "application/json").Body(body).Do(ctx).Raw()
+	if err != nil {
+		return "", err
+	}
+	var out struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return "", fmt.Errorf("reading the answer to a write of %s/%s: %w", ns, name, err)
+	}
+	return out.Metadata.ResourceVersion, nil
+}
+
 // answer writes a node's final answer to a recording, the Lease ns/name (see
 // kubeapi.FinalAnswer): created, or updated if an earlier answer is there.
 func (c *api) answer(ctx context.Context, ns, name string, owner []kubeapi.OwnerReference, node string, a kubeapi.FinalAnswer) error {
