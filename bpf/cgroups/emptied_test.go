@@ -1,10 +1,10 @@
 package cgroups
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // A watched cgroup's emptying is told once, from its cgroup.events; one no
@@ -16,19 +16,7 @@ func TestEmptiedAddRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	// Written in place, in one write, as the kernel changes it (a truncation
-	// would show an empty file for a moment).
-	events := func(dir, populated string) {
-		t.Helper()
-		f, err := os.OpenFile(filepath.Join(dir, "cgroup.events"), os.O_WRONLY|os.O_CREATE, 0o644)
-		if err == nil {
-			_, err = f.WriteAt([]byte("populated "+populated+"\nfrozen 0\n"), 0)
-			f.Close()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	events := func(dir, populated string) { testenv.SetPopulated(t, dir, populated == "1") }
 	watched, removed := t.TempDir(), t.TempDir()
 	events(watched, "1")
 	events(removed, "1")

@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/bpf/cgroups"
 	"github.com/syscage/syscage/hooks/kubeapi"
+	"github.com/syscage/syscage/tests/testenv"
 )
 
 // resultServer plays the API server for a node's result and its final answer:
@@ -163,17 +162,7 @@ func TestExitTold(t *testing.T) {
 	a := &Agent{opts: Options{Node: "n1"}, log: slog.New(slog.DiscardHandler), rec: rec, emptied: e, dir: t.TempDir(), wake: make(chan struct{}, 1),
 		recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{},
 		synced: map[string]bool{"pods": true, "recordings": true}}
-	events := func(dir, populated string) {
-		t.Helper()
-		f, err := os.OpenFile(filepath.Join(dir, "cgroup.events"), os.O_WRONLY|os.O_CREATE, 0o644)
-		if err == nil {
-			_, err = f.WriteAt([]byte("populated "+populated+"\nfrozen 0\n"), 0)
-			f.Close()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	events := func(dir, populated string) { testenv.SetPopulated(t, dir, populated == "1") }
 	exits, runs := t.TempDir(), t.TempDir()
 	events(exits, "1")
 	events(runs, "1")

@@ -41,3 +41,26 @@ func RequireCommand(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// SetPopulated writes dir/cgroup.events saying whether the cgroup is
+// populated, as the kernel changes it: in place and in one write (a
+// truncation would show an empty file for a moment to a reader told of the
+// change by inotify). A directory with such a file stands for a cgroup in
+// tests of what reads it.
+func SetPopulated(t testing.TB, dir string, populated bool) {
+	t.Helper()
+	v := "0"
+	if populated {
+		v = "1"
+	}
+	f, err := os.OpenFile(dir+"/cgroup.events", os.O_WRONLY|os.O_CREATE, 0o644)
+	if err == nil {
+		_, err = f.WriteAt([]byte("populated "+v+"\nfrozen 0\n"), 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
