@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if probes.dir != "" {
+		os.RemoveAll(probes.dir) // the probes built for the agreement tests
+	}
 	os.Exit(code)
 }
 
