@@ -718,14 +718,12 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		final := st.Phase != kubeapi.PhaseRecording
 		key := publishKey(st, a.sums)
 		r.shape = shape
-		p := patch{ns: r.obj.Metadata.Namespace, name: kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), st: st, version: r.version, r: r}
-		switch {
-		case final && r.version != "" && bytes.Equal(contentKey(st, a.sums), r.content):
-			// The result holds every call: the final answer alone (see
-			// kubeapi.FinalAnswer), a Lease's write rather than the result's.
-		case !final && bytes.Equal(key, r.published):
+		if !final && bytes.Equal(key, r.published) {
 			continue
-		default:
+		}
+		content := contentKey(st, a.sums)
+		p := patch{ns: r.obj.Metadata.Namespace, name: kubeapi.NodeResultName(r.obj.Metadata.Name, a.opts.Node), st: st, version: r.version, r: r}
+		if !final || r.version == "" || !bytes.Equal(content, r.content) {
 			// Calls not yet published: the result is written, final or not
 			// (a result that says Done or Failed needs no answer).
 			body, err := json.Marshal(a.nodeResult(r.obj, st))
@@ -733,8 +731,10 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 				continue
 			}
 			p.body = body
-			r.published, r.content = key, contentKey(st, a.sums)
+			r.published, r.content = key, content
 		}
+		// Else the result holds every call: the final answer alone (see
+		// kubeapi.FinalAnswer), a Lease's write rather than the result's.
 		r.final = final
 		patches = append(patches, p)
 	}
@@ -759,7 +759,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 			wrote = err == nil
 		}
 		if err == nil && p.body == nil {
-			err = a.api.answer(pctx, p.ns, p.name, ownedBy(p.r.obj), a.opts.Node, kubeapi.NewFinalAnswer(a.opts.Node, version, p.st))
+			err = a.api.answer(pctx, p.r.obj, p.name, a.opts.Node, kubeapi.NewFinalAnswer(a.opts.Node, version, p.st))
 		}
 		a.adapt(time.Since(start), err)
 		failed := err != nil && !apierrors.IsNotFound(err)
@@ -791,20 +791,16 @@ func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecordin
 		APIVersion: kubeapi.APIVersion,
 		Kind:       "SyscallNodeResult",
 		Metadata: kubeapi.ObjectMeta{
-			Name:            kubeapi.NodeResultName(rec.Metadata.Name, a.opts.Node),
-			Namespace:       rec.Metadata.Namespace,
-			Labels:          map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID},
-			OwnerReferences: ownedBy(rec),
+			Name:      kubeapi.NodeResultName(rec.Metadata.Name, a.opts.Node),
+			Namespace: rec.Metadata.Namespace,
+			Labels:    map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID},
+			OwnerReferences: []kubeapi.OwnerReference{{
+				APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording, Name: rec.Metadata.Name, UID: rec.Metadata.UID,
+			}},
 		},
 		Spec:   kubeapi.NodeResultSpec{Recording: rec.Metadata.Name, Node: a.opts.Node},
 		Result: st,
 	}
-}
-
-// ownedBy is what a node's result and final answer for a recording are owned
-// by: the recording, so that they go with it.
-func ownedBy(rec kubeapi.SyscallRecording) []kubeapi.OwnerReference {
-	return []kubeapi.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording, Name: rec.Metadata.Name, UID: rec.Metadata.UID}}
 }
 
 // earlierResult is what an earlier run of this node's agent published for a

@@ -106,26 +106,20 @@ func list[T any](ctx context.Context, c *api, r schema.GroupVersionResource) ([]
 }
 
 // mergePatch applies a JSON merge patch to an object, or to one of its
-// subresources ("status"), and returns the object's resourceVersion then.
-func (c *api) mergePatch(ctx context.Context, r schema.GroupVersionResource, ns, name string, body []byte, subresources ...string) (string, error) {
-	u, err := c.dyn.Resource(r).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, subresources...)
-	if err != nil {
-		return "", err
-	}
-	return u.GetResourceVersion(), nil
+// subresources ("status").
+func (c *api) mergePatch(ctx context.Context, r schema.GroupVersionResource, ns, name string, body []byte, subresources ...string) error {
+	_, err := c.dyn.Resource(r).Namespace(ns).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, subresources...)
+	return err
 }
 
-// create creates an object given as JSON, and returns its resourceVersion.
-func (c *api) create(ctx context.Context, r schema.GroupVersionResource, ns string, body []byte) (string, error) {
+// create creates an object given as JSON.
+func (c *api) create(ctx context.Context, r schema.GroupVersionResource, ns string, body []byte) error {
 	var u unstructured.Unstructured
 	if err := u.UnmarshalJSON(body); err != nil {
-		return "", err
+		return err
 	}
-	out, err := c.dyn.Resource(r).Namespace(ns).Create(ctx, &u, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	return out.GetResourceVersion(), nil
+	_, err := c.dyn.Resource(r).Namespace(ns).Create(ctx, &u, metav1.CreateOptions{})
+	return err
 }
 
 // writeResult writes a node's result (a merge patch, or its creation) and
@@ -156,23 +150,22 @@ func (c *api) writeResult(ctx context.Context, ns, name string, body []byte, cre
 	return out.Metadata.ResourceVersion, nil
 }
 
-// answer writes a node's final answer to a recording, the Lease ns/name (see
-// kubeapi.FinalAnswer): created, or updated if an earlier answer is there.
-func (c *api) answer(ctx context.Context, ns, name string, owner []kubeapi.OwnerReference, node string, a kubeapi.FinalAnswer) error {
+// answer writes a node's final answer to the recording rec, the Lease
+// ns/name owned by it (see kubeapi.FinalAnswer): created, or updated if an
+// earlier answer is there.
+func (c *api) answer(ctx context.Context, rec kubeapi.SyscallRecording, name, node string, a kubeapi.FinalAnswer) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
 	now := metav1.NewMicroTime(time.Now())
-	var refs []metav1.OwnerReference
-	for _, o := range owner {
-		refs = append(refs, metav1.OwnerReference{APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, UID: types.UID(o.UID)})
-	}
+	ns := rec.Metadata.Namespace
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: ns, OwnerReferences: refs,
-			Labels:      map[string]string{kubeapi.RecordingLabel: string(refs[0].UID), kubeapi.NodeLabel: kubeapi.NodeLabelValue(node)},
-			Annotations: map[string]string{kubeapi.FinalAnnotation: string(data)},
+			Name: name, Namespace: ns,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording, Name: rec.Metadata.Name, UID: types.UID(rec.Metadata.UID)}},
+			Labels:          map[string]string{kubeapi.RecordingLabel: rec.Metadata.UID, kubeapi.NodeLabel: kubeapi.NodeLabelValue(node)},
+			Annotations:     map[string]string{kubeapi.FinalAnnotation: string(data)},
 		},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &node, RenewTime: &now},
 	}

@@ -81,7 +81,7 @@ func (a *Agent) report(ctx context.Context, ns, name string, st *kubeapi.NodePro
 		entry = s
 	}
 	body, _ := json.Marshal(map[string]any{"profiles": map[string]any{name: entry}})
-	_, err := a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
+	err := a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
 	if apierrors.IsNotFound(err) && st != nil {
 		// The node's first profile in this namespace.
 		obj := kubeapi.SyscallNodeStatus{
@@ -95,8 +95,8 @@ func (a *Agent) report(ctx context.Context, ns, name string, st *kubeapi.NodePro
 			Profiles: map[string]kubeapi.NodeProfile{name: entry.(kubeapi.NodeProfile)},
 		}
 		create, _ := json.Marshal(obj)
-		if _, err = a.api.create(ctx, nodeStatusesGVR, ns, create); apierrors.IsAlreadyExists(err) {
-			_, err = a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
+		if err = a.api.create(ctx, nodeStatusesGVR, ns, create); apierrors.IsAlreadyExists(err) {
+			err = a.api.mergePatch(ctx, nodeStatusesGVR, ns, a.opts.Node, body)
 		}
 	}
 	if apierrors.IsNotFound(err) && st == nil {

@@ -210,7 +210,7 @@ func (a *Agent) setFinalizer(ctx context.Context, o kubeapi.SyscallProfile, fin 
 			fins = append(fins, fin)
 		}
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"finalizers": fins, "resourceVersion": o.Metadata.ResourceVersion}})
-		_, err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body)
+		err := a.api.mergePatch(ctx, profilesGVR, o.Metadata.Namespace, o.Metadata.Name, body)
 		switch {
 		case err == nil:
 			return nil
