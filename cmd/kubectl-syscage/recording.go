@@ -272,13 +272,16 @@ func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording,
 func unfinished(st kubeapi.RecordingStatus, agents map[string]string) []string {
 	left := unreported(agents, st.Nodes)
 	for node, n := range st.Nodes {
-		if n.Phase != kubeapi.PhaseDone && n.Phase != kubeapi.PhaseFailed {
+		if !final(n.Phase) {
 			left = append(left, node)
 		}
 	}
 	slices.Sort(left)
 	return slices.Compact(left)
 }
+
+// final says whether a node's part of a recording in phase is final.
+func final(phase string) bool { return phase == kubeapi.PhaseDone || phase == kubeapi.PhaseFailed }
 
 // delete removes the recording, even when ctx was cancelled.
 func (r *recordingRun) delete(ctx context.Context) {

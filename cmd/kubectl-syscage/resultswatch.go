@@ -281,8 +281,8 @@ func (w *resultsWatch) into(ctx context.Context, rec *kubeapi.SyscallRecording) 
 // for this version of the result. An answer that does not fit the result it
 // names fails the node's part, saying so.
 func completed(node string, r versioned, answers map[string]kubeapi.FinalAnswer) kubeapi.NodeRecording {
-	a, ok := answers[node]
-	if !ok || a.Result != r.version {
+	a, ok := answerFor(node, r, answers)
+	if !ok {
 		return r.st
 	}
 	st := r.st
@@ -317,13 +317,20 @@ func (w *resultsWatch) unfinished(agents map[string]string) (left []string, ok b
 	left = unreported(agents, w.results.nodes)
 	for node, r := range w.results.nodes {
 		phase := r.st.Phase
-		if a, ok := w.answers.nodes[node]; ok && a.Result == r.version {
+		if a, ok := answerFor(node, r, w.answers.nodes); ok {
 			phase = a.Phase
 		}
-		if phase != kubeapi.PhaseDone && phase != kubeapi.PhaseFailed {
+		if !final(phase) {
 			left = append(left, node)
 		}
 	}
 	slices.Sort(left)
 	return slices.Compact(left), true
+}
+
+// answerFor is node's final answer for the version r of its result, if it has
+// given one.
+func answerFor(node string, r versioned, answers map[string]kubeapi.FinalAnswer) (kubeapi.FinalAnswer, bool) {
+	a, ok := answers[node]
+	return a, ok && a.Result == r.version
 }
