@@ -29,7 +29,7 @@ func AttachFloor() (*Floor, error) {
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		return nil, explainLoad(err)
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.Empty})
+	l, err := attachTracepoint("sys_enter", objs.Empty)
 	if err != nil {
 		objs.Empty.Close()
 		return nil, fmt.Errorf("attaching the empty program: %w", err)

@@ -13,20 +13,35 @@ import (
 )
 
 // Loading the recorder is most of what the first container of an idle period
-// waits for (make bench: BenchmarkHook, cold). Of it, cilium/ebpf reading the
-// kernel's BTF (for the CO-RE relocations and the tp_btf attach points) takes
-// ~13 ms, and each program's relocations and verification ~4-10 ms. So the BTF is
-// read in the background from the start of Open, the maps are made meanwhile,
+// waits for (make bench: BenchmarkHook, cold). The kernel types the programs'
+// CO-RE relocations need are read (kernelTypes, ~1 ms) while the maps are made,
 // and the programs are then loaded at once, each in a goroutine of its own.
 
-// readKernelBTF starts reading the kernel's BTF, once, for the programs Open loads.
+// kernelBTF is what the programs are relocated against: the few kernel types
+// they read, or, where those could not be read, the kernel's whole BTF.
+type kernelBTF struct {
+	done  chan struct{}
+	types *btf.Spec  // the trimmed types
+	full  error      // why the whole BTF is read instead
+	cache *btf.Cache // the whole BTF, then
+}
+
+// readKernelBTF starts reading the kernel's types, once per recorder: they serve
+// sys_exit's load too, when first needed. r.spec must be set.
 func (r *Recorder) readKernelBTF() {
 	if r.kernel != nil {
 		return
 	}
-	r.kernel = btf.NewCache()
-	kernel := r.kernel
-	go kernel.Kernel() // an error shows again, and is reported, where the programs load
+	k := &kernelBTF{done: make(chan struct{})}
+	r.kernel = k
+	local := r.spec.Types
+	go func() {
+		defer close(k.done)
+		if k.types, k.full = kernelTypes(btfPath, local); k.full != nil {
+			k.cache = btf.NewCache()
+			k.cache.Kernel() // an error shows again, and is reported, where the programs load
+		}
+	}()
 }
 
 // loadSpec loads the maps, but those in repl, then the programs against them:
@@ -39,11 +54,10 @@ func (r *Recorder) loadSpec(repl map[string]*ebpf.Map) error {
 		return err
 	}
 	r.steps.Maps = time.Since(began)
-	if r.kernel != nil {
-		waited := time.Now()
-		r.kernel.Kernel()
-		r.steps.KernelBTF = time.Since(waited)
-	}
+	r.readKernelBTF()
+	waited := time.Now()
+	<-r.kernel.done
+	r.steps.KernelBTF, r.steps.FullBTF = time.Since(waited), r.kernel.full
 	loaded := time.Now()
 	defer func() { r.steps.Programs = time.Since(loaded) }()
 	progs := map[string]**ebpf.Program{"sys_enter": &r.objs.SysEnter, "sched_process_exec": &r.objs.SchedProcessExec}
@@ -93,17 +107,19 @@ func (r *Recorder) loadProgram(name string) (*ebpf.Program, error) {
 	// every map is replaced by one loaded already.
 	spec := *r.spec
 	spec.Programs = map[string]*ebpf.ProgramSpec{"prog": ps.Copy()}
-	kernel := r.kernel
-	if kernel == nil {
-		kernel = btf.NewCache()
+	r.readKernelBTF()
+	k := r.kernel
+	<-k.done
+	opts := &ebpf.CollectionOptions{MapReplacements: r.objs.maps.replacements(), Programs: ebpf.ProgramOptions{KernelTypes: k.types}}
+	if k.types == nil {
+		// The programs read only vmlinux's types: given those alone, cilium/ebpf does
+		// not read and search every loaded module's BTF as well for their relocations.
+		vmlinux, err := k.cache.Kernel()
+		if err != nil {
+			return nil, fmt.Errorf("loading %s: reading the kernel's BTF: %w", name, err)
+		}
+		opts.Cache, opts.Programs.KernelTypes = k.cache, vmlinux
 	}
-	// The programs read only vmlinux's types: given those alone, cilium/ebpf does
-	// not read and search every loaded module's BTF as well for their relocations.
-	vmlinux, err := kernel.Kernel()
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: reading the kernel's BTF: %w", name, err)
-	}
-	opts := &ebpf.CollectionOptions{MapReplacements: r.objs.maps.replacements(), Cache: kernel, Programs: ebpf.ProgramOptions{KernelTypes: vmlinux}}
 	if err := spec.LoadAndAssign(&obj, opts); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", name, err)
 	}

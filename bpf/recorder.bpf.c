@@ -12,13 +12,23 @@
  * with return-thunk mitigations, each helper call costs ~20 ns while an inlined map
  * lookup costs ~5 ns, so the answer is looked up in three levels:
  *   L1  a per-CPU, direct-mapped array keyed by the cgroup's id: one inlined lookup,
- *       no helper call besides finding the current task;
- *   L2  cgroup local storage on the cgroup itself (one more helper call), which
- *       absorbs L1 collisions;
+ *       no helper call besides finding the current cgroup's id;
+ *   L2  an LRU hash keyed by the cgroup's id (one more helper call), which absorbs
+ *       L1 collisions;
  *   the walk over the cgroup's ancestors in the tracked hash, once per cgroup.
  * Cached answers -- tracked slot or "not tracked" -- are stamped with a generation
  * that user space bumps whenever the tracked set changes, so a cgroup created inside
  * a tracked one (nested containers) is found on its first syscall.
+ *
+ * Cost of loading. The programs never load a pointer from a kernel struct (such as
+ * task->cgroups->dfl_cgrp): for each such load the verifier searches the kernel's
+ * whole BTF by name, up to four times (whether the field is trusted, or RCU), which
+ * was over half of what loading the recorder cost the kernel. The current cgroup is
+ * known by its id, from helpers, instead. And the programs are raw tracepoints, not
+ * tp_btf ones: a tp_btf program names its attach point by a type id of the kernel's
+ * BTF, which cilium/ebpf finds only by indexing all of it (~13 ms per load). The
+ * registers come from bpf_task_pt_regs, as BTF pointers, and the few kernel fields
+ * read are relocated against the structs kerneltypes.go reads.
  */
 
 #include "core.h"
@@ -119,7 +129,7 @@ struct {
 	__type(value, __u64);
 } l1_cache SEC(".maps");
 
-/* Value cached on every cgroup that made a syscall while the recorder was attached. */
+/* Value cached for every cgroup that made a syscall while the recorder was attached. */
 struct cached {
 	__u32 generation;
 	__s32 slot; /* -1: neither this cgroup nor an ancestor is tracked */
@@ -146,10 +156,14 @@ struct {
 	__type(value, struct counters);
 } slot_counters SEC(".maps");
 
+/* L2. An entry of a cgroup that is gone is evicted in time by those of live ones;
+ * ids are never reused while the host runs (kernfs ids carry a generation). */
+#define L2_ENTRIES 8192
+
 struct {
-	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, L2_ENTRIES);
+	__type(key, __u64);   /* cgroup2 id */
 	__type(value, struct cached);
 } cgroup_cache SEC(".maps");
 
@@ -260,59 +274,63 @@ volatile const struct arg_spec arg_specs[MAX_ARG_SPECS] = {};
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct ancestor_search {
-	int level; /* the cgroup's own level */
-	int slot;
+	__u64 self; /* the current cgroup's id */
+	int slot;   /* of the deepest tracked ancestor seen so far, or -1 */
+	int end;    /* 0: still walking; SEARCH_SELF or SEARCH_MOVED once done */
 };
 
-/* One step of the ancestor search, nearest first; in a bpf_loop callback so the
- * verifier checks it once instead of once per unrolled level (that took ~7 ms of
- * every load). */
-static long check_ancestor(__u32 i, void *arg)
+enum { SEARCH_SELF = 1, SEARCH_MOVED = 2 };
+
+/* One step of the ancestor search, from the root down to the cgroup itself, so
+ * the deepest tracked ancestor wins; in a bpf_loop callback so the verifier checks
+ * it once instead of once per unrolled level (that took ~7 ms of every load). */
+static long check_ancestor(__u32 level, void *arg)
 {
 	struct ancestor_search *a = arg;
-	int level = a->level - (int)i;
-	if (level < 0)
-		return 1;
 	__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+	if (!id) {
+		/* Below the current cgroup: the task was moved while this walked. */
+		a->end = SEARCH_MOVED;
+		return 1;
+	}
 	__u32 *s = bpf_map_lookup_elem(&tracked, &id);
-	if (!s)
-		return 0;
-	a->slot = *s;
-	return 1;
+	if (s)
+		a->slot = *s;
+	if (id == a->self) {
+		a->end = SEARCH_SELF;
+		return 1;
+	}
+	return 0;
 }
 
-/* slot_of_l2 answers from cgroup local storage, or by walking the ancestors. */
-static __always_inline int slot_of_l2(struct cgroup *cgrp, __u32 gen)
+/* slot_of_l2 answers from the LRU hash, or by walking the ancestors. */
+static __always_inline int slot_of_l2(__u64 id, __u32 gen)
 {
-	struct cached *c = bpf_cgrp_storage_get(&cgroup_cache, cgrp, 0, 0);
+	struct cached *c = bpf_map_lookup_elem(&cgroup_cache, &id);
 	if (c && c->generation == gen)
 		return c->slot;
 
 	/* Slow path: once per cgroup and generation. gen was read before the walk, so a
 	 * concurrent change to tracked leaves this entry stale, never wrong. */
-	struct ancestor_search a = {.level = cgrp->level, .slot = -1};
-	if (a.level >= MAX_LEVELS) {
-		__sync_fetch_and_add(&too_deep, 1);
-		a.level = MAX_LEVELS - 1;
-	}
+	struct ancestor_search a = {.self = id, .slot = -1};
 	bpf_loop(MAX_LEVELS, check_ancestor, &a, 0);
+	if (a.end == SEARCH_MOVED)
+		return a.slot; /* of no cgroup in particular: not cached */
+	if (a.end == 0)
+		__sync_fetch_and_add(&too_deep, 1); /* its ancestors down to MAX_LEVELS-1 */
 
-	c = bpf_cgrp_storage_get(&cgroup_cache, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (c) {
-		c->slot = a.slot;
-		c->generation = gen;
-	} else {
+	struct cached fresh = {.generation = gen, .slot = a.slot};
+	if (bpf_map_update_elem(&cgroup_cache, &id, &fresh, BPF_ANY))
 		__sync_fetch_and_add(&no_cache, 1);
-	}
 	return a.slot;
 }
 
 /* slot_of returns the slot of the current task's cgroup or of its nearest tracked
  * ancestor, or -1. */
-static __always_inline int slot_of(struct cgroup *cgrp)
+static __always_inline int slot_of(void)
 {
 	__u32 gen = generation;
-	__u64 id = cgrp->kn->id;
+	__u64 id = bpf_get_current_cgroup_id();
 	/* Fibonacci hashing: ids are sequential inode numbers. */
 	__u32 key = (__u32)((id * 0x9E3779B97F4A7C15ULL) >> (64 - L1_BITS));
 	__u64 want = (id << 32) | ((__u64)(gen & 0xffff) << 16);
@@ -322,13 +340,13 @@ static __always_inline int slot_of(struct cgroup *cgrp)
 		if ((v & ~0xffffULL) == want)
 			return (int)(v & 0xffff) - 1;
 	}
-	int slot = slot_of_l2(cgrp, gen);
+	int slot = slot_of_l2(id, gen);
 	if (e)
 		*e = want | (__u64)(slot + 1);
 	return slot;
 }
 
-static __always_inline int abi_of(struct task_struct *task, struct pt_regs *regs, long *nr)
+static __always_inline int abi_of(struct task_struct *task, long *nr)
 {
 #if defined(__TARGET_ARCH_x86)
 	/* Set on entry through int 0x80 / sysenter / 32-bit syscall, whatever the
@@ -341,6 +359,7 @@ static __always_inline int abi_of(struct task_struct *task, struct pt_regs *regs
 	}
 #elif defined(__TARGET_ARCH_arm64)
 	/* AArch32 state in the saved PSTATE: what compat_user_mode() tests. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	if (regs->pstate & PSR_MODE32_BIT)
 		return ABI_COMPAT;
 #endif
@@ -400,11 +419,13 @@ static __always_inline __u64 arg_of(struct pt_regs *regs, int abi, int i)
 }
 
 /* record_arg notes the value of spec si that the call entered with. */
-static __always_inline void record_arg(struct record *rec, __u32 slot, int abi, __u32 si, struct pt_regs *regs)
+static __always_inline void record_arg(struct record *rec, __u32 slot, int abi, __u32 si, struct task_struct *task)
 {
 	if (abi < 0 || abi >= ABI_COUNT || si >= MAX_ARG_SPECS)
 		return;
 	__u32 kind = arg_specs[si].kind;
+	/* The registers the call entered with, which the kernel passes the tracepoint. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	__u64 v = arg_of(regs, abi, arg_specs[si].idx0);
 	if (kind == ARG_MEM) {
 		__u64 flags = 0;
@@ -448,13 +469,14 @@ static __always_inline void record_arg(struct record *rec, __u32 slot, int abi, 
 		__sync_fetch_and_or(&rec->any[abi], 1U << si); /* the table is full */
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
+SEC("raw_tp/sys_enter")
+int sys_enter(__u64 *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	int slot = slot_of(task->cgroups->dfl_cgrp);
+	long nr = (long)ctx[1]; /* ctx[0] is the registers: see record_arg */
+	int slot = slot_of();
 	if (slot < 0)
 		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
 
 	__u32 key = slot;
 	struct record *rec = bpf_map_lookup_elem(&records, &key);
@@ -462,7 +484,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	if (!rec || !cnt)
 		return 0;
 
-	int abi = abi_of(task, regs, &nr);
+	int abi = abi_of(task, &nr);
 	if (rec->start == START_EXEC && !rec->armed) {
 		/* The execve that starts the workload is part of what it needs; remember it
 		 * here and keep it only when the exec succeeds (sched_process_exec). */
@@ -486,7 +508,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	if (abi >= 0 && abi < ABI_COUNT) {
 		__u8 si = arg_spec_of[abi][nr & (NR_BITS - 1)];
 		if (si)
-			record_arg(rec, key, abi, si - 1, regs);
+			record_arg(rec, key, abi, si - 1, task);
 	}
 	if (rec->flags) {
 		if ((rec->flags & FLAG_WATCH) && (rec->watch[abi][(nr >> 6) & (NR_WORDS - 1)] & (1ULL << (nr & 63))))
@@ -500,11 +522,10 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long nr)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+SEC("raw_tp/sched_process_exec")
+int sched_process_exec(__u64 *ctx)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	int slot = slot_of(task->cgroups->dfl_cgrp);
+	int slot = slot_of();
 	if (slot < 0)
 		return 0;
 	__u32 key = slot;
@@ -530,19 +551,21 @@ int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct li
  * tasks, but kernels without ftrace trampolines (like these VMs') refuse fentry;
  * sys_exit costs every syscall on the host a second dispatch (~90 ns), so it is
  * attached only while such a cgroup is tracked and refusals are asked for. */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+SEC("raw_tp/sys_exit")
+int sys_exit(__u64 *ctx)
 {
+	long ret = (long)ctx[1];
 	if (ret >= 0 || ret < -4095)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	int slot = slot_of(task->cgroups->dfl_cgrp);
+	int slot = slot_of();
 	if (slot < 0)
 		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 key = slot;
 	struct record *rec = bpf_map_lookup_elem(&records, &key);
 	if (!rec || rec->start != START_SECCOMP || task->seccomp.mode == 0)
 		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 #if defined(__TARGET_ARCH_x86)
 	long nr = (long)regs->orig_ax;
 #elif defined(__TARGET_ARCH_arm64)
@@ -550,7 +573,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 #else
 	return 0;
 #endif
-	int abi = abi_of(task, regs, &nr);
+	int abi = abi_of(task, &nr);
 	if (nr < 0 || nr >= NR_BITS || abi < 0 || abi >= ABI_COUNT)
 		return 0;
 	if (rec->flags & FLAG_EXACT_REFUSALS) {
@@ -569,8 +592,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 
 /* The floor of this design, for benchmarks only: the cost of any program at all on
  * sys_enter. Never attached by the recorder. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(empty, struct pt_regs *regs, long nr)
+SEC("raw_tp/sys_enter")
+int empty(__u64 *ctx)
 {
 	return 0;
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
@@ -195,7 +195,7 @@ type Recorder struct {
 	gen     uint32
 	pins    *pinState   // with Options.PinDir
 	detachT *time.Timer // pending detach (Options.DetachAfter)
-	kernel  *btf.Cache  // the kernel's BTF, while Open loads programs
+	kernel  *kernelBTF  // the kernel types programs are loaded against
 	steps   OpenSteps
 }
 
@@ -203,7 +203,8 @@ type Recorder struct {
 type OpenSteps struct {
 	Spec      time.Duration // parsing the object, setting its constants
 	Maps      time.Duration // making the maps (or loading those pinned)
-	KernelBTF time.Duration // waiting for the kernel's BTF, read meanwhile
+	KernelBTF time.Duration // waiting for the kernel's types, read meanwhile
+	FullBTF   error         // why the kernel's whole BTF was read, if it was
 	Programs  time.Duration // relocating and verifying the programs, at once
 	Pins      time.Duration // pinning the maps
 }
@@ -285,18 +286,13 @@ func Open(opts Options) (*Recorder, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 6.2 or later (cgroup
-	// local storage), which charges BPF memory to the memory cgroup (since 5.11).
+	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 5.17 or later
+	// (bpf_loop), which charges BPF memory to the memory cgroup (since 5.11).
 	// cilium/ebpf's rlimit package would also probe the kernel in the init of every
 	// process that links it, which is every hook's exec: 0.8 ms, twice per container.
 
 	began := time.Now()
 	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts}
-	if !opts.KeepLoaded {
-		// Loading programs needs the kernel's BTF (their CO-RE relocations, their
-		// attach points): read while the object is parsed and the maps made.
-		r.readKernelBTF()
-	}
 	spec, err := loadRecorder()
 	if err != nil {
 		return nil, err
@@ -309,8 +305,12 @@ func Open(opts Options) (*Recorder, error) {
 	}
 	r.spec = spec
 	r.steps.Spec = time.Since(began)
+	if !opts.KeepLoaded {
+		// Loading programs needs the kernel's types (their CO-RE relocations): read
+		// while the maps are made.
+		r.readKernelBTF()
+	}
 	err = r.load()
-	r.kernel = nil // read once per Open: a loaded recorder has no use for it
 	if err != nil {
 		r.closeLoaded()
 		return nil, err
@@ -329,8 +329,8 @@ func explainLoad(err error) error {
 	if errors.Is(err, os.ErrPermission) {
 		return fmt.Errorf("loading the recorder: %w (run as root, or with CAP_BPF and CAP_PERFMON): %w", ErrPermission, err)
 	}
-	if e := features.HaveMapType(ebpf.CgroupStorage); e != nil {
-		return fmt.Errorf("kernel lacks cgroup local storage (Linux 6.2 or later is needed): %w", ErrNotSupported)
+	if e := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop); e != nil {
+		return fmt.Errorf("kernel lacks bpf_loop for raw tracepoints (Linux 5.17 or later is needed): %w", ErrNotSupported)
 	}
 	return fmt.Errorf("loading the recorder: %w", err)
 }
@@ -436,17 +436,22 @@ func (r *Recorder) clearL1() error {
 	return nil
 }
 
+// attachTracepoint attaches a program to the raw tracepoint of that name.
+func attachTracepoint(name string, p *ebpf.Program) (link.Link, error) {
+	return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: p})
+}
+
 func (r *Recorder) attach() error {
 	if r.enter != nil {
 		return nil
 	}
 	// exec first: were sys_enter first, a cgroup in StartExec could see its execve
 	// entered with nothing yet armed to keep it.
-	exec, err := link.AttachTracing(link.TracingOptions{Program: r.objs.SchedProcessExec})
+	exec, err := attachTracepoint("sched_process_exec", r.objs.SchedProcessExec)
 	if err != nil {
 		return fmt.Errorf("attaching sched_process_exec: %w", err)
 	}
-	enter, err := link.AttachTracing(link.TracingOptions{Program: r.objs.SysEnter})
+	enter, err := attachTracepoint("sys_enter", r.objs.SysEnter)
 	if err != nil {
 		exec.Close()
 		return fmt.Errorf("attaching sys_enter: %w", err)
@@ -468,7 +473,7 @@ func (r *Recorder) syncExit() error {
 		if err := r.loadExit(); err != nil {
 			return err
 		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: r.sysExit})
+		l, err := attachTracepoint("sys_exit", r.sysExit)
 		if err != nil {
 			return fmt.Errorf("attaching sys_exit: %w", err)
 		}

@@ -23,19 +23,6 @@ typedef int pid_t;
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
-struct kernfs_node {
-	__u64 id;
-};
-
-struct cgroup {
-	struct kernfs_node *kn;
-	int level;
-};
-
-struct css_set {
-	struct cgroup *dfl_cgrp;
-};
-
 struct seccomp {
 	int mode;
 };
@@ -47,7 +34,6 @@ struct thread_info {
 
 struct task_struct {
 	struct thread_info thread_info;
-	struct css_set *cgroups;
 	struct seccomp seccomp;
 };
 
@@ -66,16 +52,14 @@ struct pt_regs {
 	long unused;
 };
 
-struct linux_binprm;
-
 #pragma clang attribute pop
 
 /* Map types newer than the uapi headers of older build hosts. */
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_TASK_STORAGE 29
-#define BPF_MAP_TYPE_CGRP_STORAGE 32
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
 #define BPF_ANY 0

@@ -1,0 +1,308 @@
+//go:build linux
+
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+)
+
+// The programs' CO-RE relocations read a few fields of two kernel structs
+// (headers/core.h). cilium/ebpf would relocate them against the kernel's whole
+// BTF: indexing its ~100,000 types takes ~13 ms, and decoding task_struct with
+// every type it reaches ~9 ms more, at every load. kernelTypes reads the kernel's
+// BTF once, in a single pass, and keeps of those structs only the members that
+// the programs' own definitions name, with the kernel's offsets and sizes: the
+// relocations come out the same (TestKernelTypesRelocateAsKernel), for ~1 ms.
+
+// coreStructs are the kernel structs headers/core.h declares with
+// preserve_access_index, by name.
+var coreStructs = []string{"task_struct", "pt_regs"}
+
+// BTF kinds (include/uapi/linux/btf.h).
+const (
+	kindInt      = 1
+	kindPtr      = 2
+	kindArray    = 3
+	kindStruct   = 4
+	kindUnion    = 5
+	kindEnum     = 6
+	kindFwd      = 7
+	kindTypedef  = 8
+	kindVolatile = 9
+	kindConst    = 10
+	kindRestrict = 11
+	kindFunc     = 12
+	kindProto    = 13
+	kindVar      = 14
+	kindDatasec  = 15
+	kindFloat    = 16
+	kindDeclTag  = 17
+	kindTypeTag  = 18
+	kindEnum64   = 19
+)
+
+// rawBTF is a kernel's BTF as it is laid out, read in place.
+type rawBTF struct {
+	types   []byte
+	strings []byte
+	offsets []uint32 // of each type in types, by id; id 0 is void
+}
+
+var errBTF = errors.New("unexpected BTF")
+
+// parseRawBTF indexes every type of a BTF blob in native byte order.
+func parseRawBTF(data []byte) (*rawBTF, error) {
+	le := binary.NativeEndian
+	if len(data) < 24 || le.Uint16(data) != 0xeb9f {
+		return nil, fmt.Errorf("%w: no BTF header in native byte order", errBTF)
+	}
+	hdrLen := le.Uint32(data[4:])
+	typeOff, typeLen := le.Uint32(data[8:]), le.Uint32(data[12:])
+	strOff, strLen := le.Uint32(data[16:]), le.Uint32(data[20:])
+	body := data[min(uint64(hdrLen), uint64(len(data))):]
+	if uint64(typeOff)+uint64(typeLen) > uint64(len(body)) || uint64(strOff)+uint64(strLen) > uint64(len(body)) {
+		return nil, fmt.Errorf("%w: sections out of bounds", errBTF)
+	}
+	r := &rawBTF{types: body[typeOff : typeOff+typeLen], strings: body[strOff : strOff+strLen]}
+	r.offsets = make([]uint32, 1, len(r.types)/24)
+	for off := 0; off < len(r.types); {
+		if off+12 > len(r.types) {
+			return nil, fmt.Errorf("%w: type %d truncated", errBTF, len(r.offsets))
+		}
+		r.offsets = append(r.offsets, uint32(off))
+		info := le.Uint32(r.types[off+4:])
+		vlen := int(info & 0xffff)
+		off += 12
+		switch kind := (info >> 24) & 0x1f; kind {
+		case kindInt, kindVar, kindDeclTag:
+			off += 4
+		case kindArray:
+			off += 12
+		case kindStruct, kindUnion, kindDatasec, kindEnum64:
+			off += 12 * vlen
+		case kindEnum, kindProto:
+			off += 8 * vlen
+		case kindPtr, kindFwd, kindTypedef, kindVolatile, kindConst, kindRestrict, kindFunc, kindFloat, kindTypeTag:
+		default:
+			return nil, fmt.Errorf("%w: kind %d of type %d", errBTF, kind, len(r.offsets)-1)
+		}
+	}
+	return r, nil
+}
+
+func (r *rawBTF) name(off uint32) []byte {
+	if off >= uint32(len(r.strings)) {
+		return nil
+	}
+	s := r.strings[off:]
+	for i, c := range s {
+		if c == 0 {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// header returns a type's name, kind, kind flag, vlen and size (or type), and
+// what follows its header.
+func (r *rawBTF) header(id uint32) (name string, kind uint32, flag bool, vlen int, sizeType uint32, rest []byte, err error) {
+	if id == 0 || id >= uint32(len(r.offsets)) {
+		return "", 0, false, 0, 0, nil, fmt.Errorf("%w: no type %d", errBTF, id)
+	}
+	le := binary.NativeEndian
+	t := r.types[r.offsets[id]:]
+	info := le.Uint32(t[4:])
+	return string(r.name(le.Uint32(t))), (info >> 24) & 0x1f, info>>31 == 1, int(info & 0xffff), le.Uint32(t[8:]), t[12:], nil
+}
+
+// structsNamed returns the ids of the structs of each name asked for.
+func (r *rawBTF) structsNamed(names []string) map[string][]uint32 {
+	want := make(map[string][]uint32, len(names))
+	for _, n := range names {
+		want[n] = nil
+	}
+	le := binary.NativeEndian
+	for id := 1; id < len(r.offsets); id++ {
+		t := r.types[r.offsets[id]:]
+		if (le.Uint32(t[4:])>>24)&0x1f != kindStruct {
+			continue
+		}
+		name := r.name(le.Uint32(t))
+		if ids, ok := want[string(name)]; ok {
+			want[string(name)] = append(ids, uint32(id))
+		}
+	}
+	return want
+}
+
+// trim builds the kernel's type id as a btf.Type, keeping of each struct or union
+// only the members local names (those of the program's own definition), and of
+// anonymous members those that hold one. Pointers point at void: CO-RE takes any
+// pointer for any other, and the programs never read through one.
+func (r *rawBTF) trim(id uint32, local btf.Type) (btf.Type, error) {
+	if id == 0 {
+		return &btf.Void{}, nil
+	}
+	name, kind, flag, vlen, sizeType, rest, err := r.header(id)
+	if err != nil {
+		return nil, err
+	}
+	le := binary.NativeEndian
+	switch kind {
+	case kindInt:
+		if len(rest) < 4 {
+			return nil, fmt.Errorf("%w: int %d truncated", errBTF, id)
+		}
+		enc := btf.IntEncoding(le.Uint32(rest) >> 24 & 0xf)
+		return &btf.Int{Name: name, Size: sizeType, Encoding: enc}, nil
+	case kindPtr:
+		return &btf.Pointer{Target: &btf.Void{}}, nil
+	case kindArray:
+		if len(rest) < 12 {
+			return nil, fmt.Errorf("%w: array %d truncated", errBTF, id)
+		}
+		var elem btf.Type
+		if a, ok := btf.UnderlyingType(local).(*btf.Array); ok {
+			elem = a.Type
+		}
+		t, err := r.trim(le.Uint32(rest), elem)
+		if err != nil {
+			return nil, err
+		}
+		return &btf.Array{Index: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}, Type: t, Nelems: le.Uint32(rest[8:])}, nil
+	case kindStruct, kindUnion:
+		want := map[string]btf.Type{}
+		for _, m := range membersOf(local) {
+			want[m.Name] = m.Type
+		}
+		return r.trimComposite(name, kind, flag, vlen, sizeType, rest, want)
+	case kindEnum, kindEnum64:
+		return &btf.Enum{Name: name, Size: sizeType, Signed: flag}, nil
+	case kindFwd:
+		fk := btf.FwdStruct
+		if flag {
+			fk = btf.FwdUnion
+		}
+		return &btf.Fwd{Name: name, Kind: fk}, nil
+	case kindTypedef, kindVolatile, kindConst, kindRestrict, kindTypeTag:
+		// CO-RE compares types past these.
+		return r.trim(sizeType, local)
+	case kindFloat:
+		return &btf.Float{Name: name, Size: sizeType}, nil
+	}
+	return nil, fmt.Errorf("%w: type %d of kind %d in a struct", errBTF, id, kind)
+}
+
+func membersOf(t btf.Type) []btf.Member {
+	switch c := btf.UnderlyingType(t).(type) {
+	case *btf.Struct:
+		return c.Members
+	case *btf.Union:
+		return c.Members
+	}
+	return nil
+}
+
+// trimComposite keeps the members want names, and the anonymous members that hold
+// one of them.
+func (r *rawBTF) trimComposite(name string, kind uint32, bitfields bool, vlen int, size uint32, rest []byte, want map[string]btf.Type) (btf.Type, error) {
+	if len(rest) < 12*vlen {
+		return nil, fmt.Errorf("%w: %s truncated", errBTF, name)
+	}
+	le := binary.NativeEndian
+	var members []btf.Member
+	for i := range vlen {
+		m := rest[12*i:]
+		mname, mtype, off := string(r.name(le.Uint32(m))), le.Uint32(m[4:]), le.Uint32(m[8:])
+		member := btf.Member{Name: mname, Offset: btf.Bits(off)}
+		if bitfields {
+			member.Offset, member.BitfieldSize = btf.Bits(off&0xffffff), btf.Bits(off>>24)
+		}
+		if mname != "" {
+			local, ok := want[mname]
+			if !ok {
+				continue
+			}
+			t, err := r.trim(mtype, local)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", name, mname, err)
+			}
+			member.Type = t
+			members = append(members, member)
+			continue
+		}
+		// An anonymous struct or union: its members are the outer one's to CO-RE.
+		aname, akind, aflag, avlen, asize, arest, err := r.header(mtype)
+		for err == nil && (akind == kindTypedef || akind == kindVolatile || akind == kindConst || akind == kindRestrict || akind == kindTypeTag) {
+			aname, akind, aflag, avlen, asize, arest, err = r.header(asize)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if akind != kindStruct && akind != kindUnion {
+			continue
+		}
+		t, err := r.trimComposite(aname, akind, aflag, avlen, asize, arest, want)
+		if err != nil {
+			return nil, err
+		}
+		if len(membersOf(t)) > 0 {
+			member.Type = t
+			members = append(members, member)
+		}
+	}
+	if kind == kindUnion {
+		return &btf.Union{Name: name, Size: size, Members: members}, nil
+	}
+	return &btf.Struct{Name: name, Size: size, Members: members}, nil
+}
+
+// kernelTypes reads the kernel's BTF at path and returns the structs the
+// programs relocate against, trimmed to what local (the programs' own BTF)
+// declares of them.
+func kernelTypes(path string, local *btf.Spec) (*btf.Spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", path, err)
+	}
+	defer unix.Munmap(data)
+	raw, err := parseRawBTF(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var b btf.Builder
+	for name, ids := range raw.structsNamed(coreStructs) {
+		var mine *btf.Struct
+		if err := local.TypeByName(name, &mine); err != nil {
+			return nil, fmt.Errorf("the programs' own struct %s: %w", name, err)
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("%s: no struct %s", path, name)
+		}
+		for _, id := range ids {
+			t, err := raw.trim(id, mine)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if _, err := b.Add(t); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	return b.Spec()
+}
