@@ -286,7 +286,7 @@ func Open(opts Options) (*Recorder, error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 5.17 or later
+	// RLIMIT_MEMLOCK is left alone: the recorder needs Linux 6.2 or later
 	// (bpf_loop), which charges BPF memory to the memory cgroup (since 5.11).
 	// cilium/ebpf's rlimit package would also probe the kernel in the init of every
 	// process that links it, which is every hook's exec: 0.8 ms, twice per container.
@@ -330,7 +330,7 @@ func explainLoad(err error) error {
 		return fmt.Errorf("loading the recorder: %w (run as root, or with CAP_BPF and CAP_PERFMON): %w", ErrPermission, err)
 	}
 	if e := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop); e != nil {
-		return fmt.Errorf("kernel lacks bpf_loop for raw tracepoints (Linux 5.17 or later is needed): %w", ErrNotSupported)
+		return fmt.Errorf("kernel lacks bpf_loop for raw tracepoints (Linux 6.2 or later is needed): %w", ErrNotSupported)
 	}
 	return fmt.Errorf("loading the recorder: %w", err)
 }
