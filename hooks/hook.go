@@ -92,13 +92,13 @@ func RunHook(stdin io.Reader, opts HookOptions) (string, error) {
 		opts.Log.Info("hook", "op", req.Op, "container", st.ID, "recorded", resp.Tracked)
 		return resp.Profile, nil
 	}
-	var spawned time.Duration
+	var spawned spawnTimes
 	resp, err := call(opts, req, deadline, &spawned)
 	if opts.Log.Enabled(context.Background(), slog.LevelDebug) {
 		// What each step of the hook's path took: the benchmark reads these.
 		args := []any{"op", req.Op, "container", st.ID, "parse", parsed.Sub(begin), "call", time.Since(parsed)}
-		if spawned > 0 {
-			args = append(args, "spawnToAnswer", spawned)
+		if spawned.toAnswer > 0 {
+			args = append(args, "spawnToReady", spawned.toReady, "spawnToAnswer", spawned.toAnswer)
 		}
 		if !opts.Started.IsZero() {
 			args = append(args, "config", begin.Sub(opts.Started))
@@ -156,7 +156,11 @@ func trackRequest(st *specs.State) (Request, error) {
 
 // call sends req to the recorder, starting one if none answers, and gives up at
 // deadline: a hook must never hang a container's start or stop.
-func call(opts HookOptions, req Request, deadline time.Time, spawnToAnswer *time.Duration) (Response, error) {
+// spawnTimes are the timings of a recorder the hook started, from its spawn: to
+// when it listened, and to its answer.
+type spawnTimes struct{ toReady, toAnswer time.Duration }
+
+func call(opts HookOptions, req Request, deadline time.Time, times *spawnTimes) (Response, error) {
 	sock := opts.Config.Socket()
 	spawned, spawns := false, 0
 	var spawnedAt time.Time
@@ -165,7 +169,7 @@ func call(opts HookOptions, req Request, deadline time.Time, spawnToAnswer *time
 		resp, err := roundTrip(sock, req, deadline)
 		if err == nil && !resp.Retry {
 			if spawned {
-				*spawnToAnswer = time.Since(spawnedAt)
+				times.toAnswer = time.Since(spawnedAt)
 			}
 			return resp, nil
 		}
@@ -199,6 +203,7 @@ func call(opts HookOptions, req Request, deadline time.Time, spawnToAnswer *time
 			// and those that lose the lock wait for it up to a second, in case
 			// its holder is on its way out.
 			waitReady(ready, sock, deadline)
+			times.toReady = time.Since(spawnedAt)
 			continue
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -294,6 +299,19 @@ func spawn(opts HookOptions) (*os.File, error) {
 // listens.
 const readyEnv = "SYSCAGE_READY_FD"
 
+// spawnedEnv holds, in a recorder's environment, when the hook started it (Unix
+// nanoseconds), for the timings logged at level debug.
+const spawnedEnv = "SYSCAGE_SPAWNED"
+
+// Spawned returns when the hook that started this recorder did so, or zero.
+func Spawned() time.Time {
+	ns, err := strconv.ParseInt(os.Getenv(spawnedEnv), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // waitReady waits for the recorder's end of the pipe to close, or for a
 // recorder, this one or another, to listen on sock, until deadline.
 func waitReady(ready *os.File, sock string, deadline time.Time) {
@@ -362,7 +380,7 @@ func spawnIn(opts HookOptions, dir string) (*os.File, error) {
 	cmd := exec.Command(opts.Recorder[0], args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	cmd.ExtraFiles = []*os.File{w} // fd 3
-	cmd.Env = append(os.Environ(), readyEnv+"=3")
+	cmd.Env = append(os.Environ(), readyEnv+"=3", spawnedEnv+"="+strconv.FormatInt(time.Now().UnixNano(), 10))
 	if err := cmd.Start(); err != nil {
 		ready.Close()
 		os.Remove(dir) // made for it, unless a recorder of another hook is in it

@@ -520,7 +520,7 @@ func BenchmarkHook(b *testing.B) {
 		b.ReportMetric(median(cold[name])-median(coldNone), "ms-runc-added-"+name)
 		b.ReportMetric(median(cold[name])/median(coldNone), "x-runc-"+name+"/none")
 		steps := logSteps(b, coldEnvs[name].log)
-		for _, k := range []string{"recorder steps locked", "recorder steps open", "recorder steps spec", "recorder steps maps", "recorder steps kernelBTF", "recorder steps programs", "recorder steps pins", "recorder steps openToReady", "hook steps track spawnToAnswer", "hook steps track call", "hook steps flush call", "track steps state", "track steps maps", "flush steps build", "flush steps write"} {
+		for _, k := range []string{"recorder steps spawnToMain", "recorder steps locked", "recorder steps open", "recorder steps spec", "recorder steps maps", "recorder steps kernelBTF", "recorder steps programs", "recorder steps pins", "recorder steps openToReady", "hook steps track spawnToReady", "hook steps track spawnToAnswer", "hook steps track call", "hook steps flush call", "track steps state", "track steps maps", "flush steps build", "flush steps write"} {
 			if v, ok := steps[k]; ok {
 				b.ReportMetric(median(v), "ms-"+name+"-"+strings.ReplaceAll(strings.Replace(k, " steps ", "-", 1), " ", "-"))
 			}

@@ -168,7 +168,11 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 	} else {
 		removeStaleCgroup(cfg, log)
 		if !opts.Started.IsZero() {
-			log.Debug("recorder steps", "locked", time.Since(opts.Started))
+			args := []any{"locked", time.Since(opts.Started)}
+			if spawned := hooks.Spawned(); !spawned.IsZero() {
+				args = append(args, "spawnToMain", opts.Started.Sub(spawned))
+			}
+			log.Debug("recorder steps", args...)
 		}
 		// Loading allocates a few MB (the kernel's BTF), garbage once loaded, and
 		// Go's first collection, due at 4 MB, falls in the middle of it: its
@@ -193,6 +197,9 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 		}
 		opened = time.Now()
 		st := d.rec.OpenSteps()
+		if st.FullBTF != nil {
+			log.Warn("read the kernel's whole BTF, which is slower: its few types the programs need could not be read alone", "err", st.FullBTF)
+		}
 		log.Debug("recorder steps", "open", opened.Sub(began), "reused", d.rec.Reused(),
 			"spec", st.Spec, "maps", st.Maps, "kernelBTF", st.KernelBTF, "fullBTF", st.FullBTF, "programs", st.Programs, "pins", st.Pins)
 		d.pins = d.rec.Takeover().Dir
