@@ -51,13 +51,15 @@ const (
 type rawBTF struct {
 	types   []byte
 	strings []byte
-	offsets []uint32 // of each type in types, by id; id 0 is void
+	offsets []uint32            // of each type in types, by id; id 0 is void
+	structs map[string][]uint32 // the ids of the structs of each name asked for
 }
 
 var errBTF = errors.New("unexpected BTF")
 
-// parseRawBTF indexes every type of a BTF blob in native byte order.
-func parseRawBTF(data []byte) (*rawBTF, error) {
+// parseRawBTF indexes every type of a BTF blob in native byte order, and finds
+// the structs named, in one pass.
+func parseRawBTF(data []byte, named []string) (*rawBTF, error) {
 	le := binary.NativeEndian
 	if len(data) < 24 || le.Uint16(data) != 0xeb9f {
 		return nil, fmt.Errorf("%w: no BTF header in native byte order", errBTF)
@@ -69,7 +71,7 @@ func parseRawBTF(data []byte) (*rawBTF, error) {
 	if uint64(typeOff)+uint64(typeLen) > uint64(len(body)) || uint64(strOff)+uint64(strLen) > uint64(len(body)) {
 		return nil, fmt.Errorf("%w: sections out of bounds", errBTF)
 	}
-	r := &rawBTF{types: body[typeOff : typeOff+typeLen], strings: body[strOff : strOff+strLen]}
+	r := &rawBTF{types: body[typeOff : typeOff+typeLen], strings: body[strOff : strOff+strLen], structs: map[string][]uint32{}}
 	r.offsets = make([]uint32, 1, len(r.types)/24)
 	for off := 0; off < len(r.types); {
 		if off+12 > len(r.types) {
@@ -78,8 +80,17 @@ func parseRawBTF(data []byte) (*rawBTF, error) {
 		r.offsets = append(r.offsets, uint32(off))
 		info := le.Uint32(r.types[off+4:])
 		vlen := int(info & 0xffff)
+		kind := (info >> 24) & 0x1f
+		if kind == kindStruct {
+			name := r.name(le.Uint32(r.types[off:]))
+			for _, n := range named {
+				if string(name) == n {
+					r.structs[n] = append(r.structs[n], uint32(len(r.offsets)-1))
+				}
+			}
+		}
 		off += 12
-		switch kind := (info >> 24) & 0x1f; kind {
+		switch kind {
 		case kindInt, kindVar, kindDeclTag:
 			off += 4
 		case kindArray:
@@ -119,26 +130,6 @@ func (r *rawBTF) header(id uint32) (name string, kind uint32, flag bool, vlen in
 	t := r.types[r.offsets[id]:]
 	info := le.Uint32(t[4:])
 	return string(r.name(le.Uint32(t))), (info >> 24) & 0x1f, info>>31 == 1, int(info & 0xffff), le.Uint32(t[8:]), t[12:], nil
-}
-
-// structsNamed returns the ids of the structs of each name asked for.
-func (r *rawBTF) structsNamed(names []string) map[string][]uint32 {
-	want := make(map[string][]uint32, len(names))
-	for _, n := range names {
-		want[n] = nil
-	}
-	le := binary.NativeEndian
-	for id := 1; id < len(r.offsets); id++ {
-		t := r.types[r.offsets[id]:]
-		if (le.Uint32(t[4:])>>24)&0x1f != kindStruct {
-			continue
-		}
-		name := r.name(le.Uint32(t))
-		if ids, ok := want[string(name)]; ok {
-			want[string(name)] = append(ids, uint32(id))
-		}
-	}
-	return want
 }
 
 // trim builds the kernel's type id as a btf.Type, keeping of each struct or union
@@ -263,10 +254,16 @@ func (r *rawBTF) trimComposite(name string, kind uint32, bitfields bool, vlen in
 	return &btf.Struct{Name: name, Size: size, Members: members}, nil
 }
 
-// kernelTypes reads the kernel's BTF at path and returns the structs the
-// programs relocate against, trimmed to what local (the programs' own BTF)
-// declares of them.
-func kernelTypes(path string, local *btf.Spec) (*btf.Spec, error) {
+// kernelStructs are coreStructs as a kernel's BTF has them, read in place.
+type kernelStructs struct {
+	path string
+	data []byte // mapped
+	raw  *rawBTF
+}
+
+// readKernelStructs maps the kernel's BTF at path and finds coreStructs in it.
+// Close unmaps it.
+func readKernelStructs(path string) (*kernelStructs, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -280,24 +277,34 @@ func kernelTypes(path string, local *btf.Spec) (*btf.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
-	defer unix.Munmap(data)
-	raw, err := parseRawBTF(data)
+	raw, err := parseRawBTF(data, coreStructs)
 	if err != nil {
+		unix.Munmap(data)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return &kernelStructs{path: path, data: data, raw: raw}, nil
+}
+
+// Close unmaps the kernel's BTF.
+func (k *kernelStructs) Close() error { return unix.Munmap(k.data) }
+
+// Trim returns the structs the programs relocate against, trimmed to what local
+// (the programs' own BTF) declares of them.
+func (k *kernelStructs) Trim(local *btf.Spec) (*btf.Spec, error) {
 	var b btf.Builder
-	for name, ids := range raw.structsNamed(coreStructs) {
+	for _, name := range coreStructs {
 		var mine *btf.Struct
 		if err := local.TypeByName(name, &mine); err != nil {
 			return nil, fmt.Errorf("the programs' own struct %s: %w", name, err)
 		}
+		ids := k.raw.structs[name]
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("%s: no struct %s", path, name)
+			return nil, fmt.Errorf("%s: no struct %s", k.path, name)
 		}
 		for _, id := range ids {
-			t, err := raw.trim(id, mine)
+			t, err := k.raw.trim(id, mine)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+				return nil, fmt.Errorf("%s: %w", k.path, err)
 			}
 			if _, err := b.Add(t); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
@@ -305,4 +312,15 @@ func kernelTypes(path string, local *btf.Spec) (*btf.Spec, error) {
 		}
 	}
 	return b.Spec()
+}
+
+// kernelTypes reads the kernel's BTF at path and returns the structs the
+// programs relocate against, trimmed to what local declares of them.
+func kernelTypes(path string, local *btf.Spec) (*btf.Spec, error) {
+	k, err := readKernelStructs(path)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	return k.Trim(local)
 }

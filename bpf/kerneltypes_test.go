@@ -221,3 +221,25 @@ func BenchmarkKernelTypes(b *testing.B) {
 	b.ReportMetric(whole[len(whole)/2], "µs-whole")
 	b.ReportMetric(whole[len(whole)/2]/trimmed[len(trimmed)/2], "x-whole/trimmed")
 }
+
+// TestOpenWithWholeBTF: where the kernel's structs cannot be read alone, Open
+// relocates the programs against the kernel's whole BTF, says why, and records.
+func TestOpenWithWholeBTF(t *testing.T) {
+	testenv.RequireRoot(t)
+	defer func(p string) { btfPath = p }(btfPath)
+	btfPath = filepath.Join(t.TempDir(), "vmlinux")
+	if err := os.WriteFile(btfPath, []byte("not BTF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(Options{ExecSyscalls: [NumABIs][2]int32{{-1, -1}, {-1, -1}, {-1, -1}}, ReportRefused: true})
+	if err != nil {
+		testenv.Unavailable(t, "%v", err)
+	}
+	defer r.Close()
+	if st := r.OpenSteps(); st.FullBTF == nil || !strings.Contains(st.FullBTF.Error(), btfPath) {
+		t.Fatalf("FullBTF = %v, want why %s could not be read", st.FullBTF, btfPath)
+	}
+	if r.sysExit == nil || r.objs.SysEnter == nil || r.objs.SchedProcessExec == nil {
+		t.Fatal("a program was not loaded")
+	}
+}

@@ -14,34 +14,69 @@ import (
 
 // Loading the recorder is most of what the first container of an idle period
 // waits for (make bench: BenchmarkHook, cold). The kernel types the programs'
-// CO-RE relocations need are read (kernelTypes, ~1 ms) while the maps are made,
+// CO-RE relocations need are read (kerneltypes.go, ~2 ms) from the start of Open,
 // and the programs are then loaded at once, each in a goroutine of its own.
 
 // kernelBTF is what the programs are relocated against: the few kernel types
 // they read, or, where those could not be read, the kernel's whole BTF.
 type kernelBTF struct {
-	done  chan struct{}
+	read    chan struct{} // closed once the kernel's structs are read
+	structs *kernelStructs
+	readErr error
+
+	once  sync.Once
 	types *btf.Spec  // the trimmed types
 	full  error      // why the whole BTF is read instead
 	cache *btf.Cache // the whole BTF, then
 }
 
-// readKernelBTF starts reading the kernel's types, once per recorder: they serve
-// sys_exit's load too, when first needed. r.spec must be set.
+// readKernelBTF starts reading the kernel's structs the programs read, once per
+// recorder: from the start of Open, before the object is parsed.
 func (r *Recorder) readKernelBTF() {
 	if r.kernel != nil {
 		return
 	}
-	k := &kernelBTF{done: make(chan struct{})}
+	k := &kernelBTF{read: make(chan struct{})}
 	r.kernel = k
-	local := r.spec.Types
 	go func() {
-		defer close(k.done)
-		if k.types, k.full = kernelTypes(btfPath, local); k.full != nil {
-			k.cache = btf.NewCache()
-			k.cache.Kernel() // an error shows again, and is reported, where the programs load
-		}
+		defer close(k.read)
+		k.structs, k.readErr = readKernelStructs(btfPath)
 	}()
+}
+
+// kernelTypes waits for the kernel's structs and trims them to what the
+// programs declare (r.spec must be set), once: they serve sys_exit's load too,
+// when first needed. Where they cannot be had, the whole BTF is read instead.
+func (r *Recorder) kernelTypes() *kernelBTF {
+	r.readKernelBTF()
+	k := r.kernel
+	k.once.Do(func() {
+		<-k.read
+		if k.full = k.readErr; k.full == nil {
+			k.types, k.full = k.structs.Trim(r.spec.Types)
+			k.structs.Close()
+			k.structs = nil
+		}
+		if k.full != nil {
+			k.cache = btf.NewCache()
+		}
+	})
+	return k
+}
+
+// dropKernelBTF unmaps the kernel's BTF where Open fails before the programs
+// were relocated against it.
+func (r *Recorder) dropKernelBTF() {
+	if k := r.kernel; k != nil {
+		k.once.Do(func() {
+			<-k.read
+			if k.structs != nil {
+				k.structs.Close()
+				k.structs = nil
+			}
+			k.full, k.cache = errors.New("the recorder failed to open"), btf.NewCache()
+		})
+	}
 }
 
 // loadSpec loads the maps, but those in repl, then the programs against them:
@@ -54,10 +89,9 @@ func (r *Recorder) loadSpec(repl map[string]*ebpf.Map) error {
 		return err
 	}
 	r.steps.Maps = time.Since(began)
-	r.readKernelBTF()
 	waited := time.Now()
-	<-r.kernel.done
-	r.steps.KernelBTF, r.steps.FullBTF = time.Since(waited), r.kernel.full
+	k := r.kernelTypes()
+	r.steps.KernelBTF, r.steps.FullBTF = time.Since(waited), k.full
 	loaded := time.Now()
 	defer func() { r.steps.Programs = time.Since(loaded) }()
 	progs := map[string]**ebpf.Program{"sys_enter": &r.objs.SysEnter, "sched_process_exec": &r.objs.SchedProcessExec}
@@ -107,9 +141,7 @@ func (r *Recorder) loadProgram(name string) (*ebpf.Program, error) {
 	// every map is replaced by one loaded already.
 	spec := *r.spec
 	spec.Programs = map[string]*ebpf.ProgramSpec{"prog": ps.Copy()}
-	r.readKernelBTF()
-	k := r.kernel
-	<-k.done
+	k := r.kernelTypes()
 	opts := &ebpf.CollectionOptions{MapReplacements: r.objs.maps.replacements(), Programs: ebpf.ProgramOptions{KernelTypes: k.types}}
 	if k.types == nil {
 		// The programs read only vmlinux's types: given those alone, cilium/ebpf does

@@ -293,6 +293,17 @@ func Open(opts Options) (*Recorder, error) {
 
 	began := time.Now()
 	r := &Recorder{slots: make(map[uint64]uint32), modes: make(map[uint64]TrackOptions), opts: opts}
+	if !opts.KeepLoaded {
+		// Loading programs needs the kernel's types (their CO-RE relocations): read
+		// while the object is parsed and the maps made.
+		r.readKernelBTF()
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			r.dropKernelBTF()
+		}
+	}()
 	spec, err := loadRecorder()
 	if err != nil {
 		return nil, err
@@ -305,11 +316,6 @@ func Open(opts Options) (*Recorder, error) {
 	}
 	r.spec = spec
 	r.steps.Spec = time.Since(began)
-	if !opts.KeepLoaded {
-		// Loading programs needs the kernel's types (their CO-RE relocations): read
-		// while the maps are made.
-		r.readKernelBTF()
-	}
 	err = r.load()
 	if err != nil {
 		r.closeLoaded()
@@ -321,6 +327,7 @@ func Open(opts Options) (*Recorder, error) {
 	if err := r.resume(); err != nil {
 		return nil, errors.Join(err, r.Close())
 	}
+	opened = true
 	return r, nil
 }
 
