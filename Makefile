@@ -93,7 +93,8 @@ bench: build
 # against a real kube-apiserver and etcd, recorded with `kubectl syscage record`:
 # API writes per node, the largest object, etcd's size, collection + merge time.
 # FLEET_PROFILE=FILE also writes the API server's CPU profile to FILE-NODES.pprof;
-# FLEET_STOPPROFILE=FILE the agents' from just before the stop to FILE-NODES.pprof.
+# FLEET_STOPPROFILE=FILE the agents' from just before the stop to FILE-NODES.pprof,
+# and the API server's for 16 s from then to FILE-NODES-apiserver.pprof.
 # BenchmarkAPIWrites: what one write costs the API server and etcd, by kind.
 FLEET_NODES    ?= 100,1000,5000
 FLEET_DURATION ?= 60s

@@ -46,7 +46,8 @@ type Config struct {
 	APIProfile string
 	// StopProfile, if set, is where a CPU profile of this process (every
 	// agent) is written, from 2 s before the recording's end to the plugin's
-	// exit: what the agents do when they answer a stop.
+	// exit: what the agents do when they answer a stop. The API server's, for
+	// 16 s from the same moment, goes beside it (NAME-apiserver.pprof).
 	StopProfile string
 }
 
@@ -211,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if f.demos, f.others, err = loadSources(cfg.Root); err != nil {
 		return nil, err
 	}
-	if f.cluster, err = startCluster(ctx, cfg.BinDir, filepath.Join(cfg.Dir, "cluster"), cfg.APIProfile != "", cfg.Log); err != nil {
+	if f.cluster, err = startCluster(ctx, cfg.BinDir, filepath.Join(cfg.Dir, "cluster"), cfg.APIProfile != "" || cfg.StopProfile != "", cfg.Log); err != nil {
 		return nil, err
 	}
 	defer f.cluster.stop()
@@ -256,9 +257,16 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	cmd := exec.CommandContext(ctx, cfg.Plugin, "--kubeconfig", f.cluster.kubeconfig, "record", "daemonset/"+Workload, "-n", Namespace,
 		"--duration", cfg.Duration.String(), "--timeout", "60m", "--keep", "-o", out)
 	var firstWrote atomic.Value
+	armed := make(chan time.Time, 1) // when the plugin says it records, every node armed
 	cmd.Stdout, cmd.Stderr = io.Discard, io.MultiWriter(&stderr, prefixed(cfg.Log, "  kubectl-syscage: ", func(line []byte) {
 		if bytes.HasPrefix(line, []byte("wrote ")) && firstWrote.Load() == nil {
 			firstWrote.Store(time.Now())
+		}
+		if bytes.HasPrefix(line, []byte("recording for ")) {
+			select {
+			case armed <- time.Now():
+			default:
+			}
 		}
 	}))
 	if err := cmd.Start(); err != nil {
@@ -342,20 +350,44 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}()
 	}
 	if cfg.StopProfile != "" {
-		f, err := os.Create(cfg.StopProfile)
+		out, err := os.Create(cfg.StopProfile)
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		profiling := time.AfterFunc(max(0, cfg.Duration-2*time.Second-time.Since(t0)), func() {
-			if err := pprof.StartCPUProfile(f); err != nil {
-				logf("profiling the agents at the stop: %v", err)
-			}
-		})
+		defer out.Close()
+		// From 2 s before the plugin's --duration ends: it counts from when it has
+		// armed every node, which at thousands of nodes is minutes after t0.
+		var profiling atomic.Bool
+		stopProfiling := make(chan struct{})
 		defer func() {
-			if !profiling.Stop() {
+			close(stopProfiling)
+			if profiling.Load() {
 				pprof.StopCPUProfile()
 			}
+		}()
+		go func() {
+			var at time.Time
+			select {
+			case at = <-armed:
+			case <-stopProfiling:
+				return
+			}
+			select {
+			case <-time.After(time.Until(at.Add(cfg.Duration - 2*time.Second))):
+			case <-stopProfiling:
+				return
+			}
+			if err := pprof.StartCPUProfile(out); err != nil {
+				logf("profiling the agents at the stop: %v", err)
+			} else {
+				profiling.Store(true)
+			}
+			// The API server's, for as long as a slow collection takes.
+			go func() {
+				if err := f.cluster.profile(ctx, strings.TrimSuffix(cfg.StopProfile, ".pprof")+"-apiserver.pprof", 16); err != nil {
+					logf("profiling the API server at the stop: %v", err)
+				}
+			}()
 		}()
 	}
 	var t1 time.Time

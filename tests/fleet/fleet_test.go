@@ -20,7 +20,7 @@ var (
 	nodesFlag       = flag.String("fleet.nodes", "100", "comma-separated `sizes` of the simulated fleets, in nodes")
 	containersFlag  = flag.Int("fleet.containers", 10, "containers in each node's pod")
 	durationFlag    = flag.Duration("fleet.duration", 30*time.Second, "the recording's --duration")
-	stopProfileFlag = flag.String("fleet.stopprofile", "", "write a CPU profile of the agents from 2 s before the recording's end to the plugin's exit to `FILE`-NODES.pprof")
+	stopProfileFlag = flag.String("fleet.stopprofile", "", "write a CPU profile of the agents from 2 s before the recording's end to the plugin's exit to `FILE`-NODES.pprof, and the API server's for 16 s from then to FILE-NODES-apiserver.pprof")
 	apiProfileFlag  = flag.String("fleet.apiprofile", "", "write a CPU profile of the API server during the recording to `FILE`-NODES.pprof")
 )
 
