@@ -303,8 +303,9 @@ static long check_ancestor(__u32 level, void *arg)
 	return 0;
 }
 
-/* slot_of_l2 answers from the LRU hash, or by walking the ancestors. */
-static __always_inline int slot_of_l2(__u64 id, __u32 gen)
+/* slot_of_l2 answers from the LRU hash, or by walking the ancestors. *keep is
+ * cleared where the answer is of no cgroup in particular, and must not be cached. */
+static __always_inline int slot_of_l2(__u64 id, __u32 gen, int *keep)
 {
 	struct cached *c = bpf_map_lookup_elem(&cgroup_cache, &id);
 	if (c && c->generation == gen)
@@ -314,8 +315,10 @@ static __always_inline int slot_of_l2(__u64 id, __u32 gen)
 	 * concurrent change to tracked leaves this entry stale, never wrong. */
 	struct ancestor_search a = {.self = id, .slot = -1};
 	bpf_loop(MAX_LEVELS, check_ancestor, &a, 0);
-	if (a.end == SEARCH_MOVED)
-		return a.slot; /* of no cgroup in particular: not cached */
+	if (a.end == SEARCH_MOVED) {
+		*keep = 0;
+		return a.slot;
+	}
 	if (a.end == 0)
 		__sync_fetch_and_add(&too_deep, 1); /* its ancestors down to MAX_LEVELS-1 */
 
@@ -340,8 +343,9 @@ static __always_inline int slot_of(void)
 		if ((v & ~0xffffULL) == want)
 			return (int)(v & 0xffff) - 1;
 	}
-	int slot = slot_of_l2(id, gen);
-	if (e)
+	int keep = 1;
+	int slot = slot_of_l2(id, gen, &keep);
+	if (e && keep)
 		*e = want | (__u64)(slot + 1);
 	return slot;
 }
