@@ -14,11 +14,12 @@ import (
 
 // The programs' CO-RE relocations read a few fields of two kernel structs
 // (headers/core.h). cilium/ebpf would relocate them against the kernel's whole
-// BTF: indexing its ~100,000 types takes ~13 ms, and decoding task_struct with
-// every type it reaches ~9 ms more, at every load. kernelTypes reads the kernel's
-// BTF once, in a single pass, and keeps of those structs only the members that
-// the programs' own definitions name, with the kernel's offsets and sizes: the
-// relocations come out the same (TestKernelTypesRelocateAsKernel), for ~1 ms.
+// BTF: indexing its ~126,000 types takes 12–19 ms here, and decoding task_struct
+// with every type it reaches 9–10 ms more, at every load. readKernelStructs
+// reads the kernel's BTF in a single pass, and Trim keeps of those structs only
+// the members that the programs' own definitions name, with the kernel's offsets
+// and sizes: the relocations come out the same (TestKernelTypesRelocateAsKernel),
+// for 1.5–3 ms (BenchmarkKernelTypes).
 
 // coreStructs are the kernel structs headers/core.h declares with
 // preserve_access_index, by name.
@@ -53,6 +54,21 @@ type rawBTF struct {
 	strings []byte
 	offsets []uint32            // of each type in types, by id; id 0 is void
 	structs map[string][]uint32 // the ids of the structs of each name asked for
+	depth   int                 // of the types trim is in
+}
+
+// maxDepth bounds how deep trim goes: the kernel's types are a few levels deep
+// on the members kept, and BTF that loops is refused rather than followed.
+const maxDepth = 32
+
+// enter counts one level more of trim, and refuses BTF that goes too deep; the
+// function it returns counts it back.
+func (r *rawBTF) enter(id uint32) (func(), error) {
+	if r.depth >= maxDepth {
+		return nil, fmt.Errorf("%w: type %d nested over %d deep", errBTF, id, maxDepth)
+	}
+	r.depth++
+	return func() { r.depth-- }, nil
 }
 
 var errBTF = errors.New("unexpected BTF")
@@ -140,6 +156,11 @@ func (r *rawBTF) trim(id uint32, local btf.Type) (btf.Type, error) {
 	if id == 0 {
 		return &btf.Void{}, nil
 	}
+	leave, err := r.enter(id)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	name, kind, flag, vlen, sizeType, rest, err := r.header(id)
 	if err != nil {
 		return nil, err
@@ -230,7 +251,11 @@ func (r *rawBTF) trimComposite(name string, kind uint32, bitfields bool, vlen in
 		}
 		// An anonymous struct or union: its members are the outer one's to CO-RE.
 		aname, akind, aflag, avlen, asize, arest, err := r.header(mtype)
-		for err == nil && (akind == kindTypedef || akind == kindVolatile || akind == kindConst || akind == kindRestrict || akind == kindTypeTag) {
+		for hops := 0; err == nil && (akind == kindTypedef || akind == kindVolatile || akind == kindConst || akind == kindRestrict || akind == kindTypeTag); hops++ {
+			if hops == maxDepth {
+				err = fmt.Errorf("%w: type %d: modifiers over %d deep", errBTF, mtype, maxDepth)
+				break
+			}
 			aname, akind, aflag, avlen, asize, arest, err = r.header(asize)
 		}
 		if err != nil {
@@ -239,7 +264,12 @@ func (r *rawBTF) trimComposite(name string, kind uint32, bitfields bool, vlen in
 		if akind != kindStruct && akind != kindUnion {
 			continue
 		}
+		leave, err := r.enter(mtype)
+		if err != nil {
+			return nil, err
+		}
 		t, err := r.trimComposite(aname, akind, aflag, avlen, asize, arest, want)
+		leave()
 		if err != nil {
 			return nil, err
 		}

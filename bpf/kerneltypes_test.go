@@ -185,6 +185,30 @@ func TestKernelTypesRefusesBadBTF(t *testing.T) {
 			t.Errorf("%s: got %v, want an error naming %s", name, err, path)
 		}
 	}
+
+	// BTF that loops, on a member the programs read, is refused, not followed.
+	loop := &btf.Typedef{Name: "loop"}
+	loop.Type = loop
+	var b btf.Builder
+	for _, typ := range []btf.Type{
+		&btf.Struct{Name: "task_struct", Size: 64, Members: []btf.Member{{Name: "thread_info", Type: loop}}},
+		&btf.Struct{Name: "pt_regs", Size: 8},
+	} {
+		if _, err := b.Add(typ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := b.Marshal(nil, &btf.MarshalOptions{Order: binary.NativeEndian})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "loop")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kernelTypes(path, spec.Types); err == nil || !strings.Contains(err.Error(), "deep") {
+		t.Errorf("a typedef to itself: got %v, want it refused as too deep", err)
+	}
 }
 
 // BenchmarkKernelTypes: reading the trimmed types, against what cilium/ebpf does
