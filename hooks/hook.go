@@ -154,12 +154,12 @@ func trackRequest(st *specs.State) (Request, error) {
 	return Request{Op: "track", Container: st.ID, Annotations: st.Annotations, CgroupID: id, CgroupDir: dir, Start: start}, nil
 }
 
-// call sends req to the recorder, starting one if none answers, and gives up at
-// deadline: a hook must never hang a container's start or stop.
 // spawnTimes are the timings of a recorder the hook started, from its spawn: to
 // when it listened, and to its answer.
 type spawnTimes struct{ toReady, toAnswer time.Duration }
 
+// call sends req to the recorder, starting one if none answers, and gives up at
+// deadline: a hook must never hang a container's start or stop.
 func call(opts HookOptions, req Request, deadline time.Time, times *spawnTimes) (Response, error) {
 	sock := opts.Config.Socket()
 	spawned, spawns := false, 0
