@@ -148,11 +148,37 @@ func (r *rawBTF) header(id uint32) (name string, kind uint32, flag bool, vlen in
 	return string(r.name(le.Uint32(t))), (info >> 24) & 0x1f, info>>31 == 1, int(info & 0xffff), le.Uint32(t[8:]), t[12:], nil
 }
 
+// modifier says whether kind only qualifies or names another type, which CO-RE
+// looks past.
+func modifier(kind uint32) bool {
+	return kind == kindTypedef || kind == kindVolatile || kind == kindConst || kind == kindRestrict || kind == kindTypeTag
+}
+
+// pastModifiers returns the type id names once typedefs and qualifiers are
+// looked past, refusing a chain over maxDepth long (one that loops).
+func (r *rawBTF) pastModifiers(id uint32) (uint32, error) {
+	for range maxDepth {
+		if id == 0 {
+			return 0, nil
+		}
+		_, kind, _, _, next, _, err := r.header(id)
+		if err != nil || !modifier(kind) {
+			return id, err
+		}
+		id = next
+	}
+	return 0, fmt.Errorf("%w: type %d: modifiers over %d deep", errBTF, id, maxDepth)
+}
+
 // trim builds the kernel's type id as a btf.Type, keeping of each struct or union
 // only the members local names (those of the program's own definition), and of
 // anonymous members those that hold one. Pointers point at void: CO-RE takes any
 // pointer for any other, and the programs never read through one.
 func (r *rawBTF) trim(id uint32, local btf.Type) (btf.Type, error) {
+	id, err := r.pastModifiers(id)
+	if err != nil {
+		return nil, err
+	}
 	if id == 0 {
 		return &btf.Void{}, nil
 	}
@@ -202,9 +228,6 @@ func (r *rawBTF) trim(id uint32, local btf.Type) (btf.Type, error) {
 			fk = btf.FwdUnion
 		}
 		return &btf.Fwd{Name: name, Kind: fk}, nil
-	case kindTypedef, kindVolatile, kindConst, kindRestrict, kindTypeTag:
-		// CO-RE compares types past these.
-		return r.trim(sizeType, local)
 	case kindFloat:
 		return &btf.Float{Name: name, Size: sizeType}, nil
 	}
@@ -250,21 +273,21 @@ func (r *rawBTF) trimComposite(name string, kind uint32, bitfields bool, vlen in
 			continue
 		}
 		// An anonymous struct or union: its members are the outer one's to CO-RE.
-		aname, akind, aflag, avlen, asize, arest, err := r.header(mtype)
-		for hops := 0; err == nil && (akind == kindTypedef || akind == kindVolatile || akind == kindConst || akind == kindRestrict || akind == kindTypeTag); hops++ {
-			if hops == maxDepth {
-				err = fmt.Errorf("%w: type %d: modifiers over %d deep", errBTF, mtype, maxDepth)
-				break
-			}
-			aname, akind, aflag, avlen, asize, arest, err = r.header(asize)
+		aid, err := r.pastModifiers(mtype)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		if aid == 0 {
+			continue
+		}
+		aname, akind, aflag, avlen, asize, arest, err := r.header(aid)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if akind != kindStruct && akind != kindUnion {
 			continue
 		}
-		leave, err := r.enter(mtype)
+		leave, err := r.enter(aid)
 		if err != nil {
 			return nil, err
 		}
