@@ -201,7 +201,7 @@ func ServeWith(ctx context.Context, cfg *hooks.Config, log *slog.Logger, opts Se
 			log.Warn("read the kernel's whole BTF, which is slower: its few types the programs need could not be read alone", "err", st.FullBTF)
 		}
 		log.Debug("recorder steps", "open", opened.Sub(began), "reused", d.rec.Reused(),
-			"spec", st.Spec, "maps", st.Maps, "kernelBTF", st.KernelBTF, "fullBTF", st.FullBTF, "programs", st.Programs, "pins", st.Pins)
+			"spec", st.Spec, "maps", st.Maps, "kernelBTF", st.KernelBTF, "programs", st.Programs, "pins", st.Pins)
 		d.pins = d.rec.Takeover().Dir
 		d.adopt(pinErr)
 	}
