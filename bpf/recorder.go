@@ -314,6 +314,7 @@ func Open(opts Options) (*Recorder, error) {
 	if err := setArgSpecs(spec, opts); err != nil {
 		return nil, err
 	}
+	dropMapTypes(spec)
 	r.spec = spec
 	r.steps.Spec = time.Since(began)
 	err = r.load()
@@ -367,20 +368,17 @@ func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
 	slot := r.free[len(r.free)-1]
 	r.stopDetach()
 
-	// A fresh record and zeroed counters before the cgroup becomes visible to BPF.
-	// A fresh epoch, never 0 (what an unused last_arg entry holds): random, so
-	// that no recorder, this one or one taking over its pins, gives a slot an
-	// epoch a CPU's last_arg may still hold for it.
+	// A fresh record before the cgroup becomes visible to BPF. A fresh epoch,
+	// never 0 (what an unused last_arg entry or counter holds): random, so that no
+	// recorder, this one or one taking over its pins, gives a slot an epoch a CPU's
+	// last_arg or counters may still hold for it. Each CPU zeroes its counters of
+	// the slot when it finds them of another epoch.
 	rec := recorderRecord{Start: uint32(start), Epoch: rand.Uint32() | 1}
 	if err := setWatch(&rec, opts); err != nil {
 		return fmt.Errorf("tracking cgroup %d: %w", cgroupID, err)
 	}
 	if err := r.objs.Records.Put(slot, rec); err != nil {
 		return fmt.Errorf("resetting record %d: %w", slot, err)
-	}
-	zero := make([]recorderCounters, possibleCPUs())
-	if err := r.objs.SlotCounters.Put(slot, zero); err != nil {
-		return fmt.Errorf("resetting counters %d: %w", slot, err)
 	}
 	if err := r.clearDenied(slot); err != nil {
 		return err
@@ -409,6 +407,38 @@ func (r *Recorder) TrackWith(cgroupID uint64, opts TrackOptions) error {
 	return nil
 }
 
+// dropMapTypes leaves the maps' key and value types out of what is loaded, but
+// where the kernel needs them (task storage): cilium/ebpf loads each map's types
+// as BTF of its own, one marshalling and one BPF_BTF_LOAD per map, ~1 ms of every
+// recorder's start. The maps' layout is fixed by the object all the same, and
+// only bpftool's dumps would show them typed.
+func dropMapTypes(spec *ebpf.CollectionSpec) {
+	for _, m := range spec.Maps {
+		if m.Type != ebpf.TaskStorage {
+			m.Key, m.Value = nil, nil
+		}
+	}
+}
+
+// counters returns each CPU's counters of a slot given out with epoch; a CPU
+// that has not counted for it since holds those of an earlier epoch, or none.
+func (r *Recorder) counters(slot, epoch uint32) ([]recorderCounters, error) {
+	var chunks []recorderCounterChunk
+	if err := r.objs.SlotCounters.Lookup(slot/counterChunk, &chunks); err != nil {
+		return nil, fmt.Errorf("reading counters %d: %w", slot, err)
+	}
+	var out []recorderCounters
+	for _, c := range chunks {
+		if c.C[slot%counterChunk].Epoch == epoch {
+			out = append(out, c.C[slot%counterChunk])
+		}
+	}
+	return out, nil
+}
+
+// counterChunk is how many slots' counters share a per-CPU value (COUNTER_CHUNK).
+const counterChunk = uint32(len(recorderCounterChunk{}.C))
+
 func possibleCPUs() int {
 	n, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -434,11 +464,8 @@ func (r *Recorder) bump() error {
 }
 
 func (r *Recorder) clearL1() error {
-	zero := make([]uint64, possibleCPUs())
-	for k := uint32(0); k < r.objs.L1Cache.MaxEntries(); k++ {
-		if err := r.objs.L1Cache.Put(k, zero); err != nil {
-			return fmt.Errorf("clearing l1_cache: %w", err)
-		}
+	if err := r.objs.L1Cache.Put(uint32(0), make([]recorderL1, possibleCPUs())); err != nil {
+		return fmt.Errorf("clearing l1_cache: %w", err)
 	}
 	return nil
 }
@@ -596,9 +623,9 @@ func (r *Recorder) Read(cgroupID uint64) (*Recording, error) {
 	if err := r.objs.Records.Lookup(slot, &rec); err != nil {
 		return nil, fmt.Errorf("reading record %d: %w", slot, err)
 	}
-	var perCPU []recorderCounters
-	if err := r.objs.SlotCounters.Lookup(slot, &perCPU); err != nil {
-		return nil, fmt.Errorf("reading counters %d: %w", slot, err)
+	perCPU, err := r.counters(slot, rec.Epoch)
+	if err != nil {
+		return nil, err
 	}
 	out := &Recording{}
 	for abi := range rec.Bits {

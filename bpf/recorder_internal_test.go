@@ -89,3 +89,85 @@ func TestCheckNamesMissingBTF(t *testing.T) {
 		t.Fatalf("got %v, want %q wrapping ErrNotSupported", err, want)
 	}
 }
+
+// A slot given out again counts afresh: every CPU finds its counters of the slot
+// stamped with the earlier epoch and zeroes them, with nothing written from user
+// space, while a neighbour in the same chunk of counters keeps its own.
+func TestReusedSlotCountsAfresh(t *testing.T) {
+	testenv.RequireRoot(t)
+	r, err := Open(Options{ExecSyscalls: [NumABIs][2]int32{{-1, -1}, {-1, -1}, {-1, -1}}})
+	if err != nil {
+		testenv.Unavailable(t, "%v", err)
+	}
+	defer r.Close()
+	self, err := cgroups.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := func(name string) *cgroups.Group {
+		g, err := cgroups.Create(self, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Kill(time.Second); g.Remove() })
+		return g
+	}
+	run := func(g *cgroups.Group, args ...string) {
+		f, err := g.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	events := func(g *cgroups.Group) uint64 {
+		rec, err := r.Read(g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.Stats.Events
+	}
+	// 100,000 one-byte reads and writes, on whichever CPUs the scheduler picks.
+	busy := []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=100000"}
+
+	neighbour, first, second := group("syscage-test-neighbour"), group("syscage-test-first"), group("syscage-test-second")
+	if err := r.Track(neighbour.ID, StartNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Track(first.ID, StartNow); err != nil {
+		t.Fatal(err)
+	}
+	run(first, busy...)
+	run(neighbour, busy...)
+	before := events(neighbour)
+	if got := events(first); got < 200000 {
+		t.Fatalf("first cgroup: %d events, want at least 200000", got)
+	}
+	slot := r.slots[first.ID]
+	if err := r.Untrack(first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Track(second.ID, StartNow); err != nil {
+		t.Fatal(err)
+	}
+	if r.slots[second.ID] != slot {
+		t.Fatalf("second cgroup got slot %d, not the first's %d again", r.slots[second.ID], slot)
+	}
+	if slot/counterChunk != r.slots[neighbour.ID]/counterChunk {
+		t.Fatalf("slots %d and %d do not share a chunk of counters", slot, r.slots[neighbour.ID])
+	}
+	if got := events(second); got != 0 {
+		t.Errorf("second cgroup: %d events before it ran anything, want 0", got)
+	}
+	run(second, "/bin/true")
+	if got := events(second); got == 0 || got > 2000 {
+		t.Errorf("second cgroup: %d events for /bin/true, want a few hundred at most (the first's were kept?)", got)
+	}
+	if got := events(neighbour); got < before {
+		t.Errorf("neighbour: %d events after the slot beside it was given out again, %d before", got, before)
+	}
+}

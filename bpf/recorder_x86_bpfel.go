@@ -37,12 +37,19 @@ type recorderCached struct {
 	Slot       int32
 }
 
+type recorderCounterChunk struct {
+	_ structs.HostLayout
+	C [64]recorderCounters
+}
+
 type recorderCounters struct {
 	_              structs.HostLayout
 	Events         uint64
 	BeforeStart    uint64
 	OutOfRange     uint64
 	LastOutOfRange int64
+	Epoch          uint32
+	Pad            uint32
 }
 
 type recorderDeniedKey struct {
@@ -50,6 +57,11 @@ type recorderDeniedKey struct {
 	Slot uint32
 	Abi  uint16
 	Nr   uint16
+}
+
+type recorderL1 struct {
+	_ structs.HostLayout
+	E [1024]uint64
 }
 
 type recorderLastArg struct {
