@@ -16,10 +16,11 @@ import (
 // (headers/core.h). cilium/ebpf would relocate them against the kernel's whole
 // BTF: indexing its ~126,000 types takes 12–19 ms here, and decoding task_struct
 // with every type it reaches 9–10 ms more, at every load. readKernelStructs
-// reads the kernel's BTF in a single pass, and Trim keeps of those structs only
-// the members that the programs' own definitions name, with the kernel's offsets
-// and sizes: the relocations come out the same (TestKernelTypesRelocateAsKernel),
-// for 1.5–3 ms (BenchmarkKernelTypes).
+// reads the kernel's BTF in place, only as far as those structs and the types
+// they reach, and Trim keeps of the structs only the members that the programs'
+// own definitions name, with the kernel's offsets and sizes: the relocations come
+// out the same (TestKernelTypesRelocateAsKernel), for well under a millisecond
+// (BenchmarkKernelTypes).
 
 // coreStructs are the kernel structs headers/core.h declares with
 // preserve_access_index, by name.
@@ -48,12 +49,16 @@ const (
 	kindEnum64   = 19
 )
 
-// rawBTF is a kernel's BTF as it is laid out, read in place.
+// rawBTF is a kernel's BTF as it is laid out, read in place. Its types are
+// indexed only as far as they are needed: a type's id is its place in the
+// sequence, so finding one means stepping over every type before it.
 type rawBTF struct {
 	types   []byte
 	strings []byte
-	offsets []uint32            // of each type in types, by id; id 0 is void
-	structs map[string][]uint32 // the ids of the structs of each name asked for
+	offsets []uint32            // of each type indexed so far in types, by id; id 0 is void
+	next    int                 // where in types the first type not yet indexed starts
+	named   []string            // the struct names looked for
+	structs map[string][]uint32 // the ids of the structs of each name in named, among those indexed
 	depth   int                 // of the types trim is in
 }
 
@@ -73,8 +78,13 @@ func (r *rawBTF) enter(id uint32) (func(), error) {
 
 var errBTF = errors.New("unexpected BTF")
 
-// parseRawBTF indexes every type of a BTF blob in native byte order, and finds
-// the structs named, in one pass.
+// parseRawBTF reads the header of a BTF blob in native byte order, and indexes
+// its types until it has found a struct of each name named (or indexed them all).
+// The kernel's BTF has one struct of each name the programs read (pahole
+// deduplicates them; TestKernelTypesRelocateAsKernel checks the running kernel),
+// early among its types: here task_struct is type 114 and pt_regs 162 of ~126,000,
+// and the types their members reach are as early. Stepping over all of them took
+// 1.5–4 ms of every recorder's start.
 func parseRawBTF(data []byte, named []string) (*rawBTF, error) {
 	le := binary.NativeEndian
 	if len(data) < 24 || le.Uint16(data) != 0xeb9f {
@@ -87,40 +97,63 @@ func parseRawBTF(data []byte, named []string) (*rawBTF, error) {
 	if uint64(typeOff)+uint64(typeLen) > uint64(len(body)) || uint64(strOff)+uint64(strLen) > uint64(len(body)) {
 		return nil, fmt.Errorf("%w: sections out of bounds", errBTF)
 	}
-	r := &rawBTF{types: body[typeOff : typeOff+typeLen], strings: body[strOff : strOff+strLen], structs: map[string][]uint32{}}
-	r.offsets = make([]uint32, 1, len(r.types)/24)
-	for off := 0; off < len(r.types); {
-		if off+12 > len(r.types) {
-			return nil, fmt.Errorf("%w: type %d truncated", errBTF, len(r.offsets))
-		}
-		r.offsets = append(r.offsets, uint32(off))
-		info := le.Uint32(r.types[off+4:])
-		vlen := int(info & 0xffff)
-		kind := (info >> 24) & 0x1f
-		if kind == kindStruct {
-			name := r.name(le.Uint32(r.types[off:]))
-			for _, n := range named {
-				if string(name) == n {
-					r.structs[n] = append(r.structs[n], uint32(len(r.offsets)-1))
-				}
-			}
-		}
-		off += 12
-		switch kind {
-		case kindInt, kindVar, kindDeclTag:
-			off += 4
-		case kindArray:
-			off += 12
-		case kindStruct, kindUnion, kindDatasec, kindEnum64:
-			off += 12 * vlen
-		case kindEnum, kindProto:
-			off += 8 * vlen
-		case kindPtr, kindFwd, kindTypedef, kindVolatile, kindConst, kindRestrict, kindFunc, kindFloat, kindTypeTag:
-		default:
-			return nil, fmt.Errorf("%w: kind %d of type %d", errBTF, kind, len(r.offsets)-1)
+	r := &rawBTF{
+		types: body[typeOff : typeOff+typeLen], strings: body[strOff : strOff+strLen],
+		offsets: make([]uint32, 1, 1024), named: named, structs: map[string][]uint32{},
+	}
+	for r.next < len(r.types) && len(r.structs) < len(named) {
+		if err := r.indexNext(); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil
+}
+
+// indexTo indexes the types up to id, or all there are.
+func (r *rawBTF) indexTo(id uint32) error {
+	for uint32(len(r.offsets)) <= id && r.next < len(r.types) {
+		if err := r.indexNext(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexNext indexes one type more, and notes it if it is a struct looked for.
+func (r *rawBTF) indexNext() error {
+	le := binary.NativeEndian
+	off := r.next
+	if off+12 > len(r.types) {
+		return fmt.Errorf("%w: type %d truncated", errBTF, len(r.offsets))
+	}
+	r.offsets = append(r.offsets, uint32(off))
+	info := le.Uint32(r.types[off+4:])
+	vlen := int(info & 0xffff)
+	kind := (info >> 24) & 0x1f
+	if kind == kindStruct {
+		name := r.name(le.Uint32(r.types[off:]))
+		for _, n := range r.named {
+			if string(name) == n {
+				r.structs[n] = append(r.structs[n], uint32(len(r.offsets)-1))
+			}
+		}
+	}
+	off += 12
+	switch kind {
+	case kindInt, kindVar, kindDeclTag:
+		off += 4
+	case kindArray:
+		off += 12
+	case kindStruct, kindUnion, kindDatasec, kindEnum64:
+		off += 12 * vlen
+	case kindEnum, kindProto:
+		off += 8 * vlen
+	case kindPtr, kindFwd, kindTypedef, kindVolatile, kindConst, kindRestrict, kindFunc, kindFloat, kindTypeTag:
+	default:
+		return fmt.Errorf("%w: kind %d of type %d", errBTF, kind, len(r.offsets)-1)
+	}
+	r.next = off
+	return nil
 }
 
 func (r *rawBTF) name(off uint32) []byte {
@@ -139,6 +172,9 @@ func (r *rawBTF) name(off uint32) []byte {
 // header returns a type's name, kind, kind flag, vlen and size (or type), and
 // what follows its header.
 func (r *rawBTF) header(id uint32) (name string, kind uint32, flag bool, vlen int, sizeType uint32, rest []byte, err error) {
+	if err := r.indexTo(id); err != nil {
+		return "", 0, false, 0, 0, nil, err
+	}
 	if id == 0 || id >= uint32(len(r.offsets)) {
 		return "", 0, false, 0, 0, nil, fmt.Errorf("%w: no type %d", errBTF, id)
 	}

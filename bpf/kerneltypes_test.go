@@ -4,6 +4,7 @@ package bpf
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,6 +78,26 @@ func TestKernelTypesRelocateAsKernel(t *testing.T) {
 		}
 	}
 	t.Logf("%d relocations agree", len(got))
+
+	// The read stops at the first struct of each name: the kernel has no second.
+	data, err := os.ReadFile(btfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := parseRawBTF(data, coreStructs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexed := len(raw.offsets)
+	if err := raw.indexTo(math.MaxUint32); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range coreStructs {
+		if n := len(raw.structs[name]); n != 1 {
+			t.Errorf("the kernel's BTF has %d structs %s, want 1: read them all", n, name)
+		}
+	}
+	t.Logf("found the structs among the first %d types of %d", indexed, len(raw.offsets))
 }
 
 // TestKernelTypesBothArchitectures: each committed object relocates against the
