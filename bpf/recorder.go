@@ -281,6 +281,49 @@ func (o *objects) close() error {
 // privileges or missing kernel BTF.
 func Check() error { return host.CheckBTF(btfPath) }
 
+// preparedSpec is the programs' object, parsed ahead of Open by Prepare.
+type preparedSpec struct {
+	done chan struct{} // closed once spec and err are set
+	spec *ebpf.CollectionSpec
+	err  error
+}
+
+var prepared struct {
+	sync.Mutex
+	next *preparedSpec
+}
+
+// Prepare starts parsing the programs' object (~1 ms) in the background, for the
+// next Open to take: a process that will open the recorder (the hook's, started
+// for a container that waits for it) calls it first thing, so that the parse
+// runs beside its own start (its config, log and lock).
+func Prepare() {
+	prepared.Lock()
+	defer prepared.Unlock()
+	if prepared.next != nil {
+		return
+	}
+	p := &preparedSpec{done: make(chan struct{})}
+	prepared.next = p
+	go func() {
+		defer close(p.done)
+		p.spec, p.err = loadRecorder()
+	}()
+}
+
+// takeSpec returns the object Prepare parsed, once, or parses it now.
+func takeSpec() (*ebpf.CollectionSpec, error) {
+	prepared.Lock()
+	p := prepared.next
+	prepared.next = nil
+	prepared.Unlock()
+	if p == nil {
+		return loadRecorder()
+	}
+	<-p.done
+	return p.spec, p.err
+}
+
 // Open loads the recorder into the kernel. Nothing is attached until Track.
 func Open(opts Options) (*Recorder, error) {
 	if err := Check(); err != nil {
@@ -304,7 +347,7 @@ func Open(opts Options) (*Recorder, error) {
 			r.dropKernelBTF()
 		}
 	}()
-	spec, err := loadRecorder()
+	spec, err := takeSpec()
 	if err != nil {
 		return nil, err
 	}

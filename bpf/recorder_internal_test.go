@@ -171,3 +171,23 @@ func TestReusedSlotCountsAfresh(t *testing.T) {
 		t.Errorf("neighbour: %d events after the slot beside it was given out again, %d before", got, before)
 	}
 }
+
+// The object Prepare parses goes to one Open only: each Open changes its spec.
+func TestPreparedSpecTakenOnce(t *testing.T) {
+	Prepare()
+	Prepare() // one parse ahead at most
+	first, err := takeSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := takeSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatal("two Opens would share one spec")
+	}
+	if len(first.Programs) == 0 || len(second.Programs) == 0 {
+		t.Fatalf("specs without programs: %d and %d", len(first.Programs), len(second.Programs))
+	}
+}

@@ -497,7 +497,7 @@ func BenchmarkHook(b *testing.B) {
 	coldNone := []float64{}
 	cold := map[string][]float64{}
 	names = []string{"none", "cold", "cold-kept"}
-	for round := range 8 {
+	for round := range 15 {
 		for i := range names {
 			name := names[(i+round)%len(names)]
 			if name == "none" {

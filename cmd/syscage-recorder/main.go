@@ -53,6 +53,9 @@ stand, the profiles of recordings still pinned.`)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see syscage-recorder --help)", fs.Args())
 	}
+	if !*cleanup {
+		recorder.Prepare()
+	}
 	cfg, err := hooks.Load(*config)
 	if err != nil {
 		return err
