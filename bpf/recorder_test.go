@@ -4,6 +4,7 @@ package bpf_test
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -278,5 +279,49 @@ func TestManyCgroupsKeptApart(t *testing.T) {
 				t.Errorf("b recorded a's call %q", c)
 			}
 		}
+	}
+}
+
+// x32 numbers (the x32 bit set on a number that is not negative) are recorded
+// in the x32 ABI with the bit cleared, whatever the kernel then makes of the
+// call; a negative number is out of range, not x32, though its bit 30 is set.
+func TestX32AndNegativeNumbers(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("x32 is an x86_64 ABI")
+	}
+	if os.Getenv("SYSCAGE_TEST_RAW_SYSCALLS") == "1" {
+		const x32Bit, getppid = 0x40000000, 110
+		syscall.RawSyscall(x32Bit|getppid, 0, 0, 0)
+		syscall.RawSyscall(^uintptr(0), 0, 0, 0) // -1
+		return
+	}
+	r, _ := openRecorder(t)
+	g := newCgroup(t)
+	if err := r.Track(g.ID, bpf.StartNow); err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestX32AndNegativeNumbers$")
+	cmd.Env = append(os.Environ(), "SYSCAGE_TEST_RAW_SYSCALLS=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rec, err := r.Read(g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Syscalls[bpf.X32], []int{110}) {
+		t.Errorf("x32 calls: got %v, want [110] (getppid)", rec.Syscalls[bpf.X32])
+	}
+	if len(rec.Syscalls[bpf.Compat]) != 0 {
+		t.Errorf("compat calls from a 64-bit process: %v", rec.Syscalls[bpf.Compat])
+	}
+	if rec.Stats.OutOfRange != 1 || rec.Stats.LastOutOfRange != -1 {
+		t.Errorf("out of range: got %d, last %d; want 1, last -1", rec.Stats.OutOfRange, rec.Stats.LastOutOfRange)
 	}
 }
