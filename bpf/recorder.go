@@ -15,8 +15,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/syscage/syscage/bpf/host"
 )
@@ -309,6 +311,36 @@ func Prepare() {
 		defer close(p.done)
 		p.spec, p.err = loadRecorder()
 	}()
+	go warmFeatures()
+}
+
+// warmFeatures has cilium/ebpf ask the kernel, once per process, what loading
+// the recorder will make it ask (is there a BPF token, may objects be named,
+// which BTF kinds load, may an array be mapped, do bpf-to-bpf calls and
+// bpf_probe_read_kernel load), by making a map and a program as small as can ask
+// it: ~10 syscalls that the load then need not wait for. Whatever fails here,
+// the load asks again.
+func warmFeatures() {
+	u32 := &btf.Int{Name: "unsigned int", Size: 4}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name: "syscage.warm", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		Flags: unix.BPF_F_MMAPABLE, Key: u32, Value: u32,
+	})
+	if err == nil {
+		m.Close()
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "syscage_warm", Type: ebpf.SocketFilter, License: "GPL",
+		Instructions: asm.Instructions{
+			asm.Call.Label("warm_sub"),
+			asm.Return(),
+			asm.FnGetPrandomU32.Call().WithSymbol("warm_sub"),
+			asm.Return(),
+		},
+	})
+	if err == nil {
+		p.Close()
+	}
 }
 
 // takeSpec returns the object Prepare parsed, once, or parses it now.
