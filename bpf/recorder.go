@@ -307,11 +307,12 @@ func Prepare() {
 	}
 	p := &preparedSpec{done: make(chan struct{})}
 	prepared.next = p
+	// One goroutine, not two: the process's own start must not wait for a core.
 	go func() {
-		defer close(p.done)
 		p.spec, p.err = loadRecorder()
+		close(p.done)
+		warmFeatures()
 	}()
-	go warmFeatures()
 }
 
 // warmFeatures has cilium/ebpf ask the kernel, once per process, what loading
