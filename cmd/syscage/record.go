@@ -100,6 +100,9 @@ func parseDefaultAction(s string) (specs.LinuxSeccompAction, error) {
 }
 
 func runRecord(ctx context.Context, stdout, stderr io.Writer, opts *recordOptions, args []string) error {
+	// The programs' object is parsed while the options are checked (the baseline
+	// read among them).
+	bpf.Prepare()
 	// Everything that can be checked is checked before the workload runs, so a long
 	// recording is never lost to a typo.
 	action, err := parseDefaultAction(opts.defaultAction)
