@@ -14,7 +14,7 @@ import (
 
 // Loading the recorder is most of what the first container of an idle period
 // waits for (make bench: BenchmarkHook, cold). The kernel types the programs'
-// CO-RE relocations need are read (kerneltypes.go, ~2 ms) from the start of Open,
+// CO-RE relocations need are read (kerneltypes.go, ~0.3 ms) from the start of Open,
 // and the programs are then loaded at once, each in a goroutine of its own.
 
 // kernelBTF is what the programs are relocated against: the few kernel types
