@@ -14,19 +14,27 @@ import (
 	"github.com/syscage/syscage/tests/testenv"
 )
 
-// A cgroup cached as "not tracked" must be recorded once it is tracked, even when
-// the generation's low 16 bits (all L1 keeps) come round to the cached value again.
-func TestL1ClearedWhenGenerationWraps(t *testing.T) {
+// openPlain opens a recorder that knows no exec numbers, closed at the test's
+// end, and returns it with the test's own cgroup's path.
+func openPlain(t *testing.T) (*Recorder, string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	r, err := Open(Options{ExecSyscalls: [NumABIs][2]int32{{-1, -1}, {-1, -1}, {-1, -1}}})
 	if err != nil {
 		testenv.Unavailable(t, "%v", err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
 	self, err := cgroups.Self()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, self
+}
+
+// A cgroup cached as "not tracked" must be recorded once it is tracked, even when
+// the generation's low 16 bits (all L1 keeps) come round to the cached value again.
+func TestL1ClearedWhenGenerationWraps(t *testing.T) {
+	r, self := openPlain(t)
 	other, err := cgroups.Create(self, "syscage-test-other")
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +102,7 @@ func TestCheckNamesMissingBTF(t *testing.T) {
 // stamped with the earlier epoch and zeroes them, with nothing written from user
 // space, while a neighbour in the same chunk of counters keeps its own.
 func TestReusedSlotCountsAfresh(t *testing.T) {
-	testenv.RequireRoot(t)
-	r, err := Open(Options{ExecSyscalls: [NumABIs][2]int32{{-1, -1}, {-1, -1}, {-1, -1}}})
-	if err != nil {
-		testenv.Unavailable(t, "%v", err)
-	}
-	defer r.Close()
-	self, err := cgroups.Self()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, self := openPlain(t)
 	group := func(name string) *cgroups.Group {
 		g, err := cgroups.Create(self, name)
 		if err != nil {
