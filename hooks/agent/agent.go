@@ -147,7 +147,10 @@ type recording struct {
 	version  string
 	shape    string // what changes publish at once, as last published
 	lastSent time.Time
-	final    bool // a Done or Failed status has been answered
+	// lastBuilt is when the node status was last built and found to hold
+	// nothing new: the calls are read again an interval on, not at every tick.
+	lastBuilt time.Time
+	final     bool // a Done or Failed status has been answered
 	// armed is when the selection file first named the recording's namespace.
 	armed time.Time
 	// carried are the results an earlier run of the agent published for this
@@ -710,7 +713,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		// once; what the running containers call, every publishInterval at most:
 		// each publication rewrites the node's whole entry in the API server.
 		shape := a.shape(uid, r, stopping)
-		if shape == r.shape && time.Since(r.lastSent) < max(a.every, publishInterval) {
+		if !a.due(r, shape, time.Now()) {
 			continue
 		}
 		st := a.nodeStatus(uid, r, stopping)
@@ -719,6 +722,7 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		key := publishKey(st, a.sums)
 		r.shape = shape
 		if !final && bytes.Equal(key, r.published) {
+			r.lastBuilt = time.Now()
 			continue
 		}
 		content := contentKey(st, a.sums)
@@ -782,6 +786,23 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 		}
 		a.mu.Unlock()
 	}
+}
+
+// due says whether r's node status is to be built again: at once when its shape
+// changed, else once per publication interval, counted from the last write or
+// from the last build that found nothing new to publish, whichever came later.
+// (Counted from the last write alone, a recording whose calls had stopped
+// changing had its status built again at every tick, each second: 0.3–0.5 ms
+// of a node's CPU each time, and in the fleet simulation, more than a core.)
+func (a *Agent) due(r *recording, shape string, now time.Time) bool {
+	if shape != r.shape {
+		return true
+	}
+	last := r.lastSent
+	if r.lastBuilt.After(last) {
+		last = r.lastBuilt
+	}
+	return now.Sub(last) >= max(a.every, publishInterval)
 }
 
 // nodeResult is this node's part of a recording, as the object it is published in:

@@ -338,3 +338,37 @@ func TestAdaptPublication(t *testing.T) {
 		}
 	}
 }
+
+// A recording's node status is built again once per publication interval when
+// its shape stays the same, counted from its last write or from the last build
+// that found nothing new; a change of shape is built at once.
+func TestDueOncePerInterval(t *testing.T) {
+	a := &Agent{}
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	r := &recording{shape: "s", lastSent: t0}
+	for i, step := range []struct {
+		at    time.Duration
+		shape string
+		built bool // a build at this step found nothing new
+		want  bool
+	}{
+		{time.Second, "s", false, false},
+		{publishInterval, "s", true, true},
+		{publishInterval + time.Second, "s", false, false}, // not again at the next tick
+		{publishInterval + time.Second, "t", false, true},  // but at once for a new shape
+		{2*publishInterval - time.Second, "s", false, false},
+		{2 * publishInterval, "s", false, true},
+	} {
+		now := t0.Add(step.at)
+		if got := a.due(r, step.shape, now); got != step.want {
+			t.Errorf("step %d (%s, shape %q): due %v, want %v", i, step.at, step.shape, got, step.want)
+		}
+		if step.built {
+			r.lastBuilt = now
+		}
+	}
+	a.every = 4 * publishInterval // the API server was slow
+	if a.due(r, "s", t0.Add(3*publishInterval)) {
+		t.Error("due before the adapted interval")
+	}
+}
