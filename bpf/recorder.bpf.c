@@ -119,7 +119,9 @@ struct counters {
 	__u32 _pad;
 };
 
-#define COUNTER_CHUNK 64
+/* 16 slots a chunk: 64 allocations (~30 µs), and a slot's read copies 640 bytes
+ * per CPU (the agent reads each container's every publication). */
+#define COUNTER_CHUNK 16
 _Static_assert(MAX_SLOTS % COUNTER_CHUNK == 0, "slots fill whole chunks");
 
 struct counter_chunk {

@@ -39,7 +39,7 @@ type recorderCached struct {
 
 type recorderCounterChunk struct {
 	_ structs.HostLayout
-	C [64]recorderCounters
+	C [16]recorderCounters
 }
 
 type recorderCounters struct {
