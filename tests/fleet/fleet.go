@@ -349,6 +349,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			}
 		}()
 	}
+	endStopProfile := func() {}
 	if cfg.StopProfile != "" {
 		out, err := os.Create(cfg.StopProfile)
 		if err != nil {
@@ -357,14 +358,23 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		defer out.Close()
 		// From 2 s before the plugin's --duration ends: it counts from when it has
 		// armed every node, which at thousands of nodes is minutes after t0.
-		var profiling atomic.Bool
+		// It ends at the plugin's exit (endStopProfile), not with this function,
+		// which measures the objects after it.
+		var mu sync.Mutex
+		profiling, ended := false, false
 		stopProfiling := make(chan struct{})
-		defer func() {
-			close(stopProfiling)
-			if profiling.Load() {
-				pprof.StopCPUProfile()
+		endStopProfile = func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !ended {
+				ended = true
+				close(stopProfiling)
+				if profiling {
+					pprof.StopCPUProfile()
+				}
 			}
-		}()
+		}
+		defer endStopProfile()
 		go func() {
 			var at time.Time
 			select {
@@ -377,10 +387,15 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 			case <-stopProfiling:
 				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ended {
+				return
+			}
 			if err := pprof.StartCPUProfile(out); err != nil {
 				logf("profiling the agents at the stop: %v", err)
 			} else {
-				profiling.Store(true)
+				profiling = true
 			}
 			// The API server's, for as long as a slow collection takes.
 			go func() {
@@ -424,6 +439,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, ctx.Err()
 	}
 	tExit := time.Now()
+	endStopProfile()
 	if w2, err := f.cluster.apiWrites(ctx); err == nil {
 		res.StopWrites = map[string]float64{}
 		for k, v := range w2 {
