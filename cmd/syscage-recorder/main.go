@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
 	"github.com/syscage/syscage/hooks/recorder"
 )
@@ -54,7 +55,9 @@ stand, the profiles of recordings still pinned.`)
 		return fmt.Errorf("unexpected arguments %q (see syscage-recorder --help)", fs.Args())
 	}
 	if !*cleanup {
-		recorder.Prepare()
+		// Parsed beside the daemon's start (its config, log and lock), which a
+		// container waits for.
+		bpf.Prepare()
 	}
 	cfg, err := hooks.Load(*config)
 	if err != nil {

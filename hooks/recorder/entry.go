@@ -9,15 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/syscage/syscage/bpf"
 	"github.com/syscage/syscage/hooks"
 )
-
-// Prepare starts in the background what opening the recorder begins with
-// (parsing the programs' object), so that it runs beside the rest of the
-// daemon's start: a container waits for that start (make bench: BenchmarkHook,
-// cold).
-func Prepare() { bpf.Prepare() }
 
 // RunDaemon is the recorder's command: with cleanup, it removes everything a
 // recorder left on the host; otherwise it serves until SIGTERM (at shutdown) or
