@@ -75,6 +75,9 @@ type Result struct {
 	// agents' own priority level (install's FlowSchema).
 	RejectedBy map[string]float64
 	AgentLevel float64
+	// Terminated are the watches the API server closed as too slow to take
+	// their events, by resource, over the whole run.
+	Terminated map[string]float64
 	// Steady is the part of Window after every container was admitted and
 	// its first publication made; SteadyWrites its writes.
 	Steady       time.Duration
@@ -91,6 +94,11 @@ type Result struct {
 	// writing the profiles; CollectSeen is the same from outside: from the
 	// moment spec.stop was seen to the plugin's exit.
 	Collect, CollectSeen time.Duration
+	// Answers are when the nodes answered the stop (their Leases' renewTime),
+	// after the plugin's stop (tExit less Collect): the first, the median, the
+	// 90th percentile and the last; Stored the same for when the API server
+	// stored them (to the second).
+	Answers, Stored [4]time.Duration
 	// Merged is from spec.stop seen to the plugin's first profile written:
 	// its wait for every node's final result, and the merge of them all.
 	Merged time.Duration
@@ -98,7 +106,10 @@ type Result struct {
 	// plugin's Collect before its exit) to the plugin's exit: the API server,
 	// etcd, and this process with every simulated agent; PluginCPU the
 	// plugin's over its whole run.
-	CollectCPU    struct{ API, Etcd, Agents time.Duration }
+	CollectCPU struct{ API, Etcd, Agents time.Duration }
+	// BeforeCPU is the same over the 10 s before the stop: what the
+	// recording's own publications cost, beside which the stop is answered.
+	BeforeCPU     struct{ API, Etcd, Agents time.Duration }
 	PluginCPU     time.Duration
 	PluginOut     string // its stderr
 	Profiles      int    // profile files written
@@ -151,6 +162,13 @@ func (r *Result) Summary() string {
 	}
 	fmt.Fprintf(&b, " (%s); %.0f requests refused with 429 (over the whole run, by priority level and reason: %s); %.0f served at the agents' priority level over the whole run\n",
 		strings.Join(by, ", "), r.Rejected, cmp.Or(strings.Join(refused, ", "), "none"), r.AgentLevel)
+	if len(r.Terminated) > 0 {
+		var closed []string
+		for _, k := range sortedKeys(r.Terminated) {
+			closed = append(closed, fmt.Sprintf("%s %.0f", k, r.Terminated[k]))
+		}
+		fmt.Fprintf(&b, "  watches the API server closed as too slow to read them: %s\n", strings.Join(closed, ", "))
+	}
 	fmt.Fprintf(&b, "  writes from the stop seen to the plugin's exit: %s\n", cmp.Or(strings.Join(after, ", "), "none"))
 	fmt.Fprintf(&b, "  steady state (last %s): %.0f writes = %.1f/s = %.2f per node per 5 s\n", r.Steady.Round(100*time.Millisecond), r.SteadyWrites,
 		r.SteadyWrites/max(r.Steady.Seconds(), 1e-9), r.SteadyPerNodePer5s())
@@ -165,9 +183,16 @@ func (r *Result) Summary() string {
 	fmt.Fprintf(&b, "\n  etcd: %.1f MiB (%.1f MiB in use; %.1f MiB before the recording)\n", r.EtcdTotal/(1<<20), r.EtcdInUse/(1<<20), r.EtcdBefore/(1<<20))
 	fmt.Fprintf(&b, "  collection + merge: %s (the plugin's own figure), %s from spec.stop seen to its exit, %s to its first profile written; %d profiles written\n",
 		r.Collect.Round(time.Millisecond), r.CollectSeen.Round(time.Millisecond), r.Merged.Round(time.Millisecond), r.Profiles)
+	if r.Answers[3] > 0 {
+		fmt.Fprintf(&b, "  the nodes' final answers after the plugin's stop: made at first %s, median %s, 90%% %s, last %s; stored (to the second) at %s, %s, %s, %s\n",
+			r.Answers[0].Round(10*time.Millisecond), r.Answers[1].Round(10*time.Millisecond), r.Answers[2].Round(10*time.Millisecond), r.Answers[3].Round(10*time.Millisecond),
+			r.Stored[0].Round(100*time.Millisecond), r.Stored[1].Round(100*time.Millisecond), r.Stored[2].Round(100*time.Millisecond), r.Stored[3].Round(100*time.Millisecond))
+	}
 	fmt.Fprintf(&b, "  CPU from the stop to the profiles written: API server %s, etcd %s, the simulated agents %s; the plugin %s over its whole run\n",
 		r.CollectCPU.API.Round(10*time.Millisecond), r.CollectCPU.Etcd.Round(10*time.Millisecond), r.CollectCPU.Agents.Round(10*time.Millisecond),
 		r.PluginCPU.Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "  CPU in the 10 s before the stop: API server %s, etcd %s, the simulated agents %s\n",
+		r.BeforeCPU.API.Round(10*time.Millisecond), r.BeforeCPU.Etcd.Round(10*time.Millisecond), r.BeforeCPU.Agents.Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "  agents' warnings: %d", r.Warnings)
 	for _, w := range r.FirstWarnings {
 		fmt.Fprintf(&b, "\n    %s", w)
@@ -482,13 +507,33 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return res, err
 	}
 	res.AgentLevel = levels[kubeapi.AgentName]
+	if res.Terminated, err = f.cluster.sumBy(ctx, "apiserver_terminated_watchers_total", "resource"); err != nil {
+		return res, err
+	}
 	samples := stopSampling()
 	from, to := cpuAt(samples, tExit.Add(-res.Collect)), cpuAt(samples, tExit)
 	res.CollectCPU.API, res.CollectCPU.Etcd, res.CollectCPU.Agents = to.api-from.api, to.etcd-from.etcd, to.agents-from.agents
+	before := cpuAt(samples, tExit.Add(-res.Collect-10*time.Second))
+	res.BeforeCPU.API, res.BeforeCPU.Etcd, res.BeforeCPU.Agents = from.api-before.api, from.etcd-before.etcd, from.agents-before.agents
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
 	res.Profiles = len(files)
 	if err := f.checkProfiles(out); err != nil {
 		return res, err
+	}
+	made, stored, err := answerTimes(ctx, cs)
+	if err != nil {
+		return res, err
+	}
+	stopped := tExit.Add(-res.Collect)
+	for _, d := range []struct {
+		at  []time.Time
+		out *[4]time.Duration
+	}{{made, &res.Answers}, {stored, &res.Stored}} {
+		if n := len(d.at); n > 0 {
+			for i, q := range []int{0, n / 2, n * 9 / 10, n - 1} {
+				d.out[i] = d.at[q].Sub(stopped)
+			}
+		}
 	}
 	if res.Largest, res.LargestBy, res.Objects, err = syscageObjects(ctx, dyn); err != nil {
 		return res, err

@@ -221,6 +221,26 @@ func syscageObjects(ctx context.Context, dyn dynamic.Interface) (largest objectS
 	return largest, byKind, count, nil
 }
 
+// answerTimes are the moments the nodes made their final answers to the
+// recording's stop (their Leases' renewTime, set by each agent as it answers),
+// and the moments the API server stored them (their creationTimestamp, to the
+// second), each sorted.
+func answerTimes(ctx context.Context, cs *kubernetes.Clientset) (made, stored []time.Time, err error) {
+	list, err := cs.CoordinationV1().Leases(Namespace).List(ctx, metav1.ListOptions{LabelSelector: kubeapi.RecordingLabel})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the nodes' final answers (Leases): %w", err)
+	}
+	for _, l := range list.Items {
+		if l.Spec.RenewTime != nil {
+			made = append(made, l.Spec.RenewTime.Time)
+		}
+		stored = append(stored, l.CreationTimestamp.Time)
+	}
+	slices.SortFunc(made, time.Time.Compare)
+	slices.SortFunc(stored, time.Time.Compare)
+	return made, stored, nil
+}
+
 // recordingState is the SyscallRecording record created in the namespace, if any.
 func recordingState(ctx context.Context, dyn dynamic.Interface) (name string, uid types.UID, stop bool, err error) {
 	gvr := schema.GroupVersionResource{Group: kubeapi.Group, Version: kubeapi.Version, Resource: kubeapi.Recordings}
