@@ -220,6 +220,17 @@ func TestRecordEvictedPod(t *testing.T) {
 	if !strings.Contains(stderr, "pod web-6f9c-a failed while recorded (Evicted: The node was low on resource: memory.): what it did until then is in the profiles\n") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
+	// Only the failed pods are asked for: a fleet's thousands of others are
+	// not sent at the end of its recording.
+	asked := false
+	for _, a := range fc.kube.Actions() {
+		if l, ok := a.(clienttesting.ListAction); ok && a.GetResource().Resource == "pods" {
+			asked = asked || l.GetListRestrictions().Fields.String() == "status.phase=Failed"
+		}
+	}
+	if !asked {
+		t.Error("the failed pods were not listed with the field selector status.phase=Failed")
+	}
 }
 
 func allowedNames(t *testing.T, data []byte) map[string]bool {

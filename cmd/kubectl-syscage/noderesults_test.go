@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	clienttesting "k8s.io/client-go/testing"
 
@@ -266,5 +268,73 @@ func TestAnswersForbidden(t *testing.T) {
 	err := w.into(context.Background(), &kubeapi.SyscallRecording{})
 	if err == nil || !strings.Contains(err.Error(), "record needs get, list and watch on leases.coordination.k8s.io in namespace shop") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// A watch the API server ends (as it ends those that take its events too
+// slowly) is followed by another from the last version it delivered, without a
+// new list of every node's answer; a watch whose version is gone (410) is
+// followed by a new list.
+func TestAnswersWatchResumed(t *testing.T) {
+	fc := newFakeCluster(t, nil)
+	var mu sync.Mutex
+	var lists int
+	var from []string // the version each watch started from
+	watches := make(chan *watch.FakeWatcher, 4)
+	fc.dyn.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		lists++
+		mu.Unlock()
+		l := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList"}}
+		l.SetResourceVersion("10")
+		return true, l, nil
+	})
+	fc.dyn.PrependWatchReactor("leases", func(a clienttesting.Action) (bool, watch.Interface, error) {
+		mu.Lock()
+		from = append(from, a.(clienttesting.WatchActionImpl).WatchRestrictions.ResourceVersion)
+		mu.Unlock()
+		w := watch.NewFakeWithChanSize(4, false)
+		watches <- w
+		return true, w, nil
+	})
+	c := &clients{dyn: fc.dyn}
+	w := c.watchResults(context.Background(), "shop", "uid-1")
+	defer w.stop()
+	next := func() *watch.FakeWatcher {
+		t.Helper()
+		select {
+		case fw := <-watches:
+			return fw
+		case <-time.After(10 * time.Second):
+			t.Fatal("no watch of the answers started")
+			return nil
+		}
+	}
+	counts := func() (int, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return lists, slices.Clone(from)
+	}
+	first := next()
+	answer := kubeapi.NewFinalAnswer("node-a", "11", kubeapi.NodeRecording{Phase: kubeapi.PhaseDone})
+	lease := leaseObject("rec-a", "node-a", "uid-1", &answer)
+	lease.SetResourceVersion("12")
+	first.Add(lease)
+	first.Stop() // the API server ends the watch
+	second := next()
+	if n, versions := counts(); n != 1 || !slices.Equal(versions, []string{"10", "12"}) {
+		t.Fatalf("after a watch ended: %d lists, watches from %q; want 1 list, watches from 10 then 12", n, versions)
+	}
+	w.mu.Lock()
+	_, seen := w.answers.nodes["node-a"]
+	w.mu.Unlock()
+	if !seen {
+		t.Error("node-a's answer, delivered before its watch ended, was lost")
+	}
+	gone := apierrors.NewResourceExpired("too old resource version: 12 (40)")
+	second.Error(&gone.ErrStatus)
+	next()
+	if n, versions := counts(); n != 2 || !slices.Equal(versions, []string{"10", "12", "10"}) {
+		t.Fatalf("after a watch's version was gone: %d lists, watches from %q; want 2 lists, watches from 10, 12, then the new list's 10", n, versions)
 	}
 }

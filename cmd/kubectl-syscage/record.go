@@ -176,7 +176,7 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	if *outcome != "" {
 		fmt.Fprintln(log, *outcome)
 	}
-	if pods, err := run.c.pods(ctx, w); err == nil {
+	if pods, err := run.c.failedPodsOf(ctx, w); err == nil {
 		for _, msg := range failedPods(pods, rec.Status) {
 			fmt.Fprintln(log, msg)
 		}

@@ -112,38 +112,53 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 	ri := c.dyn.Resource(gvr).Namespace(w.ns)
 	sel := kubeapi.RecordingLabel + "=" + w.uid
 	first := true
+	var rv string // the version the next watch starts from
+	relist := true
 	for ctx.Err() == nil {
-		rv, err := list(ctx, w, ri, gvr, sel, what, into, read)
-		if first {
-			first = false
-			if err != nil && !transient(err) {
-				*firstErr = err
+		if relist {
+			var err error
+			rv, err = list(ctx, w, ri, gvr, sel, what, into, read)
+			if first {
+				first = false
+				if err != nil && !transient(err) {
+					*firstErr = err
+				}
+				close(listed)
+				w.mu.Lock()
+				legacy := w.legacy
+				w.mu.Unlock()
+				if *firstErr != nil || legacy {
+					return
+				}
 			}
-			close(listed)
-			w.mu.Lock()
-			legacy := w.legacy
-			w.mu.Unlock()
-			if *firstErr != nil || legacy {
+			if err != nil {
+				if !sleep(ctx, time.Second) {
+					continue
+				}
 				return
 			}
+			relist = false
 		}
-		if err != nil {
-			if !sleep(ctx, time.Second) {
-				continue
-			}
-			return
-		}
-		// From the list's version on; a watch that ends, or whose version is
+		// From the list's version on. A watch that ends is followed by another
+		// from the last version it delivered: the API server ends the watches
+		// that take its events too slowly, as this one may when a fleet's nodes
+		// answer a stop together, and a new list of every node's answer then
+		// would cost it seconds more. A watch that fails, or whose version is
 		// gone (410), is followed by a new list.
 		wi, err := ri.Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
+			relist = true
 			if !sleep(ctx, time.Second) {
 				continue
 			}
 			return
 		}
-		apply(ctx, w, wi, into, read)
+		var events int
+		rv, events, relist = apply(ctx, w, wi, into, read, rv)
 		wi.Stop()
+		if events == 0 && sleep(ctx, time.Second) {
+			return // a watch that ended at once is not started again at once
+		}
 	}
 	if first {
 		close(listed)
@@ -190,24 +205,27 @@ func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterf
 	return rv, nil
 }
 
-// apply applies a watch's events until it ends.
-func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into *followed[T], read func(*unstructured.Unstructured) (string, T, bool, error)) {
-	for {
+// apply applies a watch's events until it ends, and returns the version of
+// the last one (from rv, the watch's), how many events it delivered, and
+// whether it failed: what it delivered is then to be listed anew.
+func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into *followed[T], read func(*unstructured.Unstructured) (string, T, bool, error), rv string) (string, int, bool) {
+	for events := 0; ; events++ {
 		var ev watch.Event
 		var open bool
 		select {
 		case <-ctx.Done():
-			return
+			return rv, events, false
 		case ev, open = <-wi.ResultChan():
 		}
 		if !open {
-			return
+			return rv, events, false
 		}
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		switch {
 		case ev.Type == watch.Error || !ok:
-			return
+			return rv, events, true
 		case ev.Type == watch.Bookmark:
+			rv = cmp.Or(u.GetResourceVersion(), rv)
 			continue
 		}
 		w.mu.Lock()
@@ -218,9 +236,10 @@ func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into
 			}
 		} else if err := add(*into, u, read); err != nil {
 			w.mu.Unlock()
-			return
+			return rv, events, true
 		}
 		w.mu.Unlock()
+		rv = cmp.Or(u.GetResourceVersion(), rv)
 	}
 }
 
