@@ -169,6 +169,7 @@ type container struct {
 	live         bool           // still tracked
 	watched      bool           // its cgroup's emptying is told (Agent.emptied)
 	gone         bool           // its cgroup emptied
+	running      bool           // untracked: whether it ran then (its cgroup is not read again)
 	noHook       bool           // started during the recording, yet attached to
 	final        *bpf.Recording // read when it stopped being tracked
 	built        builtProfile   // its profile, as last built
@@ -660,8 +661,12 @@ func (a *Agent) untrack(c *container) {
 	}
 	c.live = false
 	if c.watched {
+		// Its emptying would have been told: no need to read its cgroup.
+		c.running = !c.gone
 		a.emptied.Remove(c.dir)
 		c.watched = false
+	} else {
+		c.running = !c.gone && cgroups.Populated(c.dir)
 	}
 	rec, err := a.rec.Read(c.cgroupID)
 	if err != nil {
@@ -1093,8 +1098,9 @@ func (a *Agent) nodeStatus(uid string, r *recording, stopping bool) kubeapi.Node
 	for _, key := range ids {
 		c := a.containers[key]
 		// A container still tracked was seen populated at the start of this
-		// reconcile (or it would have been untracked): its cgroup is read once.
-		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: c.live || !c.gone && cgroups.Populated(c.dir)}
+		// reconcile (or it would have been untracked); one no longer tracked
+		// ran or not when it stopped being tracked.
+		res := kubeapi.ContainerResult{Pod: c.pod, PodUID: c.uid, Container: c.name, ContainerID: c.id, From: c.from, Running: c.live || c.running}
 		if c.from == kubeapi.FromAttach {
 			res.Attached = c.attached.UTC().Format(time.RFC3339)
 		}

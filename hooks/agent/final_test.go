@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -185,5 +187,24 @@ func TestExitTold(t *testing.T) {
 	a.reconcile(context.Background(), false)
 	if !slices.Equal(rec.ids, []uint64{1}) {
 		t.Errorf("untracked %v, want the container that exited (1) alone", rec.ids)
+	}
+	// The stop untracks the other; the final status says which ran then from
+	// what inotify told, without reading their cgroups again (at a stop, a
+	// fleet's every node builds one).
+	a.mu.Lock()
+	a.untrack(a.containers[runs])
+	a.mu.Unlock()
+	if err := os.Remove(filepath.Join(runs, "cgroup.events")); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	st := a.nodeStatus("", &recording{stopped: true}, false)
+	a.mu.Unlock()
+	running := map[string]bool{}
+	for _, c := range st.Containers {
+		running[c.ContainerID] = c.Running
+	}
+	if ran, ok := running[runs]; !ok || !ran || running[exits] {
+		t.Errorf("running in the final status: %v, want %s running (and %s, if there, not)", running, runs, exits)
 	}
 }

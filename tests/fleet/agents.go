@@ -79,9 +79,9 @@ func (f *fleet) startAgents(ctx context.Context, cs *kubernetes.Clientset, agent
 			}
 		}
 		name := ap.Spec.NodeName
-		dir := filepath.Join(f.dir, "nodes", name)
+		dir, mem := filepath.Join(f.dir, "nodes", name), filepath.Join(f.memDir, "nodes", name)
 		n := &node{name: name, tracker: newSimTracker(), done: make(chan error, 1)}
-		if err := f.makeContainers(i, n, dir); err != nil {
+		if err := f.makeContainers(i, n, mem); err != nil {
 			return err
 		}
 		// The kubelet's seccomp directory, there on every node.
@@ -92,7 +92,7 @@ func (f *fleet) startAgents(ctx context.Context, cs *kubernetes.Clientset, agent
 		a, err := agent.New(agent.Options{
 			Node:       name,
 			SeccompDir: filepath.Join(dir, "seccomp"),
-			RunDir:     filepath.Join(dir, "run"),
+			RunDir:     filepath.Join(mem, "run"),
 			// What a pod's projected token gives an agent; client-go's default
 			// rate limits, as each node's agent has its own.
 			Config:   &rest.Config{Host: f.cluster.apiURL, BearerToken: tokens[i], Transport: transport},

@@ -38,9 +38,12 @@ type Config struct {
 	// Plugin is a kubectl-syscage binary; Root is the repository (for the
 	// recorded profiles).
 	Plugin, Root string
-	// Dir is a scratch directory, removed afterwards.
-	Dir string
-	Log io.Writer
+	// Dir is a scratch directory, removed afterwards. MemDir, if set, is one
+	// in memory (tmpfs), where each node's run directory and cgroups go, as
+	// on a real node (/run and the cgroup file system): a file's creation or
+	// removal on a disk costs a journal's write, 5,000 times over at a stop.
+	Dir, MemDir string
+	Log         io.Writer
 	// APIProfile, if set, is where a CPU profile of the API server during
 	// the steady part of the recording goes (go tool pprof FILE).
 	APIProfile string
@@ -204,7 +207,7 @@ func (r *Result) Summary() string {
 // fleet is a simulation under way.
 type fleet struct {
 	cfg           Config
-	dir           string
+	dir, memDir   string
 	cluster       *cluster
 	demos, others []source
 	podUIDs       map[string]string // the workload's pods by node
@@ -232,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	// for.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(8 << 30))
-	f := &fleet{cfg: cfg, dir: cfg.Dir, warnings: &warnings{}}
+	f := &fleet{cfg: cfg, dir: cfg.Dir, memDir: cmp.Or(cfg.MemDir, cfg.Dir), warnings: &warnings{}}
 	f.agentCtx, f.stopAgentCtx = context.WithCancel(context.WithoutCancel(ctx))
 	if f.demos, f.others, err = loadSources(cfg.Root); err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syscage/syscage/hooks/kubeapi"
 	"github.com/syscage/syscage/tests/testenv"
 )
@@ -69,7 +71,7 @@ func TestFleet(t *testing.T) {
 			defer os.RemoveAll(dir)
 			cfg := Config{
 				Nodes: n, Containers: *containersFlag, Duration: *durationFlag,
-				BinDir: binDir, Plugin: plugin, Root: root, Dir: dir, Log: testWriter{t},
+				BinDir: binDir, Plugin: plugin, Root: root, Dir: dir, MemDir: memDir(t), Log: testWriter{t},
 			}
 			if *apiProfileFlag != "" {
 				cfg.APIProfile = fmt.Sprintf("%s-%d.pprof", *apiProfileFlag, n)
@@ -111,6 +113,22 @@ func TestFleet(t *testing.T) {
 	if len(summaries) > 1 {
 		t.Log("\n" + strings.Join(summaries, ""))
 	}
+}
+
+// memDir is a scratch directory on /dev/shm, if that is a tmpfs, removed
+// when the test ends; else none.
+func memDir(t *testing.T) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		t.Logf("/dev/shm is no tmpfs: the nodes' run directories and cgroups go on disk")
+		return ""
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "syscage-fleet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func cmpOr(a, b string) string {
