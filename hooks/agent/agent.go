@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -510,6 +511,17 @@ func (a *Agent) selecting(ns string, labels map[string]string, cname string) *re
 	return found
 }
 
+// selectsPod reports whether an active recording selects a pod in namespace
+// ns with these labels, whatever its containers' names.
+func (a *Agent) selectsPod(ns string, labels map[string]string) bool {
+	for _, r := range a.recordings {
+		if r.obj.Metadata.Namespace == ns && r.active() && r.obj.Spec.Selector.Matches(labels) {
+			return true
+		}
+	}
+	return false
+}
+
 // liveContainer reports whether a container is being recorded: a cgroup is
 // tracked once.
 func (a *Agent) liveContainer(id string) bool {
@@ -920,13 +932,21 @@ func (m profileSums) of(p *specs.LinuxSeccomp) profileSum {
 // keepSums starts a reconcile's profile sums: those of the profiles the
 // containers' memos still hold.
 func (a *Agent) keepSums() {
-	kept := profileSums{}
+	if a.sums == nil {
+		a.sums = profileSums{}
+	}
+	var buf [16]*specs.LinuxSeccomp
+	held := buf[:0]
 	for _, c := range a.containers {
-		if s, ok := a.sums[c.built.profile]; ok {
-			kept[c.built.profile] = s
+		if c.built.profile != nil {
+			held = append(held, c.built.profile)
 		}
 	}
-	a.sums = kept
+	for p := range a.sums {
+		if !slices.Contains(held, p) {
+			delete(a.sums, p)
+		}
+	}
 }
 
 // publishInterval bounds how often a node publishes a recording whose containers
@@ -960,17 +980,36 @@ func (a *Agent) adapt(took time.Duration, err error) {
 // shape is what of a recording's node status is published without delay: its
 // phase and message inputs and its containers, with whether each runs.
 func (a *Agent) shape(uid string, r *recording, stopping bool) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%v %v %v %v %d|", r.err, r.stopped, stopping, len(r.carried), len(a.heldElsewhere(uid, r)))
-	var ids []string
+	// Built at every reconcile of every recording, each second: no fmt.
+	type entry struct {
+		key          string
+		live, noHook bool
+	}
+	var buf [16]entry
+	ids := buf[:0]
 	for key, c := range a.containers {
 		if c.recording == uid {
-			ids = append(ids, fmt.Sprintf("%s:%v:%v", key, c.live, c.noHook))
+			ids = append(ids, entry{key, c.live, c.noHook})
 		}
 	}
-	slices.Sort(ids)
-	b.WriteString(strings.Join(ids, ","))
-	return b.String()
+	slices.SortFunc(ids, func(x, y entry) int { return strings.Compare(x.key, y.key) })
+	b := make([]byte, 0, 64+len(ids)*80)
+	if r.err != nil {
+		b = append(b, r.err.Error()...)
+	}
+	b = strconv.AppendBool(append(b, ' '), r.stopped)
+	b = strconv.AppendBool(append(b, ' '), stopping)
+	b = strconv.AppendInt(append(b, ' '), int64(len(r.carried)), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(len(a.heldElsewhere(uid, r))), 10)
+	b = append(b, '|')
+	for i, e := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendBool(append(append(b, e.key...), ':'), e.live)
+		b = strconv.AppendBool(append(b, ':'), e.noHook)
+	}
+	return string(b)
 }
 
 // writeSelection tells the hook and the runc wrapper which namespaces to send.
@@ -1013,14 +1052,29 @@ func (a *Agent) markArmed(nss []string) {
 // attach tracks the selected containers that are running but not recorded: they
 // started before the recording, or on a node whose runtime runs no hook.
 func (a *Agent) attach() {
+	// Run at every reconcile, each second: the containers recorded already
+	// are skipped before any selector is matched.
+	var buf [16]string
+	live := buf[:0]
+	for _, c := range a.containers {
+		if c.live {
+			live = append(live, c.id)
+		}
+	}
 	for _, p := range a.pods {
+		if len(p.running) == 0 || !a.selectsPod(p.ns, p.labels) {
+			continue
+		}
 		for id, rc := range p.running {
+			if slices.Contains(live, id) {
+				continue
+			}
 			cname := rc.name
 			r := a.selecting(p.ns, p.labels, cname)
 			if r == nil {
 				continue
 			}
-			if _, ok := a.containers[r.obj.Metadata.UID+"/"+id]; ok || a.liveContainer(id) {
+			if _, ok := a.containers[r.obj.Metadata.UID+"/"+id]; ok {
 				continue
 			}
 			dir, err := findCgroup(p.uid, id)

@@ -107,12 +107,12 @@ type Result struct {
 	Merged time.Duration
 	// CollectCPU is the CPU time each process used from the stop (the
 	// plugin's Collect before its exit) to the plugin's exit: the API server,
-	// etcd, and this process with every simulated agent; PluginCPU the
-	// plugin's over its whole run.
-	CollectCPU struct{ API, Etcd, Agents time.Duration }
+	// etcd, this process with every simulated agent, and the plugin;
+	// PluginCPU the plugin's over its whole run.
+	CollectCPU struct{ API, Etcd, Agents, Plugin time.Duration }
 	// BeforeCPU is the same over the 10 s before the stop: what the
 	// recording's own publications cost, beside which the stop is answered.
-	BeforeCPU     struct{ API, Etcd, Agents time.Duration }
+	BeforeCPU     struct{ API, Etcd, Agents, Plugin time.Duration }
 	PluginCPU     time.Duration
 	PluginOut     string // its stderr
 	Profiles      int    // profile files written
@@ -191,11 +191,12 @@ func (r *Result) Summary() string {
 			r.Answers[0].Round(10*time.Millisecond), r.Answers[1].Round(10*time.Millisecond), r.Answers[2].Round(10*time.Millisecond), r.Answers[3].Round(10*time.Millisecond),
 			r.Stored[0].Round(100*time.Millisecond), r.Stored[1].Round(100*time.Millisecond), r.Stored[2].Round(100*time.Millisecond), r.Stored[3].Round(100*time.Millisecond))
 	}
-	fmt.Fprintf(&b, "  CPU from the stop to the profiles written: API server %s, etcd %s, the simulated agents %s; the plugin %s over its whole run\n",
+	fmt.Fprintf(&b, "  CPU from the stop to the profiles written: API server %s, etcd %s, the simulated agents %s, the plugin %s (%s over its whole run)\n",
 		r.CollectCPU.API.Round(10*time.Millisecond), r.CollectCPU.Etcd.Round(10*time.Millisecond), r.CollectCPU.Agents.Round(10*time.Millisecond),
-		r.PluginCPU.Round(10*time.Millisecond))
-	fmt.Fprintf(&b, "  CPU in the 10 s before the stop: API server %s, etcd %s, the simulated agents %s\n",
-		r.BeforeCPU.API.Round(10*time.Millisecond), r.BeforeCPU.Etcd.Round(10*time.Millisecond), r.BeforeCPU.Agents.Round(10*time.Millisecond))
+		r.CollectCPU.Plugin.Round(10*time.Millisecond), r.PluginCPU.Round(10*time.Millisecond))
+	fmt.Fprintf(&b, "  CPU in the 10 s before the stop: API server %s, etcd %s, the simulated agents %s, the plugin %s\n",
+		r.BeforeCPU.API.Round(10*time.Millisecond), r.BeforeCPU.Etcd.Round(10*time.Millisecond), r.BeforeCPU.Agents.Round(10*time.Millisecond),
+		r.BeforeCPU.Plugin.Round(10*time.Millisecond))
 	fmt.Fprintf(&b, "  agents' warnings: %d", r.Warnings)
 	for _, w := range r.FirstWarnings {
 		fmt.Fprintf(&b, "\n    %s", w)
@@ -326,7 +327,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	// This process (every agent) is starved on a small machine: what it sees
 	// (spec.stop above all) it sees late. CPU is sampled all along, and the
 	// collection's share is taken from the samples at the plugin's own times.
-	stopSampling := f.sampleCPU()
+	stopSampling := f.sampleCPU(cmd.Process.Pid)
 	defer stopSampling()
 	w0, err := f.cluster.apiWrites(ctx)
 	if err != nil {
@@ -516,8 +517,10 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	samples := stopSampling()
 	from, to := cpuAt(samples, tExit.Add(-res.Collect)), cpuAt(samples, tExit)
 	res.CollectCPU.API, res.CollectCPU.Etcd, res.CollectCPU.Agents = to.api-from.api, to.etcd-from.etcd, to.agents-from.agents
+	res.CollectCPU.Plugin = res.PluginCPU - from.plugin
 	before := cpuAt(samples, tExit.Add(-res.Collect-10*time.Second))
 	res.BeforeCPU.API, res.BeforeCPU.Etcd, res.BeforeCPU.Agents = from.api-before.api, from.etcd-before.etcd, from.agents-before.agents
+	res.BeforeCPU.Plugin = from.plugin - before.plugin
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
 	res.Profiles = len(files)
 	if err := f.checkProfiles(out); err != nil {
@@ -550,13 +553,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 // cpuSample is the CPU time each process had used at a moment.
 type cpuSample struct {
-	at                time.Time
-	api, etcd, agents time.Duration
+	at                        time.Time
+	api, etcd, agents, plugin time.Duration // the plugin's is 0 once it has exited
 }
 
-// sampleCPU samples the API server's, etcd's and this process's CPU time every
+// sampleCPU samples the API server's, etcd's, this process's and the
+// plugin's (process plugin) CPU time every
 // 100 ms until the returned function is called, which returns the samples.
-func (f *fleet) sampleCPU() func() []cpuSample {
+func (f *fleet) sampleCPU(plugin int) func() []cpuSample {
 	var (
 		mu      sync.Mutex
 		samples []cpuSample
@@ -564,7 +568,7 @@ func (f *fleet) sampleCPU() func() []cpuSample {
 	)
 	done := make(chan struct{})
 	take := func() {
-		s := cpuSample{time.Now(), f.cluster.apiCPU(), f.cluster.etcdCPU(), procCPU(os.Getpid())}
+		s := cpuSample{time.Now(), f.cluster.apiCPU(), f.cluster.etcdCPU(), procCPU(os.Getpid()), procCPU(plugin)}
 		mu.Lock()
 		samples = append(samples, s)
 		mu.Unlock()
