@@ -371,4 +371,12 @@ func TestDueOncePerInterval(t *testing.T) {
 	if a.due(r, "s", t0.Add(3*publishInterval)) {
 		t.Error("due before the adapted interval")
 	}
+	// A final status refused: tried again after 1, 2, 4, then 5 s, whatever
+	// the interval.
+	for retries, wait := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: publishInterval, 9: publishInterval} {
+		r := &recording{shape: "s", lastSent: t0, retries: retries}
+		if a.due(r, "s", t0.Add(wait-time.Millisecond)) || !a.due(r, "s", t0.Add(wait)) {
+			t.Errorf("after %d refusals: not due %s after the last", retries, wait)
+		}
+	}
 }

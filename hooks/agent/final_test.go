@@ -32,7 +32,8 @@ type resultServer struct {
 	writes  []string
 	bodies  []string
 	version int
-	failing bool
+	failing bool // results refused (429)
+	refuse  bool // answers refused (429)
 }
 
 func (s *resultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +49,11 @@ func (s *resultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.writes = append(s.writes, r.Method+" "+r.URL.Path)
 	s.bodies = append(s.bodies, string(b))
 	w.Header().Set("Content-Type", "application/json")
+	if strings.Contains(r.URL.Path, "/leases") && s.refuse {
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"TooManyRequests","code":429}`)
+		return
+	}
 	if strings.Contains(r.URL.Path, "/leases") {
 		json.NewEncoder(w).Encode(map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": map[string]any{"name": path.Base(r.URL.Path)}})
 		return
@@ -133,6 +139,28 @@ func TestFinalAnswer(t *testing.T) {
 	}
 	if !strings.Contains(b[0], `"phase":"Done"`) {
 		t.Errorf("the result written at the stop says %s, want the phase Done", b[0])
+	}
+
+	// The answer refused: tried again a second later, not an interval on.
+	a = newAgent()
+	a.upsertRecording(rec)
+	a.reconcile(ctx, false)
+	s.take()
+	a.upsertRecording(stopped)
+	s.refuse = true
+	a.reconcile(ctx, false)
+	s.refuse = false
+	if w, _ := s.take(); len(w) == 0 || w[len(w)-1] != "POST "+leasesPath {
+		t.Fatalf("the refused answer: %q, want a Lease's creation", w)
+	}
+	r := a.recordings["u1"]
+	if r.final || r.retries != 1 {
+		t.Fatalf("after a refused answer: final %v, %d retries; want not final, 1", r.final, r.retries)
+	}
+	r.lastSent = r.lastSent.Add(-time.Second)
+	a.reconcile(ctx, false)
+	if w, _ := s.take(); len(w) != 1 || w[0] != "POST "+leasesPath || !r.final || r.retries != 0 {
+		t.Errorf("a second after the refusal: %q (final %v, %d retries), want the answer again, taken", w, r.final, r.retries)
 	}
 }
 
