@@ -176,15 +176,24 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	if *outcome != "" {
 		fmt.Fprintln(log, *outcome)
 	}
-	if pods, err := run.c.failedPodsOf(ctx, w); err == nil {
-		for _, msg := range failedPods(pods, rec.Status) {
-			fmt.Fprintln(log, msg)
+	// Which recorded pods failed is asked while the profiles are written.
+	failed, recorded := make(chan []string, 1), recordedPods(rec.Status)
+	go func() {
+		pods, err := run.c.failedPodsOf(ctx, w)
+		if err != nil {
+			pods = nil
 		}
-	}
+		failed <- failedPods(pods, recorded)
+	}()
 	if err := writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create); err != nil {
+		<-failed
 		return err
 	}
-	fmt.Fprintf(log, "the profiles were written %s after the recording was stopped (results from %s)\n", time.Since(s.stopped).Round(time.Millisecond), plural(len(run.agents), "node"))
+	took := time.Since(s.stopped)
+	for _, msg := range <-failed {
+		fmt.Fprintln(log, msg)
+	}
+	fmt.Fprintf(log, "the profiles were written %s after the recording was stopped (results from %s)\n", took.Round(time.Millisecond), plural(len(run.agents), "node"))
 	return nil
 }
 

@@ -444,15 +444,21 @@ func printCalls(w io.Writer, calls []kubeapi.Call) {
 	tw.Flush()
 }
 
-// failedPods says which recorded pods failed or were evicted while recorded:
-// what their containers did until then is in the profiles, and no more.
-func failedPods(pods []corev1.Pod, st kubeapi.RecordingStatus) []string {
+// recordedPods are the names of the pods with containers in st.
+func recordedPods(st kubeapi.RecordingStatus) map[string]bool {
 	recorded := map[string]bool{}
 	for _, c := range containers(st) {
 		for _, p := range c.PodRefs() {
 			recorded[p.Name] = true
 		}
 	}
+	return recorded
+}
+
+// failedPods says which recorded pods (by name) failed or were evicted while
+// recorded: what their containers did until then is in the profiles, and no
+// more.
+func failedPods(pods []corev1.Pod, recorded map[string]bool) []string {
 	var out []string
 	for _, p := range pods {
 		if !recorded[p.Name] || p.Status.Phase != corev1.PodFailed {
