@@ -179,10 +179,7 @@ func runRecord(ctx context.Context, o *rootOptions, opts *recordOptions, args []
 	// Which recorded pods failed is asked while the profiles are written.
 	failed, recorded := make(chan []string, 1), recordedPods(rec.Status)
 	go func() {
-		pods, err := run.c.failedPodsOf(ctx, w)
-		if err != nil {
-			pods = nil
-		}
+		pods, _ := run.c.failedPodsOf(ctx, w) // none if they cannot be listed
 		failed <- failedPods(pods, recorded)
 	}()
 	if err := writeRecording(o.streams.Out, log, s, dest, rec.Status, opts.restart || opts.create); err != nil {

@@ -515,10 +515,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return res, err
 	}
 	samples := stopSampling()
-	from, to := cpuAt(samples, tExit.Add(-res.Collect)), cpuAt(samples, tExit)
+	stopped := tExit.Add(-res.Collect) // the plugin's stop, by its own figure
+	from, to := cpuAt(samples, stopped), cpuAt(samples, tExit)
 	res.CollectCPU.API, res.CollectCPU.Etcd, res.CollectCPU.Agents = to.api-from.api, to.etcd-from.etcd, to.agents-from.agents
 	res.CollectCPU.Plugin = res.PluginCPU - from.plugin
-	before := cpuAt(samples, tExit.Add(-res.Collect-10*time.Second))
+	before := cpuAt(samples, stopped.Add(-10*time.Second))
 	res.BeforeCPU.API, res.BeforeCPU.Etcd, res.BeforeCPU.Agents = from.api-before.api, from.etcd-before.etcd, from.agents-before.agents
 	res.BeforeCPU.Plugin = from.plugin - before.plugin
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
@@ -530,7 +531,6 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	stopped := tExit.Add(-res.Collect)
 	for _, d := range []struct {
 		at  []time.Time
 		out *[4]time.Duration
@@ -557,9 +557,9 @@ type cpuSample struct {
 	api, etcd, agents, plugin time.Duration // the plugin's is 0 once it has exited
 }
 
-// sampleCPU samples the API server's, etcd's, this process's and the
-// plugin's (process plugin) CPU time every
-// 100 ms until the returned function is called, which returns the samples.
+// sampleCPU samples the CPU time of the API server, etcd, this process and the
+// plugin (process plugin) every 100 ms until the returned function is called,
+// which returns the samples.
 func (f *fleet) sampleCPU(plugin int) func() []cpuSample {
 	var (
 		mu      sync.Mutex
