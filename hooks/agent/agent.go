@@ -137,9 +137,12 @@ type recording struct {
 	plan *verify.Plan // verify mode: spec.profile
 	// plans (verify mode) are spec.profiles, per container name: a container
 	// named there is checked against its own profile.
-	plans     map[string]*verify.Plan
-	err       error  // why it cannot be served
-	stopped   bool   // spec.stop seen: containers read and untracked
+	plans   map[string]*verify.Plan
+	err     error // why it cannot be served
+	stopped bool  // spec.stop seen, or spec.stopAt passed: containers read and untracked
+	// stopAt is spec.stopAt (zero if none); timer wakes the agent then.
+	stopAt    time.Time
+	timer     *time.Timer
 	published []byte // the node status last published, without its time
 	// content is published without its phase and message: what a final
 	// answer (a Lease) cannot say; version is the result's resourceVersion
@@ -573,7 +576,13 @@ func (r *recording) planFor(container string) *verify.Plan {
 }
 
 func (r *recording) active() bool {
-	return r.err == nil && !r.obj.Spec.Stop && r.obj.Metadata.DeletionTimestamp == nil
+	return r.err == nil && !r.obj.Spec.Stop && r.obj.Metadata.DeletionTimestamp == nil && !r.over(time.Now())
+}
+
+// over says whether spec.stopAt has come by this node's clock (which, as for
+// every Lease and token, is taken to agree with the API server's).
+func (r *recording) over(now time.Time) bool {
+	return !r.stopAt.IsZero() && !now.Before(r.stopAt)
 }
 
 // --- recordings ---
@@ -616,7 +625,7 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 			// Finished before this run of the agent: its results stand. An earlier
 			// run that stopped in the middle said Done too, so that nothing waits
 			// on it; while the recording goes on, this run takes over.
-			r.final = prev.Phase != kubeapi.PhaseRecording && (o.Spec.Stop || o.Metadata.DeletionTimestamp != nil)
+			r.final = prev.Phase != kubeapi.PhaseRecording && (o.Spec.Stop || o.Metadata.DeletionTimestamp != nil || stopAtPassed(o.Spec.StopAt))
 		}
 		switch o.Spec.Mode {
 		case kubeapi.ModeRecord:
@@ -627,14 +636,59 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 		}
 	}
 	r.obj = o
-	if !r.active() && !r.stopped {
-		r.stopped = true
-		for _, c := range a.containers {
-			if c.recording == o.Metadata.UID {
-				a.untrack(c)
-			}
+	if r.err == nil {
+		a.setStopAt(r)
+	}
+	a.stopIfOver(r)
+}
+
+// setStopAt reads spec.stopAt and has the agent woken then: each node stops
+// on its own timer, and the recording's end is not a write every node must
+// be sent.
+func (a *Agent) setStopAt(r *recording) {
+	var at time.Time
+	if s := r.obj.Spec.StopAt; s != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			r.err = fmt.Errorf("spec.stopAt %q is not a time in RFC 3339 (such as 2026-01-02T15:04:05Z)", s)
+			return
 		}
 	}
+	if at.Equal(r.stopAt) {
+		return
+	}
+	r.stopAt = at
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	if !at.IsZero() && time.Until(at) > 0 {
+		r.timer = time.AfterFunc(time.Until(at), a.poke)
+	}
+}
+
+// stopIfOver ends the recording of r's containers once it is stopped, deleted,
+// past its stopAt, or cannot be served: each is read a last time and untracked.
+func (a *Agent) stopIfOver(r *recording) {
+	if r.active() || r.stopped {
+		return
+	}
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	for _, c := range a.containers {
+		if c.recording == r.obj.Metadata.UID {
+			a.untrack(c)
+		}
+	}
+}
+
+// stopAtPassed says whether a spec.stopAt has come.
+func stopAtPassed(s string) bool {
+	at, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil && !time.Now().Before(at)
 }
 
 // dropRecording forgets a deleted recording and its containers.
@@ -644,6 +698,9 @@ func (a *Agent) dropRecording(uid string) {
 			a.untrack(c)
 			delete(a.containers, key)
 		}
+	}
+	if r := a.recordings[uid]; r != nil && r.timer != nil {
+		r.timer.Stop()
 	}
 	delete(a.recordings, uid)
 }
@@ -700,6 +757,10 @@ func (a *Agent) reconcile(ctx context.Context, stopping bool) {
 	if !a.synced["pods"] || !a.synced["recordings"] {
 		a.mu.Unlock()
 		return
+	}
+	// Recordings whose stopAt has come end here, each node on its own timer.
+	for _, r := range a.recordings {
+		a.stopIfOver(r)
 	}
 	// Containers that have exited: their recording is complete.
 	for _, c := range a.containers {
@@ -839,6 +900,10 @@ func (a *Agent) due(r *recording, shape string, now time.Time) bool {
 	return now.Sub(last) >= wait
 }
 
+// features are what this agent understands of a recording beyond its first
+// version, said in each node result.
+var features = []string{kubeapi.FeatureStopAt}
+
 // nodeResult is this node's part of a recording, as the object it is published in:
 // owned by the recording, so that it goes with it.
 func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecording) kubeapi.SyscallNodeResult {
@@ -853,7 +918,7 @@ func (a *Agent) nodeResult(rec kubeapi.SyscallRecording, st kubeapi.NodeRecordin
 				APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording, Name: rec.Metadata.Name, UID: rec.Metadata.UID,
 			}},
 		},
-		Spec:   kubeapi.NodeResultSpec{Recording: rec.Metadata.Name, Node: a.opts.Node},
+		Spec:   kubeapi.NodeResultSpec{Recording: rec.Metadata.Name, Node: a.opts.Node, Features: features},
 		Result: st,
 	}
 }

@@ -236,3 +236,67 @@ func TestExitTold(t *testing.T) {
 		t.Errorf("running in the final status: %v, want %s running (and %s, if there, not)", running, runs, exits)
 	}
 }
+
+// A recording with spec.stopAt ends on the node's own timer: the agent is woken
+// then, reads and untracks its containers and answers Done, with no spec.stop
+// sent; its results say it understands stopAt, and a stopAt that is not a time
+// fails the recording on the node.
+func TestStopAt(t *testing.T) {
+	s := &resultServer{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c, err := newAPI(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	recorder := &untracked{}
+	a := &Agent{opts: Options{Node: "n1"}, api: c, rec: recorder, log: slog.New(slog.DiscardHandler), dir: t.TempDir(), wake: make(chan struct{}, 1),
+		recordings: map[string]*recording{}, containers: map[string]*container{}, pods: map[string]*pod{},
+		synced: map[string]bool{"pods": true, "recordings": true}}
+	cg := t.TempDir()
+	testenv.SetPopulated(t, cg, true)
+	rec := kubeapi.SyscallRecording{
+		Metadata: kubeapi.ObjectMeta{Name: "r1", Namespace: "ns", UID: "u1"},
+		Spec: kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord, Selector: kubeapi.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			StopAt: time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339Nano)},
+	}
+	a.upsertRecording(rec)
+	a.mu.Lock()
+	a.containers["u1/c1"] = &container{id: "c1", name: "web", ns: "ns", pod: "web-0", uid: "p1", recording: "u1", cgroupID: 7, dir: cg, live: true}
+	a.mu.Unlock()
+	a.reconcile(ctx, false)
+	w, b := s.take()
+	if len(w) != 1 || !strings.HasPrefix(w[0], "PATCH ") || !strings.Contains(b[0], `"features":["stopAt"]`) || !strings.Contains(b[0], `"phase":"Recording"`) {
+		t.Fatalf("before stopAt: %q %q, want the result published, recording, saying it understands stopAt", w, b)
+	}
+	if got := a.selecting("ns", map[string]string{"app": "web"}, "web"); got == nil {
+		t.Fatal("before stopAt the recording selects nothing")
+	}
+	select {
+	case <-a.wake:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent was not woken at stopAt")
+	}
+	a.reconcile(ctx, false)
+	w, b = s.take()
+	if len(w) != 1 || w[0] != "POST /apis/coordination.k8s.io/v1/namespaces/ns/leases" || !strings.Contains(b[0], `"phase":"Done"`) {
+		t.Fatalf("at stopAt: %q %q, want the final answer alone, Done", w, b)
+	}
+	if !slices.Equal(recorder.ids, []uint64{7}) {
+		t.Errorf("untracked %v at stopAt, want the container (7)", recorder.ids)
+	}
+	if got := a.selecting("ns", map[string]string{"app": "web"}, "web"); got != nil {
+		t.Error("after stopAt the recording still selects containers")
+	}
+
+	bad := rec
+	bad.Metadata.UID, bad.Metadata.Name = "u2", "r2"
+	bad.Spec.StopAt = "tomorrow"
+	a.upsertRecording(bad)
+	a.reconcile(ctx, false)
+	w, b = s.take()
+	if len(w) != 1 || !strings.Contains(b[0], `"phase":"Failed"`) || !strings.Contains(b[0], `spec.stopAt \"tomorrow\"`) {
+		t.Errorf("a stopAt that is no time: %q %q, want the result Failed, naming spec.stopAt", w, b)
+	}
+}

@@ -165,6 +165,11 @@ type RecordingSpec struct {
 	// Stop ends the recording: each agent publishes its final results (PhaseDone)
 	// and stops tracking.
 	Stop bool `json:"stop,omitempty"`
+	// StopAt (RFC 3339, the API server's clock) ends the recording as Stop does,
+	// when each node's clock reaches it: the agents stop on their own timers, and
+	// no write has to reach every node at the end. Agents that predate it do not
+	// say FeatureStopAt in their results, and are sent Stop.
+	StopAt string `json:"stopAt,omitempty"`
 }
 
 // RecordingStatus holds one entry per node, each written only by that node's
@@ -370,7 +375,14 @@ type SyscallNodeResult struct {
 type NodeResultSpec struct {
 	Recording string `json:"recording"`
 	Node      string `json:"node"`
+	// Features are what the node's agent understands of a recording's spec
+	// beyond its first version: FeatureStopAt.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeatureStopAt, in a node result's features, says that its agent stops at
+// spec.stopAt by itself.
+const FeatureStopAt = "stopAt"
 
 // RecordingLabel is the label a node result carries: the UID of its recording.
 const RecordingLabel = Group + "/recording"
