@@ -338,3 +338,75 @@ func TestAnswersWatchResumed(t *testing.T) {
 		t.Fatalf("after a watch's version was gone: %d lists, watches from %q; want 2 lists, watches from 10, 12, then the new list's 10", n, versions)
 	}
 }
+
+// A recording stopped at spec.stopAt is not sent spec.stop when every node's
+// agent says it stops by itself; one that predates it is. A node that has not
+// stopped stopGrace after stopAt is sent spec.stop, and named.
+func TestStopAtUnderstood(t *testing.T) {
+	withFeature := func(o runtime.Object) *unstructured.Unstructured {
+		u := o.(*unstructured.Unstructured)
+		if err := unstructured.SetNestedStringSlice(u.Object, []string{kubeapi.FeatureStopAt}, "spec", "features"); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	rec, err := toUnstructured(kubeapi.SyscallRecording{APIVersion: kubeapi.APIVersion, Kind: kubeapi.KindRecording,
+		Metadata: kubeapi.ObjectMeta{Name: "rec", Namespace: "shop", UID: "uid-1"}, Spec: kubeapi.RecordingSpec{Mode: kubeapi.ModeRecord}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := newFakeCluster(t, []runtime.Object{
+		(*unstructured.Unstructured)(rec),
+		withFeature(nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseRecording)),
+		nodeResultObject(t, "rec-b", "node-b", "uid-1", "uid-1", kubeapi.PhaseRecording), // an older agent
+	})
+	var log strings.Builder
+	ctx := context.Background()
+	r := &recordingRun{c: &clients{dyn: fc.dyn, interval: 10 * time.Millisecond}, w: &workload{namespace: "shop"},
+		agents: map[string]string{"node-a": "agent-a", "node-b": "agent-b"}, timeout: 10 * time.Second, log: &log, name: "rec", uid: "uid-1"}
+	defer r.follow(ctx)()
+	ri := fc.dyn.Resource(nodeResultsGVR).Namespace("shop")
+	if r.results.stopAtUnderstood(r.agents) {
+		t.Fatal("node-b's older agent is taken to stop at spec.stopAt")
+	}
+	if _, err := ri.Update(ctx, withFeature(nodeResultObject(t, "rec-b", "node-b", "uid-1", "uid-1", kubeapi.PhaseRecording)), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	understood := false
+	for deadline := time.Now().Add(10 * time.Second); !understood && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		understood = r.results.stopAtUnderstood(r.agents)
+	}
+	if !understood {
+		t.Fatal("every agent says it stops at spec.stopAt, and this is not seen")
+	}
+
+	// node-a stops on time; node-b does not, and is sent spec.stop once the
+	// grace is over.
+	if _, err := ri.Update(ctx, withFeature(nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseDone)), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.stopBy = time.Now().Add(200 * time.Millisecond)
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			fc.mu.Lock()
+			stopped := len(fc.stopped) > 0
+			fc.mu.Unlock()
+			if stopped {
+				ri.Update(ctx, withFeature(nodeResultObject(t, "rec-b", "node-b", "uid-1", "uid-1", kubeapi.PhaseDone)), metav1.UpdateOptions{})
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	if _, err := r.waitDone(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if !slices.Equal(fc.stopped, []string{"rec"}) || time.Since(start) < 200*time.Millisecond {
+		t.Errorf("spec.stop sent to %v after %s, want rec once, after the grace", fc.stopped, time.Since(start))
+	}
+	if !strings.Contains(log.String(), "node-b") || strings.Contains(log.String(), "node-a") {
+		t.Errorf("the note on the stop names other nodes than node-b: %q", log.String())
+	}
+}

@@ -38,6 +38,12 @@ type recordingRun struct {
 	uid     string // and its uid
 	// results, while a wait runs, follows the recording's node results.
 	results *resultsWatch
+	// skew is the API server's clock less this machine's, as far as the
+	// recording's creation tells it (0 when they agree to within that).
+	skew time.Duration
+	// stopBy, once set, is when waitDone stops with spec.stop the nodes that
+	// have not stopped at spec.stopAt by themselves.
+	stopBy time.Time
 }
 
 // recordingPrefix is the generateName of a workload's recordings.
@@ -71,7 +77,11 @@ func (r *recordingRun) create(ctx context.Context, name string, spec kubeapi.Rec
 	if name == "" {
 		u.SetGenerateName(recordingPrefix(r.w.ref))
 	}
+	sent := time.Now()
 	out, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Create(ctx, u, metav1.CreateOptions{FieldManager: fieldManager})
+	if err == nil {
+		r.skew = clockSkew(out.GetCreationTimestamp().Time, sent, time.Now())
+	}
 	if apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("--name %s: a SyscallRecording of that name exists in namespace %q: choose another name, or delete it (kubectl -n %s delete %s %s)",
 			name, r.w.namespace, r.w.namespace, kubeapi.Recordings, name)
@@ -82,6 +92,40 @@ func (r *recordingRun) create(ctx context.Context, name string, spec kubeapi.Rec
 	r.name, r.uid = out.GetName(), string(out.GetUID())
 	return nil
 }
+
+// clockSkew is the API server's clock less this machine's, from an object the
+// server created (created, to the second) between sent and received by this
+// machine's clock; 0 if the two agree to within what that can tell.
+func clockSkew(created, sent, received time.Time) time.Duration {
+	if created.IsZero() {
+		return 0
+	}
+	// The server's clock read created+[0,1s) at some moment in [sent, received].
+	rtt := received.Sub(sent)
+	skew := created.Add(time.Second / 2).Sub(sent.Add(rtt / 2))
+	if skew.Abs() <= time.Second/2+rtt/2 {
+		return 0
+	}
+	return skew
+}
+
+// setStopAt has the agents end the recording d from now by their own clocks
+// (spec.stopAt, in the API server's time), and returns that moment by this
+// machine's clock.
+func (r *recordingRun) setStopAt(ctx context.Context, d time.Duration) (time.Time, error) {
+	local := time.Now().Add(d)
+	at := local.Add(r.skew).UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)
+	_, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Patch(ctx, r.name, types.MergePatchType,
+		[]byte(`{"spec":{"stopAt":"`+at+`"}}`), metav1.PatchOptions{FieldManager: fieldManager})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("setting spec.stopAt of SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
+	}
+	return local, nil
+}
+
+// stopGrace is how long after spec.stopAt the nodes that have not stopped by
+// themselves (a clock behind the API server's) are sent spec.stop.
+const stopGrace = 30 * time.Second
 
 // get reads the recording.
 func (r *recordingRun) get(ctx context.Context) (*kubeapi.SyscallRecording, error) {
@@ -138,7 +182,7 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 			return err
 		}
 		if ok {
-			results[nr.Spec.Node] = versioned{nr.Result, list.Items[i].GetResourceVersion()}
+			results[nr.Spec.Node] = versioned{st: nr.Result, version: list.Items[i].GetResourceVersion()}
 		}
 	}
 	if len(results) == 0 {
@@ -249,7 +293,17 @@ func (r *recordingRun) waitDone(ctx context.Context) (*kubeapi.SyscallRecording,
 	err := fast.poll(ctx, r.timeout, "every agent's final results", func(ctx context.Context) (pending, error) {
 		// While nodes are left, the followed results and answers say which,
 		// without a copy of every node's result at each poll.
-		if left, ok := r.results.unfinished(r.agents); ok && len(left) > 0 {
+		left, ok := r.results.unfinished(r.agents)
+		if !r.stopBy.IsZero() && time.Now().After(r.stopBy) && (!ok || len(left) > 0) {
+			if ok {
+				fmt.Fprintf(r.log, "%s not stopped %s after spec.stopAt (a clock behind the API server's?): sending spec.stop\n", describeNodes(left, r.agents), stopGrace)
+			}
+			if err := r.stop(ctx); err != nil {
+				return "", err
+			}
+			r.stopBy = time.Time{}
+		}
+		if ok && len(left) > 0 {
 			if _, err := r.c.dyn.Resource(recordingsGVR).Namespace(r.w.namespace).Get(ctx, r.name, metav1.GetOptions{}); err != nil {
 				return "", fmt.Errorf("reading SyscallRecording %s/%s: %w", r.w.namespace, r.name, err)
 			}
@@ -436,7 +490,7 @@ type phrases struct {
 // with every agent's final results.
 func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*kubeapi.SyscallRecording, error) {
 	log := s.run.log
-	var early bool
+	var early, onTime bool
 	var err error
 	if s.armed != nil {
 		// What is recorded is labelled or made once every agent records.
@@ -475,7 +529,21 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 		}
 	default:
 		fmt.Fprintf(log, say.waiting+"\n", opts.duration)
-		early = sleep(s.sig, opts.duration)
+		// The agents stop by their own clocks at spec.stopAt: at a fleet's
+		// scale, a spec.stop sent to every node at the end costs the API
+		// server and the nodes seconds of CPU just when they answer.
+		stopAt, err := s.run.setStopAt(s.sig, opts.duration)
+		if err != nil {
+			if early = interrupted(ctx, s.sig); !early {
+				fmt.Fprintf(log, "warning: %v: the recording is stopped with spec.stop instead\n", err)
+				early = sleep(s.sig, opts.duration)
+			}
+			break
+		}
+		if early = sleep(s.sig, time.Until(stopAt)); !early {
+			onTime = s.run.results.stopAtUnderstood(s.run.agents)
+			s.run.stopBy = stopAt.Add(stopGrace)
+		}
 	}
 	if early {
 		fmt.Fprintln(log, say.interrupted)
@@ -484,8 +552,13 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 	defer stopLate()
 	s.stopSig()
 	s.stopped = time.Now()
-	if err := s.run.stop(late); err != nil {
-		return nil, err
+	// Agents that predate spec.stopAt are stopped with spec.stop, as is a
+	// recording ended early.
+	if !onTime {
+		s.run.stopBy = time.Time{}
+		if err := s.run.stop(late); err != nil {
+			return nil, err
+		}
 	}
 	return s.run.waitDone(late)
 }

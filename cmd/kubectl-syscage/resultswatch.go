@@ -46,6 +46,7 @@ type resultsWatch struct {
 type versioned struct {
 	st      kubeapi.NodeRecording
 	version string
+	stopAt  bool // its agent stops at spec.stopAt by itself
 }
 
 // followed are the objects of one resource followed, by node, and the node of
@@ -76,7 +77,7 @@ func (c *clients) watchResults(ctx context.Context, ns, uid string) *resultsWatc
 		defer wg.Done()
 		follow(ctx, w, c, nodeResultsGVR, "the node results", &w.results, listed[0], &errs[0], func(u *unstructured.Unstructured) (string, versioned, bool, error) {
 			nr, ok, err := recordingResult(u, uid, w.unpack)
-			return nr.Spec.Node, versioned{nr.Result, u.GetResourceVersion()}, ok, err
+			return nr.Spec.Node, versioned{st: nr.Result, version: u.GetResourceVersion(), stopAt: slices.Contains(nr.Spec.Features, kubeapi.FeatureStopAt)}, ok, err
 		})
 	}()
 	go func() {
@@ -352,4 +353,21 @@ func (w *resultsWatch) unfinished(agents map[string]string) (left []string, ok b
 func answerFor(node string, r versioned, answers map[string]kubeapi.FinalAnswer) (kubeapi.FinalAnswer, bool) {
 	a, ok := answers[node]
 	return a, ok && a.Result == r.version
+}
+
+// stopAtUnderstood reports whether the agent of every node in agents has said,
+// in its result, that it stops at spec.stopAt by itself. It is false until the
+// first lists are in, and for an older installation.
+func (w *resultsWatch) stopAtUnderstood(agents map[string]string) bool {
+	if _, ok := w.unfinished(agents); !ok {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for node := range agents {
+		if r, ok := w.results.nodes[node]; !ok || !r.stopAt {
+			return false
+		}
+	}
+	return true
 }

@@ -61,7 +61,7 @@ type Result struct {
 	// Admitted counts the containers the agents admitted before the recording
 	// stopped (of Nodes × Containers).
 	Admitted int
-	// Window is the recording, from its creation to spec.stop; Writes are the
+	// Window is the recording, from its creation to its stop; Writes are the
 	// API server's write requests in it, by resource.
 	Window time.Duration
 	Writes map[string]float64
@@ -95,14 +95,14 @@ type Result struct {
 	EtcdInUse    float64
 	// Collect is what the plugin says it took from stopping the recording to
 	// writing the profiles; CollectSeen is the same from outside: from the
-	// moment spec.stop was seen to the plugin's exit.
+	// moment the stop was seen (spec.stop, or spec.stopAt come) to the plugin's exit.
 	Collect, CollectSeen time.Duration
 	// Answers are when the nodes answered the stop (their Leases' renewTime),
 	// after the plugin's stop (tExit less Collect): the first, the median, the
 	// 90th percentile and the last; Stored the same for when the API server
 	// stored them (to the second).
 	Answers, Stored [4]time.Duration
-	// Merged is from spec.stop seen to the plugin's first profile written:
+	// Merged is from the stop seen to the plugin's first profile written:
 	// its wait for every node's final result, and the merge of them all.
 	Merged time.Duration
 	// CollectCPU is the CPU time each process used from the stop (the
@@ -184,7 +184,7 @@ func (r *Result) Summary() string {
 		fmt.Fprintf(&b, "; %s: %d, largest %.1f KiB", k, r.Objects[k], float64(r.LargestBy[k].Bytes)/1024)
 	}
 	fmt.Fprintf(&b, "\n  etcd: %.1f MiB (%.1f MiB in use; %.1f MiB before the recording)\n", r.EtcdTotal/(1<<20), r.EtcdInUse/(1<<20), r.EtcdBefore/(1<<20))
-	fmt.Fprintf(&b, "  collection + merge: %s (the plugin's own figure), %s from spec.stop seen to its exit, %s to its first profile written; %d profiles written\n",
+	fmt.Fprintf(&b, "  collection + merge: %s (the plugin's own figure), %s from the stop seen to its exit, %s to its first profile written; %d profiles written\n",
 		r.Collect.Round(time.Millisecond), r.CollectSeen.Round(time.Millisecond), r.Merged.Round(time.Millisecond), r.Profiles)
 	if r.Answers[3] > 0 {
 		fmt.Fprintf(&b, "  the nodes' final answers after the plugin's stop: made at first %s, median %s, 90%% %s, last %s; stored (to the second) at %s, %s, %s, %s\n",
@@ -461,7 +461,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, err
 	}
 	res.SteadyAPICPU = f.cluster.apiCPU() - cpuS
-	logf("spec.stop seen: the plugin collects")
+	logf("the recording stopped (spec.stop, or spec.stopAt come): the plugin collects")
 	select {
 	case err = <-exited:
 	case <-ctx.Done():

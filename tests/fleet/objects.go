@@ -241,7 +241,9 @@ func answerTimes(ctx context.Context, cs *kubernetes.Clientset) (made, stored []
 	return made, stored, nil
 }
 
-// recordingState is the SyscallRecording record created in the namespace, if any.
+// recordingState is the SyscallRecording record created in the namespace, if
+// any, and whether it is stopped: by spec.stop, or by spec.stopAt come (this
+// machine's clock is the API server's and the agents').
 func recordingState(ctx context.Context, dyn dynamic.Interface) (name string, uid types.UID, stop bool, err error) {
 	gvr := schema.GroupVersionResource{Group: kubeapi.Group, Version: kubeapi.Version, Resource: kubeapi.Recordings}
 	list, err := dyn.Resource(gvr).Namespace(Namespace).List(ctx, metav1.ListOptions{})
@@ -250,6 +252,16 @@ func recordingState(ctx context.Context, dyn dynamic.Interface) (name string, ui
 	}
 	u := list.Items[0]
 	stop, _, _ = unstructured.NestedBool(u.Object, "spec", "stop")
+	if s, _, _ := unstructured.NestedString(u.Object, "spec", "stopAt"); s != "" && !stop {
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return "", "", false, fmt.Errorf("SyscallRecording %s: spec.stopAt %q: %w", u.GetName(), s, err)
+		}
+		if d := time.Until(at); d > 0 && d < 150*time.Millisecond {
+			time.Sleep(d) // seen on time, not up to a poll late
+		}
+		stop = !time.Now().Before(at)
+	}
 	return u.GetName(), u.GetUID(), stop, nil
 }
 
