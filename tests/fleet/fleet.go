@@ -379,7 +379,12 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}()
 	}
 	endStopProfile := func() {}
-	if cfg.StopProfile != "" {
+	// apiProfiled is closed once the API server's profile of the stop is
+	// written: the objects are listed after it, so that it holds the stop alone.
+	apiProfiled := make(chan struct{})
+	if cfg.StopProfile == "" {
+		close(apiProfiled)
+	} else {
 		out, err := os.Create(cfg.StopProfile)
 		if err != nil {
 			return nil, err
@@ -405,6 +410,12 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		}
 		defer endStopProfile()
 		go func() {
+			apiStarted := false
+			defer func() {
+				if !apiStarted {
+					close(apiProfiled)
+				}
+			}()
 			var at time.Time
 			select {
 			case at = <-armed:
@@ -427,7 +438,9 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 				profiling = true
 			}
 			// The API server's, for as long as a slow collection takes.
+			apiStarted = true
 			go func() {
+				defer close(apiProfiled)
 				if err := f.cluster.profile(ctx, strings.TrimSuffix(cfg.StopProfile, ".pprof")+"-apiserver.pprof", 16); err != nil {
 					logf("profiling the API server at the stop: %v", err)
 				}
@@ -526,6 +539,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	res.Profiles = len(files)
 	if err := f.checkProfiles(out); err != nil {
 		return res, err
+	}
+	select {
+	case <-apiProfiled:
+	case <-ctx.Done():
+		return res, ctx.Err()
 	}
 	made, stored, err := answerTimes(ctx, cs)
 	if err != nil {
