@@ -316,11 +316,12 @@ func writeRecording(stdout, log io.Writer, s *session, dest recordOutput, st kub
 	}
 	var wrote int
 	var unrecorded []string
-	for _, c := range names {
-		res, err := mergeRecording(groups[c])
-		if err != nil {
-			return fmt.Errorf("container %s: %w", c, err)
-		}
+	merged, err := mergeEach(groups, names)
+	if err != nil {
+		return err
+	}
+	for i, c := range names {
+		res := merged[i]
 		if res.Profile == nil {
 			unrecorded = append(unrecorded, c)
 			continue

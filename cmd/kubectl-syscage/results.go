@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -212,6 +214,34 @@ func byContainer(st kubeapi.RecordingStatus) map[string]kubeapi.RecordingStatus 
 		}
 	}
 	return out
+}
+
+// mergeEach merges the results of each container name in names, from groups
+// (byContainer), on as many goroutines as there are CPUs: at a fleet's scale
+// the merges are what is left to do once the last node has answered.
+func mergeEach(groups map[string]kubeapi.RecordingStatus, names []string) ([]*recordResult, error) {
+	out := make([]*recordResult, len(names))
+	errs := make([]error, len(names))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(names)) {
+		wg.Go(func() {
+			for i := range next {
+				out[i], errs[i] = mergeRecording(groups[names[i]])
+			}
+		})
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", names[i], err)
+		}
+	}
+	return out, nil
 }
 
 // how says how a result's pods were recorded.

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -68,10 +70,9 @@ func BenchmarkMergeFleet(b *testing.B) {
 						}
 						st.Nodes[nr.Spec.Node] = nr.Result
 					}
-					for _, g := range byContainer(st) {
-						if _, err := mergeRecording(g); err != nil {
-							b.Fatal(err)
-						}
+					groups := byContainer(st)
+					if _, err := mergeEach(groups, slices.Sorted(maps.Keys(groups))); err != nil {
+						b.Fatal(err)
 					}
 				}
 			})
