@@ -398,7 +398,7 @@ func (fc *fakeCluster) run(args ...string) (code int, stdout, stderr string) {
 			mapper.Add(m.gvk, m.scope)
 		}
 		return &clients{
-			dyn: fc.dyn, core: fc.kube.CoreV1(), apps: fc.kube.AppsV1(), batch: fc.kube.BatchV1(),
+			dyn: fc.dyn, core: fc.kube.CoreV1(), apps: fc.kube.AppsV1(), batch: fc.kube.BatchV1(), leases: fc.kube.CoordinationV1(),
 			discovery: fc.kube.Discovery(), mapper: mapper, namespace: ns, interval: time.Millisecond,
 		}, nil
 	}

@@ -22,8 +22,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
@@ -52,6 +54,7 @@ type clients struct {
 	core      corev1client.CoreV1Interface
 	apps      appsv1client.AppsV1Interface
 	batch     batchv1client.BatchV1Interface
+	leases    coordinationv1client.LeasesGetter
 	discovery discovery.DiscoveryInterface
 	// mapper maps the kinds of install's manifests to resources; made when
 	// first needed.
@@ -101,6 +104,14 @@ func newClients(flags *genericclioptions.ConfigFlags, interval time.Duration) (*
 		return nil, err
 	}
 	if c.batch, err = batchv1client.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	// The nodes' final answers, a Lease from each node at a recording's stop,
+	// travel as protobuf.
+	pb := rest.CopyConfig(cfg)
+	pb.ContentType = "application/vnd.kubernetes.protobuf"
+	pb.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if c.leases, err = coordinationv1client.NewForConfig(pb); err != nil {
 		return nil, err
 	}
 	// Not the on-disk cache of kubectl: whether the security-profiles-operator is

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -48,7 +49,7 @@ func TestNodeResultsGathered(t *testing.T) {
 		nodeResultObject(t, "rec-x", "node-x", "uid-other", "uid-1", kubeapi.PhaseDone), // not its owner
 		nodeResultObject(t, "other-c", "node-c", "uid-2", "uid-2", kubeapi.PhaseDone),   // another recording
 	})
-	c := &clients{dyn: fc.dyn}
+	c := &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1()}
 	rec := kubeapi.SyscallRecording{Metadata: kubeapi.ObjectMeta{Name: "rec", Namespace: "shop", UID: "uid-1"},
 		Status: kubeapi.RecordingStatus{Nodes: map[string]kubeapi.NodeRecording{"node-old": {Phase: kubeapi.PhaseDone}}}}
 	if err := c.nodeResults(context.Background(), &rec); err != nil {
@@ -76,7 +77,7 @@ func TestResultsWatched(t *testing.T) {
 		nodeResultObject(t, "rec-a", "node-a", "uid-1", "uid-1", kubeapi.PhaseRecording),
 		nodeResultObject(t, "rec-x", "node-x", "uid-other", "uid-1", kubeapi.PhaseDone), // not its owner
 	})
-	c := &clients{dyn: fc.dyn}
+	c := &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1()}
 	ctx := context.Background()
 	w := c.watchResults(ctx, "shop", "uid-1")
 	defer w.stop()
@@ -160,18 +161,17 @@ func TestNamesWatch(t *testing.T) {
 	}
 }
 
-func leaseObject(name, holder, ownerUID string, a *kubeapi.FinalAnswer) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-		"metadata": map[string]any{"name": name, "namespace": "shop", "labels": map[string]any{kubeapi.RecordingLabel: "uid-1"},
-			"ownerReferences": []any{map[string]any{"apiVersion": kubeapi.APIVersion, "kind": "SyscallRecording", "name": "rec", "uid": ownerUID}}},
-		"spec": map[string]any{"holderIdentity": holder},
-	}}
+func leaseObject(name, holder, ownerUID string, a *kubeapi.FinalAnswer) *coordinationv1.Lease {
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{kubeapi.RecordingLabel: "uid-1"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: kubeapi.APIVersion, Kind: "SyscallRecording", Name: "rec", UID: types.UID(ownerUID)}}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder},
+	}
 	if a != nil {
 		data, _ := json.Marshal(a)
-		u.SetAnnotations(map[string]string{kubeapi.FinalAnnotation: string(data)})
+		l.Annotations = map[string]string{kubeapi.FinalAnnotation: string(data)}
 	}
-	return u
+	return l
 }
 
 // A node's final answer (its Lease) completes its result when it names the
@@ -195,13 +195,14 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 		result("rec-b", "node-b", "11", 1),
 		result("rec-c", "node-c", "12", 1),
 		result("rec-d", "node-d", "13", 1),
+	},
 		leaseObject("rec-a", "node-a", "uid-1", done("node-a", "10")),
 		leaseObject("rec-b", "node-b", "uid-1", done("node-b", "9")),      // an older version
 		leaseObject("rec-c", "node-x", "uid-1", done("node-c", "12")),     // held by another node
 		leaseObject("rec-d", "node-d", "uid-other", done("node-d", "13")), // another recording's
 		leaseObject("rec-e", "node-e", "uid-1", nil),                      // no answer
-	})
-	c := &clients{dyn: fc.dyn}
+	)
+	c := &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1()}
 	ctx := context.Background()
 	check := func(how string, nodes map[string]kubeapi.NodeRecording) {
 		t.Helper()
@@ -235,7 +236,7 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 		t.Errorf("unfinished: %v (%v), want node-b, node-c, node-d (no answer for their result) and node-f (no result)", left, ok)
 	}
 	// node-b answers again for the version it wrote last.
-	if _, err := fc.dyn.Resource(leasesGVR).Namespace("shop").Update(ctx, leaseObject("rec-b", "node-b", "uid-1", done("node-b", "11")), metav1.UpdateOptions{}); err != nil {
+	if _, err := fc.kube.CoordinationV1().Leases("shop").Update(ctx, leaseObject("rec-b", "node-b", "uid-1", done("node-b", "11")), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -259,10 +260,10 @@ func TestResultsCompletedByAnswers(t *testing.T) {
 // needs, where.
 func TestAnswersForbidden(t *testing.T) {
 	fc := newFakeCluster(t, nil)
-	fc.dyn.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+	fc.kube.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(leasesGVR.GroupResource(), "", errors.New("no"))
 	})
-	c := &clients{dyn: fc.dyn}
+	c := &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1()}
 	w := c.watchResults(context.Background(), "shop", "uid-1")
 	defer w.stop()
 	err := w.into(context.Background(), &kubeapi.SyscallRecording{})
@@ -281,15 +282,13 @@ func TestAnswersWatchResumed(t *testing.T) {
 	var lists int
 	var from []string // the version each watch started from
 	watches := make(chan *watch.FakeWatcher, 4)
-	fc.dyn.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+	fc.kube.PrependReactor("list", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
 		mu.Lock()
 		lists++
 		mu.Unlock()
-		l := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "LeaseList"}}
-		l.SetResourceVersion("10")
-		return true, l, nil
+		return true, &coordinationv1.LeaseList{ListMeta: metav1.ListMeta{ResourceVersion: "10"}}, nil
 	})
-	fc.dyn.PrependWatchReactor("leases", func(a clienttesting.Action) (bool, watch.Interface, error) {
+	fc.kube.PrependWatchReactor("leases", func(a clienttesting.Action) (bool, watch.Interface, error) {
 		mu.Lock()
 		from = append(from, a.(clienttesting.WatchActionImpl).WatchRestrictions.ResourceVersion)
 		mu.Unlock()
@@ -297,7 +296,7 @@ func TestAnswersWatchResumed(t *testing.T) {
 		watches <- w
 		return true, w, nil
 	})
-	c := &clients{dyn: fc.dyn}
+	c := &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1()}
 	w := c.watchResults(context.Background(), "shop", "uid-1")
 	defer w.stop()
 	next := func() *watch.FakeWatcher {
@@ -362,7 +361,7 @@ func TestStopAtUnderstood(t *testing.T) {
 	})
 	var log strings.Builder
 	ctx := context.Background()
-	r := &recordingRun{c: &clients{dyn: fc.dyn, interval: 10 * time.Millisecond}, w: &workload{namespace: "shop"},
+	r := &recordingRun{c: &clients{dyn: fc.dyn, leases: fc.kube.CoordinationV1(), interval: 10 * time.Millisecond}, w: &workload{namespace: "shop"},
 		agents: map[string]string{"node-a": "agent-a", "node-b": "agent-b"}, timeout: 10 * time.Second, log: &log, name: "rec", uid: "uid-1"}
 	defer r.follow(ctx)()
 	ri := fc.dyn.Resource(nodeResultsGVR).Namespace("shop")

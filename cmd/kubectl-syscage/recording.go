@@ -188,7 +188,7 @@ func (c *clients) nodeResults(ctx context.Context, rec *kubeapi.SyscallRecording
 	if len(results) == 0 {
 		return nil
 	}
-	leases, err := c.dyn.Resource(leasesGVR).Namespace(rec.Metadata.Namespace).List(ctx, sel)
+	leases, err := c.leases.Leases(rec.Metadata.Namespace).List(ctx, sel)
 	if err != nil {
 		return fmt.Errorf("reading the final answers (Leases) of SyscallRecording %s/%s: %w", rec.Metadata.Namespace, rec.Metadata.Name, err)
 	}

@@ -9,12 +9,13 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/syscage/syscage/hooks/kubeapi"
 )
@@ -75,15 +76,15 @@ func (c *clients) watchResults(ctx context.Context, ns, uid string) *resultsWatc
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		follow(ctx, w, c, nodeResultsGVR, "the node results", &w.results, listed[0], &errs[0], func(u *unstructured.Unstructured) (string, versioned, bool, error) {
+		follow(ctx, w, dynamicSource(c, nodeResultsGVR, ns), "the node results", &w.results, listed[0], &errs[0], func(u *unstructured.Unstructured) (string, versioned, bool, error) {
 			nr, ok, err := recordingResult(u, uid, w.unpack)
 			return nr.Spec.Node, versioned{st: nr.Result, version: u.GetResourceVersion(), stopAt: slices.Contains(nr.Spec.Features, kubeapi.FeatureStopAt)}, ok, err
 		})
 	}()
 	go func() {
 		defer wg.Done()
-		follow(ctx, w, c, leasesGVR, "the final answers (Leases)", &w.answers, listed[1], &errs[1], func(u *unstructured.Unstructured) (string, kubeapi.FinalAnswer, bool, error) {
-			return finalAnswer(u, uid)
+		follow(ctx, w, leaseSource(c, ns), "the final answers (Leases)", &w.answers, listed[1], &errs[1], func(l *coordinationv1.Lease) (string, kubeapi.FinalAnswer, bool, error) {
+			return finalAnswer(l, uid)
 		})
 	}()
 	go func() {
@@ -105,12 +106,61 @@ func (w *resultsWatch) stop() {
 	<-w.done
 }
 
+// metaObject is what a source lists: an object with metadata.
+type metaObject interface {
+	runtime.Object
+	metav1.Object
+}
+
+// source lists and watches one resource in one namespace.
+type source[O metaObject] struct {
+	gvr   schema.GroupVersionResource
+	list  func(context.Context, metav1.ListOptions) (items []O, version, cont string, err error)
+	watch func(context.Context, metav1.ListOptions) (watch.Interface, error)
+}
+
+// dynamicSource is a resource read through the dynamic client, as JSON.
+func dynamicSource(c *clients, gvr schema.GroupVersionResource, ns string) source[*unstructured.Unstructured] {
+	ri := c.dyn.Resource(gvr).Namespace(ns)
+	return source[*unstructured.Unstructured]{gvr: gvr, watch: ri.Watch,
+		list: func(ctx context.Context, o metav1.ListOptions) ([]*unstructured.Unstructured, string, string, error) {
+			l, err := ri.List(ctx, o)
+			if err != nil {
+				return nil, "", "", err
+			}
+			items := make([]*unstructured.Unstructured, len(l.Items))
+			for i := range l.Items {
+				items[i] = &l.Items[i]
+			}
+			return items, l.GetResourceVersion(), l.GetContinue(), nil
+		}}
+}
+
+// leaseSource is the Leases of a namespace, read through their typed client:
+// as protobuf, which at a fleet's stop (an answer from every node at once)
+// costs the API server less to encode, and this plugin less to decode, than
+// JSON.
+func leaseSource(c *clients, ns string) source[*coordinationv1.Lease] {
+	li := c.leases.Leases(ns)
+	return source[*coordinationv1.Lease]{gvr: leasesGVR, watch: li.Watch,
+		list: func(ctx context.Context, o metav1.ListOptions) ([]*coordinationv1.Lease, string, string, error) {
+			l, err := li.List(ctx, o)
+			if err != nil {
+				return nil, "", "", err
+			}
+			items := make([]*coordinationv1.Lease, len(l.Items))
+			for i := range l.Items {
+				items[i] = &l.Items[i]
+			}
+			return items, l.ResourceVersion, l.Continue, nil
+		}}
+}
+
 // follow lists and watches one resource of a recording's objects into into,
 // reading each object with read, until ctx ends. It closes listed after the
 // first list, having set firstErr if that failed for good (it then stops).
-func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.GroupVersionResource, what string, into *followed[T], listed chan struct{},
-	firstErr *error, read func(*unstructured.Unstructured) (string, T, bool, error)) {
-	ri := c.dyn.Resource(gvr).Namespace(w.ns)
+func follow[O metaObject, T any](ctx context.Context, w *resultsWatch, src source[O], what string, into *followed[T], listed chan struct{},
+	firstErr *error, read func(O) (string, T, bool, error)) {
 	sel := kubeapi.RecordingLabel + "=" + w.uid
 	first := true
 	var rv string // the version the next watch starts from
@@ -118,7 +168,7 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 	for ctx.Err() == nil {
 		if relist {
 			var err error
-			rv, err = list(ctx, w, ri, gvr, sel, what, into, read)
+			rv, err = list(ctx, w, src, sel, what, into, read)
 			if first {
 				first = false
 				if err != nil && !transient(err) {
@@ -146,7 +196,7 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 		// answer a stop together, and a new list of every node's answer then
 		// would cost it seconds more. A watch that fails, or whose version is
 		// gone (410), is followed by a new list.
-		wi, err := ri.Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
+		wi, err := src.watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if err != nil {
 			relist = true
 			if !sleep(ctx, time.Second) {
@@ -169,12 +219,13 @@ func follow[T any](ctx context.Context, w *resultsWatch, c *clients, gvr schema.
 // list replaces what is known of one resource with a list of it, a page at a
 // time, and returns the list's resource version. An installation without node
 // results is an older one.
-func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterface, gvr schema.GroupVersionResource, sel, what string, into *followed[T],
-	read func(*unstructured.Unstructured) (string, T, bool, error)) (string, error) {
+func list[O metaObject, T any](ctx context.Context, w *resultsWatch, src source[O], sel, what string, into *followed[T],
+	read func(O) (string, T, bool, error)) (string, error) {
+	gvr := src.gvr
 	got := newFollowed[T]()
 	var rv, cont string
 	for {
-		l, err := ri.List(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 500, Continue: cont})
+		items, version, next, err := src.list(ctx, metav1.ListOptions{LabelSelector: sel, Limit: 500, Continue: cont})
 		if apierrors.IsNotFound(err) && gvr == nodeResultsGVR {
 			w.mu.Lock()
 			w.legacy = true // an older installation: the results are in the status
@@ -189,14 +240,14 @@ func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterf
 			return "", fmt.Errorf("reading %s of SyscallRecording %s (uid %s): %w", what, w.ns, w.uid, err)
 		}
 		if rv == "" {
-			rv = l.GetResourceVersion()
+			rv = version
 		}
-		for i := range l.Items {
-			if err := add(got, &l.Items[i], read); err != nil {
+		for _, o := range items {
+			if err := add(got, o, read); err != nil {
 				return "", err
 			}
 		}
-		if cont = l.GetContinue(); cont == "" {
+		if cont = next; cont == "" {
 			break
 		}
 	}
@@ -209,7 +260,7 @@ func list[T any](ctx context.Context, w *resultsWatch, ri dynamic.ResourceInterf
 // apply applies a watch's events until it ends, and returns the version of
 // the last one (from rv, the watch's), how many events it delivered, and
 // whether it failed: what it delivered is then to be listed anew.
-func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into *followed[T], read func(*unstructured.Unstructured) (string, T, bool, error), rv string) (string, int, bool) {
+func apply[O metaObject, T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into *followed[T], read func(O) (string, T, bool, error), rv string) (string, int, bool) {
 	for events := 0; ; events++ {
 		var ev watch.Event
 		var open bool
@@ -221,7 +272,7 @@ func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into
 		if !open {
 			return rv, events, false
 		}
-		u, ok := ev.Object.(*unstructured.Unstructured)
+		u, ok := ev.Object.(O)
 		switch {
 		case ev.Type == watch.Error || !ok:
 			return rv, events, true
@@ -245,7 +296,7 @@ func apply[T any](ctx context.Context, w *resultsWatch, wi watch.Interface, into
 }
 
 // add records one object, if it is one of this recording's.
-func add[T any](into followed[T], u *unstructured.Unstructured, read func(*unstructured.Unstructured) (string, T, bool, error)) error {
+func add[O metaObject, T any](into followed[T], u O, read func(O) (string, T, bool, error)) error {
 	node, v, ok, err := read(u)
 	if err != nil || !ok {
 		return err
@@ -259,15 +310,18 @@ func add[T any](into followed[T], u *unstructured.Unstructured, read func(*unstr
 // only a Lease owned by the recording, held by the node the answer names,
 // counts (the admission policy lets an agent write only Leases its node
 // holds).
-func finalAnswer(u *unstructured.Unstructured, uid string) (string, kubeapi.FinalAnswer, bool, error) {
+func finalAnswer(l *coordinationv1.Lease, uid string) (string, kubeapi.FinalAnswer, bool, error) {
 	var a kubeapi.FinalAnswer
-	holder, _, _ := unstructured.NestedString(u.Object, "spec", "holderIdentity")
-	data, ok := u.GetAnnotations()[kubeapi.FinalAnnotation]
-	if !ok || holder == "" || !slices.ContainsFunc(u.GetOwnerReferences(), func(o metav1.OwnerReference) bool { return string(o.UID) == uid }) {
+	var holder string
+	if l.Spec.HolderIdentity != nil {
+		holder = *l.Spec.HolderIdentity
+	}
+	data, ok := l.Annotations[kubeapi.FinalAnnotation]
+	if !ok || holder == "" || !slices.ContainsFunc(l.OwnerReferences, func(o metav1.OwnerReference) bool { return string(o.UID) == uid }) {
 		return "", a, false, nil
 	}
 	if err := json.Unmarshal([]byte(data), &a); err != nil {
-		return "", a, false, fmt.Errorf("reading the final answer of node %s (Lease %s/%s): %w", holder, u.GetNamespace(), u.GetName(), err)
+		return "", a, false, fmt.Errorf("reading the final answer of node %s (Lease %s/%s): %w", holder, l.Namespace, l.Name, err)
 	}
 	return holder, a, a.Node == holder, nil
 }
