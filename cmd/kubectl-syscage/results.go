@@ -29,15 +29,21 @@ func (c nodeContainer) key() string { return c.Pod + "/" + c.Container }
 // containers flattens a recording's results, ordered by node, pod, container
 // and id, so that everything built from them is stable.
 func containers(st kubeapi.RecordingStatus) []nodeContainer {
-	var out []nodeContainer
+	n := 0
+	for _, r := range st.Nodes {
+		n += len(r.Containers)
+	}
+	out := make([]nodeContainer, 0, n)
+	// By node, then pod, container and ID: each node's few sorted in place.
 	for _, node := range sortedKeys(st.Nodes) {
+		from := len(out)
 		for _, c := range st.Nodes[node].Containers {
 			out = append(out, nodeContainer{node, c})
 		}
+		slices.SortStableFunc(out[from:], func(a, b nodeContainer) int {
+			return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container), cmp.Compare(a.ContainerID, b.ContainerID))
+		})
 	}
-	slices.SortStableFunc(out, func(a, b nodeContainer) int {
-		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container), cmp.Compare(a.ContainerID, b.ContainerID))
-	})
 	return out
 }
 
@@ -477,9 +483,11 @@ func printCalls(w io.Writer, calls []kubeapi.Call) {
 // recordedPods are the names of the pods with containers in st.
 func recordedPods(st kubeapi.RecordingStatus) map[string]bool {
 	recorded := map[string]bool{}
-	for _, c := range containers(st) {
-		for _, p := range c.PodRefs() {
-			recorded[p.Name] = true
+	for _, n := range st.Nodes {
+		for _, c := range n.Containers {
+			for _, p := range c.PodRefs() {
+				recorded[p.Name] = true
+			}
 		}
 	}
 	return recorded
