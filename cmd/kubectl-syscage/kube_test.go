@@ -206,3 +206,24 @@ func TestNotInstalled(t *testing.T) {
 		t.Errorf("notInstalled(other) = %v", err)
 	}
 }
+
+// The API server's clock is read from a recording's creation, to the second:
+// a clock that agrees with it is not corrected, and one that is off is
+// corrected to within a second and the round trip, whatever the moment within
+// the second.
+func TestClockSkew(t *testing.T) {
+	const rtt = 40 * time.Millisecond
+	for phase := time.Duration(0); phase < time.Second; phase += 50 * time.Millisecond {
+		sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(phase)
+		for _, server := range []time.Duration{0, 300 * time.Millisecond, -700 * time.Millisecond, 5 * time.Second, -90 * time.Second} {
+			created := sent.Add(rtt / 2).Add(server).Truncate(time.Second)
+			got := clockSkew(created, sent, sent.Add(rtt))
+			if server == 0 && got != 0 || (got-server).Abs() > time.Second+rtt {
+				t.Errorf("sent at +%s, the server's clock %s ahead: corrected by %s", phase, server, got)
+			}
+		}
+	}
+	if got := clockSkew(time.Time{}, time.Now(), time.Now()); got != 0 {
+		t.Errorf("no creation time: corrected by %s, want 0", got)
+	}
+}
