@@ -491,6 +491,7 @@ type phrases struct {
 func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*kubeapi.SyscallRecording, error) {
 	log := s.run.log
 	var early, onTime bool
+	var stopAt time.Time // by this machine's clock
 	var err error
 	if s.armed != nil {
 		// What is recorded is labelled or made once every agent records.
@@ -532,7 +533,7 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 		// The agents stop by their own clocks at spec.stopAt: at a fleet's
 		// scale, a spec.stop sent to every node at the end costs the API
 		// server and the nodes seconds of CPU just when they answer.
-		stopAt, err := s.run.setStopAt(s.sig, opts.duration)
+		stopAt, err = s.run.setStopAt(s.sig, opts.duration)
 		if err != nil {
 			if early = interrupted(ctx, s.sig); !early {
 				fmt.Fprintf(log, "warning: %v: the recording is stopped with spec.stop instead\n", err)
@@ -552,6 +553,9 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 	defer stopLate()
 	s.stopSig()
 	s.stopped = time.Now()
+	if onTime {
+		s.stopped = stopAt // the agents' moment, however late this process woke
+	}
 	// Agents that predate spec.stopAt are stopped with spec.stop, as is a
 	// recording ended early.
 	if !onTime {
