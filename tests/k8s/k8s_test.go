@@ -77,11 +77,21 @@ func TestKubernetes(t *testing.T) {
 
 	webJSON := filepath.Join(tmp, "web.json")
 	t.Run("record", func(t *testing.T) {
-		out, code := c.syscage(t, "record", "-n", ns, "deployment/web", "--restart", "--duration", "6s", "-o", webJSON, "--timeout", "3m")
+		out, code := c.syscage(t, "record", "-n", ns, "deployment/web", "--restart", "--duration", "6s", "-o", webJSON, "--timeout", "3m", "--name", "web-rec", "--keep")
 		t.Logf("record:\n%s", out)
 		if code != 0 {
 			t.Fatalf("record: exit %d", code)
 		}
+		// The agents stopped at spec.stopAt by their own clocks: no spec.stop
+		// was sent, and every node's part is final.
+		rec, err := c.recording(t, ns, "web-rec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Spec.StopAt == "" || rec.Spec.Stop {
+			t.Errorf("the recording ended with spec.stopAt %q and spec.stop %v, want a time and no spec.stop", rec.Spec.StopAt, rec.Spec.Stop)
+		}
+		c.kc(t, "-n", ns, "delete", kubeapi.Recordings, "web-rec")
 		p := load(t, webJSON)
 		names := allowed(p)
 		for _, want := range []string{"mkdir", "rmdir", "execve", "wait4"} {
