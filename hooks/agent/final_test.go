@@ -68,6 +68,18 @@ func (s *resultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"metadata": map[string]any{"name": path.Base(r.URL.Path), "resourceVersion": string(rune('0' + s.version))}})
 }
 
+// serveResults starts a resultServer for the test, and an agent's client of it.
+func serveResults(t *testing.T) (*resultServer, *api) {
+	s := &resultServer{}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	c, err := newAPI(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
 func (s *resultServer) take() (writes, bodies []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,13 +92,7 @@ func (s *resultServer) take() (writes, bodies []string) {
 // call it saw, naming the result's version; a node whose result lacks calls
 // writes it, final, instead.
 func TestFinalAnswer(t *testing.T) {
-	s := &resultServer{}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	c, err := newAPI(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := serveResults(t)
 	ctx := context.Background()
 	newAgent := func() *Agent {
 		return &Agent{opts: Options{Node: "n1"}, api: c, log: slog.New(slog.DiscardHandler), dir: t.TempDir(),
@@ -242,13 +248,7 @@ func TestExitTold(t *testing.T) {
 // sent; its results say it understands stopAt, and a stopAt that is not a time
 // fails the recording on the node.
 func TestStopAt(t *testing.T) {
-	s := &resultServer{}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	c, err := newAPI(&rest.Config{Host: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := serveResults(t)
 	ctx := context.Background()
 	recorder := &untracked{}
 	a := &Agent{opts: Options{Node: "n1"}, api: c, rec: recorder, log: slog.New(slog.DiscardHandler), dir: t.TempDir(), wake: make(chan struct{}, 1),
