@@ -543,7 +543,6 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 		}
 		if early = sleep(s.sig, time.Until(stopAt)); !early {
 			onTime = s.run.results.stopAtUnderstood(s.run.agents)
-			s.run.stopBy = stopAt.Add(stopGrace)
 		}
 	}
 	if early {
@@ -552,14 +551,15 @@ func (s *session) collect(ctx context.Context, opts runOptions, say phrases) (*k
 	late, stopLate := signals(ctx)
 	defer stopLate()
 	s.stopSig()
-	s.stopped = time.Now()
 	if onTime {
-		s.stopped = stopAt // the agents' moment, however late this process woke
-	}
-	// Agents that predate spec.stopAt are stopped with spec.stop, as is a
-	// recording ended early.
-	if !onTime {
-		s.run.stopBy = time.Time{}
+		// The agents' moment, however late this process woke; the nodes not
+		// stopped stopGrace on are sent spec.stop then.
+		s.stopped = stopAt
+		s.run.stopBy = stopAt.Add(stopGrace)
+	} else {
+		// Agents that predate spec.stopAt are stopped with spec.stop, as is a
+		// recording ended early.
+		s.stopped = time.Now()
 		if err := s.run.stop(late); err != nil {
 			return nil, err
 		}

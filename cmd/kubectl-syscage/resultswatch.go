@@ -128,11 +128,7 @@ func dynamicSource(c *clients, gvr schema.GroupVersionResource, ns string) sourc
 			if err != nil {
 				return nil, "", "", err
 			}
-			items := make([]*unstructured.Unstructured, len(l.Items))
-			for i := range l.Items {
-				items[i] = &l.Items[i]
-			}
-			return items, l.GetResourceVersion(), l.GetContinue(), nil
+			return pointers(l.Items), l.GetResourceVersion(), l.GetContinue(), nil
 		}}
 }
 
@@ -148,12 +144,17 @@ func leaseSource(c *clients, ns string) source[*coordinationv1.Lease] {
 			if err != nil {
 				return nil, "", "", err
 			}
-			items := make([]*coordinationv1.Lease, len(l.Items))
-			for i := range l.Items {
-				items[i] = &l.Items[i]
-			}
-			return items, l.ResourceVersion, l.Continue, nil
+			return pointers(l.Items), l.ResourceVersion, l.Continue, nil
 		}}
+}
+
+// pointers points at each of a list's items, in place.
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
 }
 
 // follow lists and watches one resource of a recording's objects into into,
@@ -372,22 +373,11 @@ func completed(node string, r versioned, answers map[string]kubeapi.FinalAnswer)
 // answer. ok is false until the first lists are in, and for an older
 // installation (results in the status), where the status must be read.
 func (w *resultsWatch) unfinished(agents map[string]string) (left []string, ok bool) {
-	if w == nil {
-		return nil, false
-	}
-	select {
-	case <-w.listed:
-	default:
-		return nil, false
-	}
-	if w.err != nil {
+	if !w.listedCurrent() {
 		return nil, false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.legacy {
-		return nil, false
-	}
 	left = unreported(agents, w.results.nodes)
 	for node, r := range w.results.nodes {
 		phase := r.st.Phase
@@ -413,7 +403,7 @@ func answerFor(node string, r versioned, answers map[string]kubeapi.FinalAnswer)
 // in its result, that it stops at spec.stopAt by itself. It is false until the
 // first lists are in, and for an older installation.
 func (w *resultsWatch) stopAtUnderstood(agents map[string]string) bool {
-	if _, ok := w.unfinished(agents); !ok {
+	if !w.listedCurrent() {
 		return false
 	}
 	w.mu.Lock()
@@ -424,4 +414,23 @@ func (w *resultsWatch) stopAtUnderstood(agents map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// listedCurrent reports whether the first lists are in, and the node results
+// are what the watch follows (not an older installation's status).
+func (w *resultsWatch) listedCurrent() bool {
+	if w == nil {
+		return false
+	}
+	select {
+	case <-w.listed:
+	default:
+		return false
+	}
+	if w.err != nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.legacy
 }

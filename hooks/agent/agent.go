@@ -617,15 +617,10 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 		r = &recording{}
 		a.recordings[o.Metadata.UID] = r
 		if earlier != nil {
-			prev := *earlier
-			for _, c := range prev.Containers {
+			for _, c := range earlier.Containers {
 				c.Running = false
 				r.carried = append(r.carried, c)
 			}
-			// Finished before this run of the agent: its results stand. An earlier
-			// run that stopped in the middle said Done too, so that nothing waits
-			// on it; while the recording goes on, this run takes over.
-			r.final = prev.Phase != kubeapi.PhaseRecording && (o.Spec.Stop || o.Metadata.DeletionTimestamp != nil || stopAtPassed(o.Spec.StopAt))
 		}
 		switch o.Spec.Mode {
 		case kubeapi.ModeRecord:
@@ -638,6 +633,12 @@ func (a *Agent) upsertRecording(o kubeapi.SyscallRecording) {
 	r.obj = o
 	if r.err == nil {
 		a.setStopAt(r)
+	}
+	if !ok && earlier != nil {
+		// Finished before this run of the agent: its results stand. An earlier
+		// run that stopped in the middle said Done too, so that nothing waits
+		// on it; while the recording goes on, this run takes over.
+		r.final = earlier.Phase != kubeapi.PhaseRecording && (o.Spec.Stop || o.Metadata.DeletionTimestamp != nil || r.over(time.Now()))
 	}
 	a.stopIfOver(r)
 }
@@ -662,8 +663,8 @@ func (a *Agent) setStopAt(r *recording) {
 		r.timer.Stop()
 		r.timer = nil
 	}
-	if !at.IsZero() && time.Until(at) > 0 {
-		r.timer = time.AfterFunc(time.Until(at), a.poke)
+	if d := time.Until(at); !at.IsZero() && d > 0 {
+		r.timer = time.AfterFunc(d, a.poke)
 	}
 }
 
@@ -683,12 +684,6 @@ func (a *Agent) stopIfOver(r *recording) {
 			a.untrack(c)
 		}
 	}
-}
-
-// stopAtPassed says whether a spec.stopAt has come.
-func stopAtPassed(s string) bool {
-	at, err := time.Parse(time.RFC3339Nano, s)
-	return err == nil && !time.Now().Before(at)
 }
 
 // dropRecording forgets a deleted recording and its containers.
